@@ -1,0 +1,22 @@
+// The subcommands of the `rudder` CLI. Each takes its arguments (after the subcommand name)
+// and returns the process exit code: 0 success, 1 failure, 2 bad usage.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rudder::app {
+
+/// The arguments after the subcommand name.
+using Args = std::vector<std::string>;
+
+/// `rudder version`: version, git hash, libtorch, BLAS, threads, CUDA.
+int run_version(const Args& args);
+
+/// `rudder config check FILE [--set k=v]...` and `rudder config reference`.
+int run_config(const Args& args);
+
+/// The top-level help text.
+std::string usage();
+
+}  // namespace rudder::app

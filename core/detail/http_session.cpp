@@ -1,0 +1,219 @@
+#include "core/detail/http_session.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/log.h"
+
+namespace rudder::core::detail {
+namespace {
+
+constexpr size_t kFirstReadBytes = 4096;
+constexpr std::chrono::seconds kLingerTimeout{2};
+constexpr size_t kLingerMaxBytes = 1 << 20;
+const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+bool is_disconnect(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == net::error::eof ||
+         ec == net::error::connection_reset || ec == net::error::operation_aborted ||
+         ec == beast::error::timeout || ec == net::error::broken_pipe;
+}
+
+}  // namespace
+
+Session::Session(tcp::socket&& socket, HttpServer::Impl& server, bool reject)
+    : stream_(std::move(socket)), server_(server), reject_(reject) {}
+
+Session::~Session() { server_.unregister(this); }
+
+void Session::start() {
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->reject_) {
+      self->respond(error_response(503, "too many connections"), false);
+    } else {
+      self->wait_request();
+    }
+  });
+}
+
+void Session::drain() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (!self->idle_ || self->closing_) return;
+    // A read for the next request is pending: half-close and let that read end the session.
+    self->closing_ = true;
+    beast::error_code ec;
+    self->stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    self->stream_.expires_after(kLingerTimeout);
+  });
+}
+
+// Between requests the connection may idle up to idle_timeout; the header deadline starts at
+// the first byte of a request, so a slow sender cannot hold a connection open.
+void Session::wait_request() {
+  idle_ = true;
+  if (server_.draining.load()) return close();
+  if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
+  stream_.expires_after(server_.options.idle_timeout);
+  stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+}
+
+void Session::on_first_bytes(beast::error_code ec, size_t bytes) {
+  if (closing_) return;  // drained while idle
+  if (ec) return close();
+  buffer_.commit(bytes);
+  read_header();
+}
+
+void Session::read_header() {
+  idle_ = false;
+  request_start_ = std::chrono::steady_clock::now();
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
+  parser_->body_limit(server_.options.max_body_bytes);
+  stream_.expires_after(server_.options.header_timeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&Session::on_header, shared_from_this()));
+}
+
+void Session::on_header(beast::error_code ec, size_t) {
+  if (ec == http::error::header_limit) {
+    return respond(
+        error_response(431, "request header block larger than " +
+                                std::to_string(server_.options.max_header_bytes) + " bytes"),
+        false);
+  }
+  if (ec == http::error::body_limit) {
+    return respond(
+        error_response(413, "request body larger than " +
+                                std::to_string(server_.options.max_body_bytes) + " bytes"),
+        false);
+  }
+  if (ec == beast::error::timeout) {
+    RUDDER_LOG(kDebug) << "closing a connection that did not send its header in time";
+    return close();
+  }
+  if (ec) {
+    if (is_disconnect(ec)) return close();
+    return respond(error_response(400, "malformed HTTP request: " + ec.message()), false);
+  }
+  version_ = parser_->get().version();
+  const auto length = parser_->content_length();
+  if (length && *length > server_.options.max_body_bytes) {
+    return respond(
+        error_response(413, "request body larger than " +
+                                std::to_string(server_.options.max_body_bytes) + " bytes"),
+        false);
+  }
+  if (parser_->is_done()) return process();
+  const auto expect = parser_->get()[http::field::expect];
+  if (beast::iequals(expect, "100-continue")) {
+    stream_.expires_after(server_.options.write_timeout);
+    net::async_write(stream_, net::buffer(kContinue, sizeof(kContinue) - 1),
+                     [self = shared_from_this()](beast::error_code write_ec, size_t) {
+                       if (write_ec) return self->close();
+                       self->read_body();
+                     });
+    return;
+  }
+  read_body();
+}
+
+void Session::read_body() {
+  stream_.expires_after(server_.options.body_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&Session::on_body, shared_from_this()));
+}
+
+void Session::on_body(beast::error_code ec, size_t) {
+  if (ec == http::error::body_limit) {
+    return respond(
+        error_response(413, "request body larger than " +
+                                std::to_string(server_.options.max_body_bytes) + " bytes"),
+        false);
+  }
+  if (ec) {
+    if (is_disconnect(ec)) return close();
+    return respond(error_response(400, "malformed HTTP request body: " + ec.message()), false);
+  }
+  process();
+}
+
+void Session::process() {
+  auto& message = parser_->get();
+  HttpRequest request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  request.path = request.target.substr(0, request.target.find('?'));
+  for (const auto& field : message) {
+    std::string name(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    request.headers[name] = std::string(field.value());
+  }
+  request.body = std::move(message.body());
+  request.max_json_depth = server_.options.max_json_depth;
+  const bool keep_alive = message.keep_alive();
+
+  std::string route;
+  HttpResponse response = server_.handle(request, &route);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count();
+  server_.count_request(route, response.status, seconds);
+  respond(std::move(response), keep_alive && !server_.draining.load());
+}
+
+void Session::respond(HttpResponse response, bool keep_alive) {
+  auto res = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(response.status), version_ == 10 ? 10 : 11);
+  res->set(http::field::server, "rudder");
+  res->set(http::field::content_type, response.content_type);
+  for (const auto& [name, value] : response.headers) res->set(name, value);
+  res->body() = std::move(response.body);
+  res->keep_alive(keep_alive);
+  res->prepare_payload();
+  response_ = res;
+  stream_.expires_after(server_.options.write_timeout);
+  http::async_write(stream_, *response_,
+                    [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                      self->on_write(ec, keep_alive);
+                    });
+}
+
+void Session::on_write(beast::error_code ec, bool keep_alive) {
+  response_.reset();
+  if (ec || !keep_alive) return close();
+  wait_request();
+}
+
+// Half-close, then read and drop whatever the client still sends (up to a limit and a
+// deadline) so that closing does not reset the connection before it reads our response.
+void Session::close() {
+  if (closing_) return;
+  closing_ = true;
+  idle_ = false;
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) {
+    stream_.socket().close(ec);
+    return;
+  }
+  stream_.expires_after(kLingerTimeout);
+  stream_.async_read_some(
+      net::buffer(discard_),
+      beast::bind_front_handler(&Session::discard_until_closed, shared_from_this()));
+}
+
+void Session::discard_until_closed(beast::error_code ec, size_t bytes) {
+  discarded_ += bytes;
+  if (ec || discarded_ > kLingerMaxBytes) {
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+    return;
+  }
+  stream_.async_read_some(
+      net::buffer(discard_),
+      beast::bind_front_handler(&Session::discard_until_closed, shared_from_this()));
+}
+
+}  // namespace rudder::core::detail

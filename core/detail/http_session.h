@@ -1,0 +1,108 @@
+// Internals of core/http_server: the server state and one connection's session. Only
+// http_server.cpp and http_session.cpp include this (Beast and Asio stay out of public headers).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "core/http_server.h"
+#include "core/metrics.h"
+
+namespace rudder::core {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+namespace detail {
+class Session;
+}
+
+/// The server's state. Sessions reach it by reference; it outlives them (the io_context, which
+/// owns every pending handler, is declared last among the state the sessions touch).
+class HttpServer::Impl {
+ public:
+  explicit Impl(HttpServerOptions options);
+
+  /// Routes a request; `route_label` receives the metric label (the route, or "unmatched").
+  HttpResponse handle(const HttpRequest& request, std::string* route_label) const;
+  /// Records one answered request in the request metrics.
+  void count_request(const std::string& route, int status, double seconds);
+  void do_accept();
+  void unregister(detail::Session* session);
+  void begin_shutdown();
+
+  HttpServerOptions options;
+  net::ip::address address;
+  std::map<std::pair<std::string, std::string>, HttpHandler> routes;  // (method, path)
+  std::atomic<bool> ready{false};
+  std::atomic<bool> draining{false};
+  std::atomic<bool> stopped{false};
+  uint16_t bound_port = 0;
+  Counter requests_rejected;
+  Gauge open_connections;
+  std::mutex sessions_mutex;
+  std::unordered_map<detail::Session*, std::weak_ptr<detail::Session>> sessions;
+  std::vector<std::thread> threads;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  net::steady_timer drain_timer{ioc};
+  std::optional<net::signal_set> signals;
+};
+
+namespace detail {
+
+/// One client connection: reads requests within the deadlines, answers them, keeps alive.
+/// All its work runs on its own strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, HttpServer::Impl& server, bool reject);
+  ~Session();
+
+  /// Starts serving (or, for a rejected connection, answers 503 and closes).
+  void start();
+  /// Closes the connection if it is between requests; otherwise it closes after the response.
+  void drain();
+
+ private:
+  void wait_request();
+  void on_first_bytes(beast::error_code ec, size_t bytes);
+  void read_header();
+  void on_header(beast::error_code ec, size_t bytes);
+  void read_body();
+  void on_body(beast::error_code ec, size_t bytes);
+  void process();
+  void respond(HttpResponse response, bool keep_alive);
+  void on_write(beast::error_code ec, bool keep_alive);
+  void close();
+  void discard_until_closed(beast::error_code ec, size_t bytes);
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::string_body>> response_;
+  std::array<char, 4096> discard_{};
+  size_t discarded_ = 0;
+  HttpServer::Impl& server_;
+  bool reject_;
+  bool idle_ = true;
+  bool closing_ = false;
+  unsigned version_ = 11;
+  std::chrono::steady_clock::time_point request_start_;
+};
+
+}  // namespace detail
+}  // namespace rudder::core

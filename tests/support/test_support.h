@@ -1,0 +1,44 @@
+// Helpers shared by every test binary.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace rudder::testing {
+
+/// `$RUDDER_GOLDEN_DIR` when set, else `../shared/golden` beside the source tree.
+std::string golden_dir();
+
+/// A fresh directory under the build tree, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  /// Writes `content` to `name` inside the directory and returns its path.
+  std::string write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+/// What a finished child process left behind.
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;      // the signal that killed it, else 0
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+/// Runs `argv` to completion with `env_extra` ("K=V") added to the environment.
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::vector<std::string>& env_extra = {});
+
+/// Path of the built `rudder` executable.
+std::string rudder_binary();
+
+}  // namespace rudder::testing
