@@ -1,0 +1,448 @@
+#include "models/causal_lm.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace rudder::models {
+namespace {
+
+using core::str;
+namespace F = torch::nn::functional;
+
+// RMSNorm (Zhang & Sennrich 2019): w * x * rsqrt(mean(x^2) + eps), computed in float32.
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps) : eps(eps) {
+    weight = register_parameter("weight", torch::ones({dim}));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    const at::Tensor x32 = x.to(torch::kFloat);
+    const at::Tensor normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, true) + eps);
+    return weight * normed.to(x.scalar_type());
+  }
+  at::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// GPT-2's Conv1D: a linear layer whose weight is stored [in, out].
+struct Conv1DImpl : torch::nn::Module {
+  Conv1DImpl(int64_t in, int64_t out) {
+    weight = register_parameter("weight", torch::randn({in, out}) * 0.02);
+    bias = register_parameter("bias", torch::zeros({out}));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    auto shape = x.sizes().vec();
+    shape.back() = weight.size(1);
+    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(shape);
+  }
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(Conv1D);
+
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+// HF's rotate_half: cat(-x2, x1) over the two halves of the last dimension.
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// Attention over queries [B, H, T, D] and keys/values [B, Hkv, S, D] with an additive bias
+// [B, 1, T, S]; query head h reads key/value head h / (H / Hkv). Softmax in float32.
+at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& bias) {
+  const int64_t groups = q.size(1) / k.size(1);
+  if (groups > 1) {
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  const at::Tensor scores =
+      torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat) * scale + bias;  // [B,H,T,S]
+  const at::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());
+  return torch::matmul(probs, v);  // [B, H, T, D]
+}
+
+// The additive attention bias [B, 1, T, past + T]: 0 where query i may see key j (j <= past + i
+// and mask[j] == 1), the lowest float elsewhere (finite, so fully masked pad rows stay finite).
+at::Tensor attention_bias(const at::Tensor& mask, int64_t past, int64_t seq,
+                          const at::Device& device) {
+  const int64_t total = past + seq;
+  RUDDER_CHECK(mask.dim() == 2 && mask.size(1) == total, "attention_mask must be [batch, ", total,
+               "] (past ", past, " + seq ", seq, "), got ", mask.sizes());
+  const at::Tensor query_pos =
+      torch::arange(past, total, torch::TensorOptions().dtype(torch::kLong).device(device));
+  const at::Tensor key_pos =
+      torch::arange(total, torch::TensorOptions().dtype(torch::kLong).device(device));
+  const at::Tensor causal = key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);  // [T, S]
+  const at::Tensor allowed =
+      causal.unsqueeze(0) & (mask.to(device) != 0).unsqueeze(1);  // [B, T, S]
+  const float lowest = std::numeric_limits<float>::lowest();
+  return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(torch::kFloat).device(device))
+      .masked_fill(allowed.logical_not(), lowest)
+      .unsqueeze(1);
+}
+
+void append_cache(KVCache* cache, size_t layer, at::Tensor* k, at::Tensor* v) {
+  if (cache == nullptr) return;
+  if (cache->keys.size() <= layer) {
+    cache->keys.resize(layer + 1);
+    cache->values.resize(layer + 1);
+  }
+  if (cache->keys[layer].defined()) {
+    *k = torch::cat({cache->keys[layer], *k}, 2);
+    *v = torch::cat({cache->values[layer], *v}, 2);
+  }
+  cache->keys[layer] = *k;
+  cache->values[layer] = *v;
+}
+
+// ---- Llama family ----------------------------------------------------------------------------
+
+struct LlamaAttentionImpl : torch::nn::Module {
+  explicit LlamaAttentionImpl(const ModelSpec& s) : spec(s) {
+    q_proj = register_module("q_proj", linear(s.hidden_size, s.num_heads * s.head_dim, s.qkv_bias));
+    k_proj =
+        register_module("k_proj", linear(s.hidden_size, s.num_kv_heads * s.head_dim, s.qkv_bias));
+    v_proj =
+        register_module("v_proj", linear(s.hidden_size, s.num_kv_heads * s.head_dim, s.qkv_bias));
+    o_proj = register_module("o_proj", linear(s.num_heads * s.head_dim, s.hidden_size, s.o_bias));
+  }
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     const at::Tensor& bias, KVCache* cache, size_t layer) {
+    const int64_t B = x.size(0), T = x.size(1), D = spec.head_dim;
+    at::Tensor q = q_proj(x).view({B, T, spec.num_heads, D}).transpose(1, 2);     // [B, H, T, D]
+    at::Tensor k = k_proj(x).view({B, T, spec.num_kv_heads, D}).transpose(1, 2);  // [B, Hkv, T, D]
+    at::Tensor v = v_proj(x).view({B, T, spec.num_kv_heads, D}).transpose(1, 2);
+    q = q * cos + rotate_half(q) * sin;  // RoPE (Su et al. 2021), HF half-split layout
+    k = k * cos + rotate_half(k) * sin;
+    append_cache(cache, layer, &k, &v);
+    const at::Tensor out =
+        attend(q, k, v, bias).transpose(1, 2).reshape({B, T, spec.num_heads * D});
+    return o_proj(out);
+  }
+  ModelSpec spec;
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+TORCH_MODULE(LlamaAttention);
+
+struct LlamaMlpImpl : torch::nn::Module {
+  explicit LlamaMlpImpl(const ModelSpec& s) {
+    gate_proj = register_module("gate_proj", linear(s.hidden_size, s.intermediate_size, false));
+    up_proj = register_module("up_proj", linear(s.hidden_size, s.intermediate_size, false));
+    down_proj = register_module("down_proj", linear(s.intermediate_size, s.hidden_size, false));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  }
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMlp);
+
+struct LlamaLayerImpl : torch::nn::Module {
+  explicit LlamaLayerImpl(const ModelSpec& s) {
+    self_attn = register_module("self_attn", LlamaAttention(s));
+    mlp = register_module("mlp", LlamaMlp(s));
+    input_layernorm = register_module("input_layernorm", RMSNorm(s.hidden_size, s.norm_eps));
+    post_attention_layernorm =
+        register_module("post_attention_layernorm", RMSNorm(s.hidden_size, s.norm_eps));
+  }
+  LlamaAttention self_attn{nullptr};
+  LlamaMlp mlp{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaLayer);
+
+struct LlamaModelImpl : torch::nn::Module {
+  explicit LlamaModelImpl(const ModelSpec& s) {
+    embed_tokens =
+        register_module("embed_tokens", torch::nn::Embedding(s.vocab_size, s.hidden_size));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < s.num_layers; ++i) layers->push_back(LlamaLayer(s));
+    norm = register_module("norm", RMSNorm(s.hidden_size, s.norm_eps));
+  }
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(LlamaModel);
+
+// ---- GPT-2 -------------------------------------------------------------------------------------
+
+struct Gpt2AttentionImpl : torch::nn::Module {
+  explicit Gpt2AttentionImpl(const ModelSpec& s) : spec(s) {
+    c_attn = register_module("c_attn", Conv1D(s.hidden_size, 3 * s.hidden_size));
+    c_proj = register_module("c_proj", Conv1D(s.hidden_size, s.hidden_size));
+  }
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias, KVCache* cache, size_t layer) {
+    const int64_t B = x.size(0), T = x.size(1), H = spec.num_heads, D = spec.head_dim;
+    const auto qkv = c_attn(x).split(spec.hidden_size, -1);
+    const at::Tensor q = qkv[0].view({B, T, H, D}).transpose(1, 2);
+    at::Tensor k = qkv[1].view({B, T, H, D}).transpose(1, 2);
+    at::Tensor v = qkv[2].view({B, T, H, D}).transpose(1, 2);
+    append_cache(cache, layer, &k, &v);
+    return c_proj(attend(q, k, v, bias).transpose(1, 2).reshape({B, T, H * D}));
+  }
+  ModelSpec spec;
+  Conv1D c_attn{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(Gpt2Attention);
+
+struct Gpt2MlpImpl : torch::nn::Module {
+  explicit Gpt2MlpImpl(const ModelSpec& s) {
+    c_fc = register_module("c_fc", Conv1D(s.hidden_size, s.intermediate_size));
+    c_proj = register_module("c_proj", Conv1D(s.intermediate_size, s.hidden_size));
+  }
+  // gelu_new: the tanh approximation of GELU (Hendrycks & Gimpel 2016).
+  at::Tensor forward(const at::Tensor& x) { return c_proj(torch::gelu(c_fc(x), "tanh")); }
+  Conv1D c_fc{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(Gpt2Mlp);
+
+torch::nn::LayerNorm layer_norm(const ModelSpec& s) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.hidden_size}).eps(s.norm_eps));
+}
+
+struct Gpt2BlockImpl : torch::nn::Module {
+  explicit Gpt2BlockImpl(const ModelSpec& s) {
+    ln_1 = register_module("ln_1", layer_norm(s));
+    attn = register_module("attn", Gpt2Attention(s));
+    ln_2 = register_module("ln_2", layer_norm(s));
+    mlp = register_module("mlp", Gpt2Mlp(s));
+  }
+  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  Gpt2Attention attn{nullptr};
+  Gpt2Mlp mlp{nullptr};
+};
+TORCH_MODULE(Gpt2Block);
+
+struct Gpt2ModelImpl : torch::nn::Module {
+  explicit Gpt2ModelImpl(const ModelSpec& s) {
+    wte = register_module("wte", torch::nn::Embedding(s.vocab_size, s.hidden_size));
+    wpe = register_module("wpe", torch::nn::Embedding(s.max_positions, s.hidden_size));
+    h = register_module("h", torch::nn::ModuleList());
+    for (int64_t i = 0; i < s.num_layers; ++i) h->push_back(Gpt2Block(s));
+    ln_f = register_module("ln_f", layer_norm(s));
+  }
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  torch::nn::LayerNorm ln_f{nullptr};
+};
+TORCH_MODULE(Gpt2Model);
+
+}  // namespace
+
+// The family-specific parts; exactly one of llama/gpt2 is set.
+class CausalLM::Impl {
+ public:
+  LlamaModel llama{nullptr};
+  Gpt2Model gpt2{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // only when not tied
+};
+
+int64_t KVCache::length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+
+CausalLM::CausalLM(const ModelSpec& spec) : spec_(spec), impl_(std::make_unique<Impl>()) {
+  validate(spec_);
+  if (spec_.architecture == Architecture::kLlama) {
+    impl_->llama = register_module("model", LlamaModel(spec_));
+    if (!spec_.tie_word_embeddings) {
+      impl_->lm_head =
+          register_module("lm_head", linear(spec_.hidden_size, spec_.vocab_size, false));
+    }
+  } else {
+    impl_->gpt2 = register_module("transformer", Gpt2Model(spec_));
+  }
+}
+
+CausalLM::~CausalLM() = default;
+
+at::Tensor CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                             const at::Tensor& position_ids, KVCache* cache,
+                             const ForwardExtras& extras) {
+  RUDDER_CHECK(input_ids.dim() == 2, "input_ids must be [batch, seq], got ", input_ids.sizes());
+  RUDDER_CHECK(position_ids.sizes() == input_ids.sizes(), "position_ids ", position_ids.sizes(),
+               " must match input_ids ", input_ids.sizes());
+  const int64_t past = cache != nullptr ? cache->length() : 0;
+  const int64_t seq = input_ids.size(1);
+  const at::Device device = input_ids.device();
+  const at::Tensor bias = attention_bias(attention_mask, past, seq, device);  // [B, 1, T, S]
+  auto record = [&](const at::Tensor& x) {
+    if (extras.hidden != nullptr) extras.hidden->push_back(x);
+  };
+  if (extras.hidden != nullptr) extras.hidden->clear();
+
+  at::Tensor x;
+  if (impl_->llama) {
+    auto& m = *impl_->llama;
+    x = m.embed_tokens(input_ids);  // [B, T, hidden]
+    record(x);
+    const int64_t half = spec_.head_dim / 2;
+    const at::Tensor inv_freq =
+        torch::pow(spec_.rope_theta,
+                   -torch::arange(0, half, torch::TensorOptions().dtype(torch::kDouble)) * 2.0 /
+                       spec_.head_dim)
+            .to(torch::kFloat)
+            .to(device);
+    const at::Tensor freqs =
+        position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq;         // [B, T, D/2]
+    const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, T, D]
+    const at::Tensor cos = emb.cos().to(x.scalar_type());
+    const at::Tensor sin = emb.sin().to(x.scalar_type());
+    for (size_t i = 0; i < m.layers->size(); ++i) {
+      auto layer = m.layers[i]->as<LlamaLayerImpl>();
+      x = x + layer->self_attn(layer->input_layernorm(x), cos, sin, bias, cache, i);
+      x = x + layer->mlp(layer->post_attention_layernorm(x));
+      record(x);
+    }
+    x = m.norm(x);
+    record(x);
+    return impl_->lm_head ? impl_->lm_head(x) : torch::matmul(x, m.embed_tokens->weight.t());
+  }
+  auto& m = *impl_->gpt2;
+  RUDDER_CHECK(position_ids.max().item<int64_t>() < spec_.max_positions, "position id ",
+               position_ids.max().item<int64_t>(), " beyond the model's ", spec_.max_positions,
+               " positions");
+  x = m.wte(input_ids) + m.wpe(position_ids);
+  record(x);
+  for (size_t i = 0; i < m.h->size(); ++i) {
+    auto block = m.h[i]->as<Gpt2BlockImpl>();
+    x = x + block->attn(block->ln_1(x), bias, cache, i);
+    x = x + block->mlp(block->ln_2(x));
+    record(x);
+  }
+  x = m.ln_f(x);
+  record(x);
+  return torch::matmul(x, m.wte->weight.t());
+}
+
+TensorMap CausalLM::state_dict() const {
+  TensorMap out;
+  for (const auto& item : named_parameters(true)) out.emplace(item.key(), item.value());
+  return out;
+}
+
+void CausalLM::load_state_dict(const TensorMap& given, const std::string& source) {
+  // The hub's GPT-2 file has no "transformer." prefix; HF adds it when loading.
+  TensorMap tensors;
+  const bool gpt2_bare = spec_.architecture == Architecture::kGpt2 &&
+                         given.count("transformer.wte.weight") == 0 &&
+                         given.count("wte.weight") != 0;
+  for (const auto& [name, t] : given) tensors.emplace(gpt2_bare ? "transformer." + name : name, t);
+
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  for (auto& item : named_parameters(true)) {
+    const auto it = tensors.find(item.key());
+    RUDDER_CHECK(it != tensors.end(), source, ": missing tensor '", item.key(), "'");
+    RUDDER_CHECK(it->second.sizes() == item.value().sizes(), source, ": tensor '", item.key(),
+                 "' has shape ", it->second.sizes(), ", the model expects ", item.value().sizes());
+    item.value().copy_(it->second);
+    used.insert(item.key());
+  }
+  for (const auto& [name, t] : tensors) {
+    if (used.count(name)) continue;
+    // Buffers that Hugging Face files may carry and a loader ignores.
+    const bool ignorable = name.find(".attn.bias") != std::string::npos ||
+                           name.find(".attn.masked_bias") != std::string::npos ||
+                           name.find("rotary_emb.inv_freq") != std::string::npos ||
+                           (spec_.tie_word_embeddings && name == "lm_head.weight");
+    RUDDER_CHECK(ignorable, source, ": unexpected tensor '", name, "' (", t.sizes(), ") for a ",
+                 spec_.model_type, " model");
+  }
+}
+
+std::shared_ptr<CausalLM> load_hf_model(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const ModelSpec spec = read_hf_config((fs::path(dir) / "config.json").string());
+  auto model = std::make_shared<CausalLM>(spec);
+  const fs::path single = fs::path(dir) / "model.safetensors";
+  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  TensorMap tensors;
+  std::string source = single.string();
+  if (fs::exists(single)) {
+    tensors = load_safetensors(single.string()).tensors;
+  } else {
+    RUDDER_CHECK_T(core::NotFound, fs::exists(index), dir,
+                   ": neither model.safetensors nor model.safetensors.index.json");
+    std::ifstream in(index);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw core::InvalidArgument(str(index.string(), ": malformed JSON: ", e.what()));
+    }
+    RUDDER_CHECK(j.contains("weight_map") && j.at("weight_map").is_object(), index.string(),
+                 ": no weight_map");
+    std::set<std::string> shards;
+    for (const auto& [name, file] : j.at("weight_map").items())
+      shards.insert(file.get<std::string>());
+    for (const auto& shard : shards) {
+      RUDDER_CHECK(shard.find('/') == std::string::npos, index.string(), ": shard '", shard,
+                   "' is not a file name");
+      for (auto& [name, t] : load_safetensors((fs::path(dir) / shard).string()).tensors) {
+        RUDDER_CHECK(j.at("weight_map").value(name, "") == shard, index.string(), ": tensor '",
+                     name, "' in ", shard, " is not listed there");
+        tensors.emplace(name, std::move(t));
+      }
+    }
+    source = index.string();
+  }
+  model->load_state_dict(tensors, source);
+  return model;
+}
+
+void save_hf_model(const CausalLM& model, const std::string& dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  const ModelSpec& s = model.spec();
+  nlohmann::ordered_json c;
+  c["model_type"] = s.model_type;
+  c["vocab_size"] = s.vocab_size;
+  c["tie_word_embeddings"] = s.tie_word_embeddings;
+  if (s.architecture == Architecture::kLlama) {
+    c["architectures"] = {s.model_type == "qwen2"     ? "Qwen2ForCausalLM"
+                          : s.model_type == "mistral" ? "MistralForCausalLM"
+                                                      : "LlamaForCausalLM"};
+    c["hidden_size"] = s.hidden_size;
+    c["num_hidden_layers"] = s.num_layers;
+    c["num_attention_heads"] = s.num_heads;
+    c["num_key_value_heads"] = s.num_kv_heads;
+    c["head_dim"] = s.head_dim;
+    c["intermediate_size"] = s.intermediate_size;
+    c["max_position_embeddings"] = s.max_positions;
+    c["rope_theta"] = s.rope_theta;
+    c["rms_norm_eps"] = s.norm_eps;
+    c["hidden_act"] = "silu";
+    if (s.model_type != "qwen2") c["attention_bias"] = s.qkv_bias;
+  } else {
+    c["architectures"] = {"GPT2LMHeadModel"};
+    c["n_embd"] = s.hidden_size;
+    c["n_layer"] = s.num_layers;
+    c["n_head"] = s.num_heads;
+    c["n_inner"] = s.intermediate_size;
+    c["n_positions"] = s.max_positions;
+    c["layer_norm_epsilon"] = s.norm_eps;
+    c["activation_function"] = "gelu_new";
+  }
+  const fs::path config = fs::path(dir) / "config.json";
+  const fs::path tmp = fs::path(dir) / "config.json.tmp";
+  {
+    std::ofstream out(tmp);
+    out << c.dump(2) << "\n";
+    RUDDER_CHECK(out.good(), tmp.string(), ": write failed");
+  }
+  fs::rename(tmp, config);
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), model.state_dict(),
+                   {{"format", "pt"}});
+}
+
+}  // namespace rudder::models

@@ -1,0 +1,222 @@
+#include "models/causal_lm.h"
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "tests/support/tensor_testing.h"
+#include "tests/support/test_support.h"
+
+namespace rudder::models {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace torch::indexing;
+using testing::expect_tensor_near;
+
+// The golden README's tolerance: float32 against float64-computed references.
+constexpr double kAtol = 1e-4;
+
+std::vector<fs::path> golden_model_dirs() {
+  std::vector<fs::path> dirs;
+  const fs::path root = fs::path(testing::golden_dir()) / "models";
+  if (!fs::exists(root)) return dirs;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (fs::exists(entry.path() / "config.json")) dirs.push_back(entry.path());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+// Runs every check of the golden README on one model against one expected file.
+void check_against(CausalLM& model, const TensorMap& e, const std::string& label) {
+  torch::NoGradGuard no_grad;
+  const at::Tensor ids = e.at("input_ids"), mask = e.at("attention_mask");
+  const at::Tensor mask3 = mask.unsqueeze(-1);  // [B, T, 1]
+
+  // Full forward, right padding, with the hidden states.
+  std::vector<at::Tensor> hidden;
+  const at::Tensor logits = model.forward(ids, mask, e.at("position_ids"), nullptr, {&hidden});
+  expect_tensor_near(logits, e.at("logits"), kAtol, label + " logits", mask3);
+  ASSERT_EQ(hidden.size(), static_cast<size_t>(model.spec().num_layers + 2));
+  expect_tensor_near(hidden.front(), e.at("hidden.embed"), kAtol, label + " hidden.embed", mask3);
+  for (int64_t i = 0; i < model.spec().num_layers; ++i) {
+    const std::string key = "hidden.layer." + std::to_string(i);
+    expect_tensor_near(hidden[i + 1], e.at(key), kAtol, label + " " + key, mask3);
+  }
+  expect_tensor_near(hidden.back(), e.at("hidden.final_norm"), kAtol, label + " hidden.final_norm",
+                     mask3);
+
+  // Left padding with HF generate's position ids.
+  const at::Tensor left_mask = e.at("left.attention_mask");
+  const at::Tensor left =
+      model.forward(e.at("left.input_ids"), left_mask, e.at("left.position_ids"));
+  expect_tensor_near(left, e.at("left.logits"), kAtol, label + " left.logits",
+                     left_mask.unsqueeze(-1));
+
+  // Prefill, then single-token cached decoding.
+  const int64_t prefill = e.at("prefill_logits").size(1);
+  const int64_t total = ids.size(1);
+  const at::Tensor positions = torch::arange(total).unsqueeze(0).expand_as(ids).contiguous();
+  KVCache cache;
+  const at::Tensor pre = model.forward(ids.index({Slice(), Slice(0, prefill)}),
+                                       mask.index({Slice(), Slice(0, prefill)}),
+                                       positions.index({Slice(), Slice(0, prefill)}), &cache);
+  expect_tensor_near(pre, e.at("prefill_logits"), kAtol, label + " prefill_logits",
+                     mask.index({Slice(), Slice(0, prefill)}).unsqueeze(-1));
+  EXPECT_EQ(cache.length(), prefill);
+  std::vector<at::Tensor> steps;
+  for (int64_t t = prefill; t < total; ++t) {
+    steps.push_back(model.forward(ids.index({Slice(), Slice(t, t + 1)}),
+                                  mask.index({Slice(), Slice(0, t + 1)}),
+                                  positions.index({Slice(), Slice(t, t + 1)}), &cache));
+  }
+  const at::Tensor decoded = torch::cat(steps, 1);  // [B, T - prefill, V]
+  expect_tensor_near(decoded, e.at("decode_logits"), kAtol, label + " decode_logits",
+                     mask.index({Slice(), Slice(prefill, total)}).unsqueeze(-1));
+
+  // The next-token distribution after each row's last real token.
+  const at::Tensor cached_all = torch::cat({pre, decoded}, 1);
+  const at::Tensor seq_lens = e.at("seq_lens");
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    const int64_t last = seq_lens[b].item<int64_t>() - 1;
+    expect_tensor_near(cached_all[b][last], e.at("logits_last_decode")[b], kAtol,
+                       label + " logits_last_decode row " + std::to_string(b));
+  }
+}
+
+TEST(GoldenModels, LogitsHiddenStatesAndKvCacheMatchReference) {
+  const auto dirs = golden_model_dirs();
+  ASSERT_FALSE(dirs.empty()) << "no model directories under " << testing::golden_dir();
+  for (const auto& dir : dirs) {
+    SCOPED_TRACE(dir.string());
+    auto model = load_hf_model(dir.string());
+    model->eval();
+    check_against(*model, load_safetensors((dir / "expected.safetensors").string()).tensors,
+                  dir.filename().string());
+
+    // The bf16 checkpoint: weights upcast exactly to float32, against its own expected file.
+    if (fs::exists(dir / "model.bf16.safetensors")) {
+      CausalLM bf16(read_hf_config((dir / "config.json").string()));
+      const auto weights = load_safetensors((dir / "model.bf16.safetensors").string()).tensors;
+      EXPECT_EQ(weights.begin()->second.scalar_type(), torch::kBFloat16);
+      bf16.load_state_dict(weights, "model.bf16.safetensors");
+      check_against(bf16, load_safetensors((dir / "expected.bf16.safetensors").string()).tensors,
+                    dir.filename().string() + " bf16");
+    }
+  }
+}
+
+TEST(GoldenModels, Bf16ExpectationsDifferFromFloat32) {
+  // The two expected files must be told apart, or mixing them up would go unnoticed.
+  for (const auto& dir : golden_model_dirs()) {
+    if (!fs::exists(dir / "expected.bf16.safetensors")) continue;
+    const auto f32 = load_safetensors((dir / "expected.safetensors").string()).tensors;
+    const auto bf16 = load_safetensors((dir / "expected.bf16.safetensors").string()).tensors;
+    EXPECT_GT(testing::max_abs_diff(f32.at("logits"), bf16.at("logits"),
+                                    f32.at("attention_mask").unsqueeze(-1)),
+              1e-2);
+  }
+}
+
+class CausalLMTest : public testing::SeededTest {};
+
+ModelSpec tiny_llama() {
+  ModelSpec s;
+  s.vocab_size = 50;
+  s.hidden_size = 32;
+  s.num_layers = 2;
+  s.num_heads = 4;
+  s.num_kv_heads = 2;
+  s.head_dim = 8;
+  s.intermediate_size = 64;
+  s.max_positions = 64;
+  return s;
+}
+
+TEST_F(CausalLMTest, SaveLoadRoundTripIsBitwise) {
+  for (const bool gpt2 : {false, true}) {
+    ModelSpec s = tiny_llama();
+    if (gpt2) {
+      s.architecture = Architecture::kGpt2;
+      s.model_type = "gpt2";
+      s.num_kv_heads = s.num_heads;
+      s.tie_word_embeddings = true;
+    }
+    CausalLM model(s);
+    testing::TempDir dir;
+    save_hf_model(model, dir.path());
+    auto loaded = load_hf_model(dir.path());
+    const TensorMap a = model.state_dict(), b = loaded->state_dict();
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
+  }
+}
+
+TEST_F(CausalLMTest, ShardedCheckpointLoads) {
+  CausalLM model(tiny_llama());
+  testing::TempDir dir;
+  save_hf_model(model, dir.path());
+  TensorMap first, second;
+  nlohmann::json index;
+  int i = 0;
+  for (const auto& [name, t] : model.state_dict()) {
+    const std::string shard =
+        (i++ % 2) ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors";
+    ((i % 2) ? first : second).emplace(name, t);
+    index["weight_map"][name] = shard;
+  }
+  save_safetensors(dir.path() + "/model-00001-of-00002.safetensors", first);
+  save_safetensors(dir.path() + "/model-00002-of-00002.safetensors", second);
+  fs::remove(dir.path() + "/model.safetensors");
+  dir.write("model.safetensors.index.json", index.dump());
+  auto loaded = load_hf_model(dir.path());
+  for (const auto& [name, t] : model.state_dict())
+    EXPECT_TRUE(torch::equal(t, loaded->state_dict().at(name))) << name;
+}
+
+std::string load_error(const std::string& dir) {
+  try {
+    load_hf_model(dir);
+  } catch (const core::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(CausalLMTest, BadCheckpointsGetClearErrors) {
+  CausalLM model(tiny_llama());
+  testing::TempDir dir;
+  save_hf_model(model, dir.path());
+
+  TensorMap missing = model.state_dict();
+  missing.erase("model.norm.weight");
+  save_safetensors(dir.path() + "/model.safetensors", missing);
+  EXPECT_NE(load_error(dir.path()).find("missing tensor 'model.norm.weight'"), std::string::npos);
+
+  TensorMap wrong = model.state_dict();
+  wrong["model.norm.weight"] = torch::ones({7});
+  save_safetensors(dir.path() + "/model.safetensors", wrong);
+  EXPECT_NE(
+      load_error(dir.path()).find("'model.norm.weight' has shape [7], the model expects [32]"),
+      std::string::npos)
+      << load_error(dir.path());
+
+  TensorMap extra = model.state_dict();
+  extra["model.layers.9.mystery"] = torch::ones({1});
+  save_safetensors(dir.path() + "/model.safetensors", extra);
+  EXPECT_NE(load_error(dir.path()).find("unexpected tensor 'model.layers.9.mystery'"),
+            std::string::npos);
+
+  dir.write("config.json", R"({"model_type": "bert", "vocab_size": 10})");
+  EXPECT_NE(load_error(dir.path()).find("unsupported model_type 'bert'"), std::string::npos);
+
+  dir.write("config.json", R"({"model_type": "llama", "vocab_size": 10})");
+  EXPECT_NE(load_error(dir.path()).find("missing key 'hidden_size'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rudder::models
