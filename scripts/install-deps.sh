@@ -10,7 +10,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libyaml-cpp-dev nlohmann-json3-dev
   libboost-dev prometheus-cpp-dev
-  libpcre2-dev libssl-dev libsqlite3-dev
+  libpcre2-dev libutf8proc-dev libssl-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus curl procps
 )

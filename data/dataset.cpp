@@ -1,0 +1,183 @@
+#include "data/dataset.h"
+
+#include <fstream>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "data/chat.h"
+
+namespace rudder::data {
+namespace {
+
+using core::str;
+using nlohmann::json;
+
+std::vector<ChatMessage> messages_of(const json& j, const char* key) {
+  RUDDER_CHECK(j.is_array() && !j.empty(), "'", key, "' must be a non-empty list of messages");
+  std::vector<ChatMessage> out;
+  for (const auto& m : j) {
+    RUDDER_CHECK(m.is_object() && m.contains("role") && m.contains("content") &&
+                     m.at("role").is_string() && m.at("content").is_string(),
+                 "every message of '", key, "' needs string 'role' and 'content'");
+    out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+  }
+  return out;
+}
+
+std::string string_field(const json& line, const char* key) {
+  RUDDER_CHECK(line.contains(key), "missing '", key, "'");
+  RUDDER_CHECK(line.at(key).is_string(), "'", key, "' must be a string");
+  return line.at(key).get<std::string>();
+}
+
+std::string category_of(const json& line) {
+  if (!line.contains("category")) return "";
+  RUDDER_CHECK(line.at("category").is_string(), "'category' must be a string");
+  return line.at("category").get<std::string>();
+}
+
+// A prompt given as a string or as messages (formatted with the generation prompt).
+std::string prompt_of(const json& line, const ChatTemplate& t) {
+  RUDDER_CHECK(line.contains("prompt"), "missing 'prompt'");
+  const json& p = line.at("prompt");
+  if (p.is_string()) return p.get<std::string>();
+  return format_chat(messages_of(p, "prompt"), t, true);
+}
+
+// Splits a conversation ending with an assistant turn into (prompt, response).
+std::pair<std::string, std::string> split_conversation(const std::vector<ChatMessage>& messages,
+                                                       const char* key, const ChatTemplate& t) {
+  RUDDER_CHECK(messages.back().role == "assistant", "the last message of '", key,
+               "' must be the assistant's");
+  const std::vector<ChatMessage> context(messages.begin(), messages.end() - 1);
+  return {format_chat(context, t, true), messages.back().content + t.assistant_suffix()};
+}
+
+// Reads `path` line by line, calling `parse` on each non-empty line's JSON.
+void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
+                   const std::function<void(const json&)>& parse) {
+  std::ifstream in(path, std::ios::binary);
+  RUDDER_CHECK_T(core::NotFound, in.good(), path, ": cannot open");
+  LoadReport local;
+  LoadReport& r = report != nullptr ? *report : local;
+  r = LoadReport{};
+  std::string text;
+  size_t line_number = 0;
+  while (std::getline(in, text)) {
+    ++line_number;
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    if (text.find_first_not_of(" \t") == std::string::npos) continue;
+    ++r.lines;
+    try {
+      json line;
+      try {
+        line = json::parse(text);
+      } catch (const json::exception& e) {
+        throw core::InvalidArgument(str("not valid JSON: ", e.what()));
+      }
+      RUDDER_CHECK(line.is_object(), "expected a JSON object");
+      parse(line);
+    } catch (const core::InvalidArgument& e) {
+      const std::string message = str(path, ":", line_number, ": ", e.what());
+      if (!skip_bad) throw core::InvalidArgument(message);
+      ++r.skipped;
+      if (r.first_errors.size() < 10) r.first_errors.push_back(message);
+    }
+  }
+  if (r.skipped > 0) {
+    RUDDER_LOG(kWarn) << path << ": skipped " << r.skipped << " of " << r.lines
+                      << " lines; first: " << r.first_errors[0];
+  }
+}
+
+// HH-RLHF: the prompt is the shared prefix of both dialogues, up to the last "Assistant:".
+std::string shared_prompt(const std::string& a, const std::string& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  const std::string common = a.substr(0, n);
+  const size_t marker = common.rfind("Assistant:");
+  if (marker == std::string::npos) return common;
+  return common.substr(0, marker + std::string("Assistant:").size());
+}
+
+}  // namespace
+
+std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTemplate& t,
+                                       bool skip_bad, LoadReport* report) {
+  std::vector<SftExample> out;
+  for_each_line(path, skip_bad, report, [&](const json& line) {
+    SftExample ex;
+    ex.category = category_of(line);
+    if (line.contains("messages")) {
+      std::tie(ex.prompt, ex.completion) =
+          split_conversation(messages_of(line.at("messages"), "messages"), "messages", t);
+    } else {
+      ex.prompt = prompt_of(line, t);
+      ex.completion = string_field(line, "completion");
+    }
+    RUDDER_CHECK(!ex.completion.empty(), "empty completion");
+    out.push_back(std::move(ex));
+  });
+  return out;
+}
+
+std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const ChatTemplate& t,
+                                                  bool skip_bad, LoadReport* report) {
+  std::vector<PreferencePair> out;
+  for_each_line(path, skip_bad, report, [&](const json& line) {
+    PreferencePair p;
+    p.category = category_of(line);
+    RUDDER_CHECK(line.contains("chosen") && line.contains("rejected"),
+                 "missing 'chosen' or 'rejected'");
+    const json& chosen = line.at("chosen");
+    const json& rejected = line.at("rejected");
+    if (chosen.is_array() || rejected.is_array()) {
+      const auto c = split_conversation(messages_of(chosen, "chosen"), "chosen", t);
+      const auto r = split_conversation(messages_of(rejected, "rejected"), "rejected", t);
+      RUDDER_CHECK(c.first == r.first,
+                   "'chosen' and 'rejected' have different conversation contexts");
+      p.prompt = c.first;
+      p.chosen = c.second;
+      p.rejected = r.second;
+      if (line.contains("prompt") && line.at("prompt").is_array()) p.prompt = prompt_of(line, t);
+    } else if (line.contains("prompt")) {
+      p.prompt = prompt_of(line, t);
+      p.chosen = string_field(line, "chosen");
+      p.rejected = string_field(line, "rejected");
+    } else {
+      const std::string a = string_field(line, "chosen");
+      const std::string b = string_field(line, "rejected");
+      p.prompt = shared_prompt(a, b);
+      p.chosen = a.substr(p.prompt.size());
+      p.rejected = b.substr(p.prompt.size());
+    }
+    RUDDER_CHECK(!p.chosen.empty() && !p.rejected.empty(), "empty chosen or rejected response");
+    if (line.contains("margin")) {
+      RUDDER_CHECK(line.at("margin").is_number(), "'margin' must be a number");
+      p.margin = line.at("margin").get<double>();
+    }
+    out.push_back(std::move(p));
+  });
+  return out;
+}
+
+std::vector<PromptExample> load_prompts_jsonl(const std::string& path, const ChatTemplate& t,
+                                              bool skip_bad, LoadReport* report) {
+  std::vector<PromptExample> out;
+  for_each_line(path, skip_bad, report, [&](const json& line) {
+    PromptExample p;
+    p.category = category_of(line);
+    if (line.contains("messages"))
+      p.prompt = format_chat(messages_of(line.at("messages"), "messages"), t, true);
+    else
+      p.prompt = prompt_of(line, t);
+    if (line.contains("reference")) p.reference = string_field(line, "reference");
+    out.push_back(std::move(p));
+  });
+  return out;
+}
+
+}  // namespace rudder::data

@@ -1,0 +1,67 @@
+// JSONL datasets: supervised examples, preference pairs and prompts, read line by line with
+// line-numbered errors. Accepted layouts (the common Hugging Face ones):
+//
+//   SFT         {"prompt": str, "completion": str}  |  {"messages": [{"role", "content"}, ...]}
+//   preference  {"prompt": str|messages, "chosen": str|messages, "rejected": str|messages}
+//               (UltraFeedback-binarized: chosen/rejected are whole conversations ending with the
+//               assistant turn) | {"chosen": str, "rejected": str} (HH-RLHF: the shared prefix
+//               up to the last "Assistant:" is the prompt); optional "margin": number
+//   prompts     {"prompt": str|messages}
+//
+// Any line may carry "category": str. Message lists are formatted with the chat template; plain
+// strings are taken as they are.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "proto/rudder.pb.h"
+
+namespace rudder::data {
+
+/// A prompt and the response to learn.
+struct SftExample {
+  std::string prompt;
+  std::string completion;
+  std::string category;
+};
+
+/// A prompt with a preferred and a dispreferred response.
+struct PreferencePair {
+  std::string prompt;
+  std::string chosen;
+  std::string rejected;
+  double margin = 0.0;  // optional per-pair margin for the Bradley-Terry loss
+  std::string category;
+};
+
+/// A prompt to sample from.
+struct PromptExample {
+  std::string prompt;
+  std::string category;
+  std::string reference;  // a known good answer, when there is one
+};
+
+/// How a file loaded.
+struct LoadReport {
+  size_t lines = 0;                       // non-empty lines read
+  size_t skipped = 0;                     // bad lines skipped (on_bad_line: skip)
+  std::vector<std::string> first_errors;  // up to 10 messages of skipped lines
+};
+
+/// Loads SFT examples. With `skip_bad`, malformed lines are counted in `report` and skipped;
+/// otherwise the first one throws InvalidArgument "path:LINE: what".
+std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTemplate& chat_template,
+                                       bool skip_bad, LoadReport* report = nullptr);
+
+/// Loads preference pairs (see the layouts above).
+std::vector<PreferencePair> load_preference_jsonl(const std::string& path,
+                                                  const ChatTemplate& chat_template, bool skip_bad,
+                                                  LoadReport* report = nullptr);
+
+/// Loads prompts.
+std::vector<PromptExample> load_prompts_jsonl(const std::string& path,
+                                              const ChatTemplate& chat_template, bool skip_bad,
+                                              LoadReport* report = nullptr);
+
+}  // namespace rudder::data

@@ -1,0 +1,92 @@
+#include "data/dataset.h"
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "tests/support/test_support.h"
+
+namespace rudder::data {
+namespace {
+
+ChatTemplate chat() {
+  ChatTemplate t;
+  t.set_user_prefix("User: ");
+  t.set_user_suffix("\n");
+  t.set_assistant_prefix("Assistant: ");
+  t.set_assistant_suffix("\n");
+  t.set_system_suffix("\n");
+  return t;
+}
+
+TEST(Dataset, SftReadsPromptCompletionAndMessages) {
+  testing::TempDir dir;
+  const std::string path = dir.write(
+      "sft.jsonl",
+      R"({"prompt": "2+2=", "completion": "4", "category": "arithmetic"})"
+      "\n\n"
+      R"({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]})"
+      "\n");
+  const auto examples = load_sft_jsonl(path, chat(), false);
+  ASSERT_EQ(examples.size(), 2u);
+  EXPECT_EQ(examples[0].prompt, "2+2=");
+  EXPECT_EQ(examples[0].category, "arithmetic");
+  EXPECT_EQ(examples[1].prompt, "User: Hi\nAssistant: ");
+  EXPECT_EQ(examples[1].completion, "Hello!\n");
+}
+
+TEST(Dataset, PreferenceReadsStringsConversationsAndHhDialogues) {
+  testing::TempDir dir;
+  const std::string path = dir.write(
+      "pref.jsonl",
+      R"({"prompt": "p", "chosen": "good", "rejected": "bad", "margin": 0.5})"
+      "\n"
+      R"({"prompt": "Hi", "chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}], "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Go away"}]})"
+      "\n"
+      R"({"chosen": "\n\nHuman: Hi\n\nAssistant: Hello there", "rejected": "\n\nHuman: Hi\n\nAssistant: Hey"})"
+      "\n");
+  const auto pairs = load_preference_jsonl(path, chat(), false);
+  ASSERT_EQ(pairs.size(), 3u);
+  EXPECT_EQ(pairs[0].margin, 0.5);
+  EXPECT_EQ(pairs[1].prompt, "User: Hi\nAssistant: ");
+  EXPECT_EQ(pairs[1].chosen, "Hello\n");
+  EXPECT_EQ(pairs[1].rejected, "Go away\n");
+  EXPECT_EQ(pairs[2].prompt, "\n\nHuman: Hi\n\nAssistant:");
+  EXPECT_EQ(pairs[2].chosen, " Hello there");
+  EXPECT_EQ(pairs[2].rejected, " Hey");
+}
+
+TEST(Dataset, BadLinesAreNumberedOrSkipped) {
+  testing::TempDir dir;
+  const std::string path = dir.write("bad.jsonl", R"({"prompt": "a", "completion": "b"})"
+                                                  "\n"
+                                                  R"({"prompt": "a"})"
+                                                  "\n"
+                                                  "{not json\n"
+                                                  R"({"prompt": 3, "completion": "x"})"
+                                                  "\n");
+  try {
+    load_sft_jsonl(path, chat(), false);
+    FAIL();
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2: missing 'completion'"), std::string::npos)
+        << e.what();
+  }
+  LoadReport report;
+  const auto examples = load_sft_jsonl(path, chat(), true, &report);
+  EXPECT_EQ(examples.size(), 1u);
+  EXPECT_EQ(report.lines, 4u);
+  EXPECT_EQ(report.skipped, 3u);
+  ASSERT_EQ(report.first_errors.size(), 3u);
+  EXPECT_NE(report.first_errors[1].find("bad.jsonl:3: not valid JSON"), std::string::npos)
+      << report.first_errors[1];
+
+  const std::string mismatched = dir.write(
+      "mismatch.jsonl",
+      R"({"chosen": [{"role": "user", "content": "A"}, {"role": "assistant", "content": "x"}], "rejected": [{"role": "user", "content": "B"}, {"role": "assistant", "content": "y"}]})"
+      "\n");
+  EXPECT_THROW(load_preference_jsonl(mismatched, chat(), false), core::InvalidArgument);
+  EXPECT_THROW(load_prompts_jsonl(dir.path() + "/absent.jsonl", chat(), false), core::NotFound);
+}
+
+}  // namespace
+}  // namespace rudder::data

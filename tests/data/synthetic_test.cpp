@@ -1,0 +1,57 @@
+#include "data/synthetic.h"
+
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+
+namespace rudder::data {
+namespace {
+
+TEST(Synthetic, ExamplesAreDeterministicAndMixCategories) {
+  SyntheticTasks tasks({"mixed"}, 5);
+  const auto a = tasks.examples(300, 0);
+  const auto b = tasks.examples(300, 0);
+  const auto eval = tasks.examples(300, 1);
+  std::map<std::string, int> counts;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].prompt, b[i].prompt);
+    ++counts[a[i].category];
+  }
+  EXPECT_EQ(counts.size(), 3u);
+  for (const auto& [category, n] : counts) EXPECT_GT(n, 50) << category;
+  int same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i].prompt == eval[i].prompt;
+  EXPECT_LT(same, 100);
+  EXPECT_THROW(SyntheticTasks({"poetry"}, 1), core::InvalidArgument);
+}
+
+TEST(Synthetic, AnswersScoreHighestAndPairsAreOrdered) {
+  SyntheticTasks tasks({}, 9);
+  SplitMix64 rng(1);
+  for (const auto& ex : tasks.examples(200, 0)) {
+    EXPECT_DOUBLE_EQ(SyntheticTasks::score(ex, ex.answer), 1.0) << ex.prompt << " -> " << ex.answer;
+    const PreferencePair p = SyntheticTasks::preference(ex, rng);
+    EXPECT_GT(SyntheticTasks::score(ex, p.chosen), SyntheticTasks::score(ex, p.rejected))
+        << ex.prompt << " " << p.rejected;
+    EXPECT_GT(p.margin, 0.0);
+  }
+}
+
+TEST(Synthetic, ScorersGiveGradedCredit) {
+  const TaskExample sum{"arithmetic", "20+22=", "42"};
+  EXPECT_DOUBLE_EQ(SyntheticTasks::score(sum, " 42"), 1.0);
+  EXPECT_GT(SyntheticTasks::score(sum, "41"), SyntheticTasks::score(sum, "60"));
+  EXPECT_DOUBLE_EQ(SyntheticTasks::score(sum, "forty-two"), 0.0);
+  const TaskExample review{"sentiment", "review, positive:", "great fun"};
+  EXPECT_GT(SyntheticTasks::score(review, "great film"),
+            SyntheticTasks::score(review, "dull film"));
+  EXPECT_DOUBLE_EQ(SyntheticTasks::score(review, ""), 0.0);
+  const TaskExample rev{"reverse", "reverse abc:", "cba"};
+  EXPECT_DOUBLE_EQ(SyntheticTasks::score(rev, "cbx"), 2.0 / 3.0);
+  EXPECT_LT(SyntheticTasks::score(rev, "cbaaaa"), 1.0);
+}
+
+}  // namespace
+}  // namespace rudder::data
