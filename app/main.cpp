@@ -6,6 +6,7 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/runtime.h"
 
 int main(int argc, char** argv) {
   using namespace rudder;
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
       std::cout << app::usage();
       return args.empty() ? 2 : 0;
     }
+    core::configure_runtime();
     const std::string command = args.front();
     args.erase(args.begin());
     if (command == "version") return app::run_version(args);

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/detail/projection.h"
+#include "models/lora.h"
 
 namespace rudder::models {
 namespace {
@@ -31,23 +33,17 @@ struct RMSNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
-// GPT-2's Conv1D: a linear layer whose weight is stored [in, out].
-struct Conv1DImpl : torch::nn::Module {
-  Conv1DImpl(int64_t in, int64_t out) {
-    weight = register_parameter("weight", torch::randn({in, out}) * 0.02);
-    bias = register_parameter("bias", torch::zeros({out}));
-  }
-  at::Tensor forward(const at::Tensor& x) {
-    auto shape = x.sizes().vec();
-    shape.back() = weight.size(1);
-    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(shape);
-  }
-  at::Tensor weight, bias;
-};
-TORCH_MODULE(Conv1D);
+using detail::Projection;
 
-torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+// Llama's nn.Linear ([out, in]) and GPT-2's Conv1D ([in, out]) are both Projections.
+Projection linear(int64_t in, int64_t out, bool bias) { return Projection(in, out, bias, false); }
+Projection conv1d(int64_t in, int64_t out) { return Projection(in, out, true, true); }
+
+torch::nn::Embedding embedding(int64_t count, int64_t dim) {
+  torch::nn::Embedding e(count, dim);
+  torch::NoGradGuard no_grad;
+  e->weight.normal_(0.0, 0.02);
+  return e;
 }
 
 // HF's rotate_half: cat(-x2, x1) over the two halves of the last dimension.
@@ -130,7 +126,7 @@ struct LlamaAttentionImpl : torch::nn::Module {
     return o_proj(out);
   }
   ModelSpec spec;
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Projection q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(LlamaAttention);
 
@@ -143,7 +139,7 @@ struct LlamaMlpImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) {
     return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
   }
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(LlamaMlp);
 
@@ -163,8 +159,7 @@ TORCH_MODULE(LlamaLayer);
 
 struct LlamaModelImpl : torch::nn::Module {
   explicit LlamaModelImpl(const ModelSpec& s) {
-    embed_tokens =
-        register_module("embed_tokens", torch::nn::Embedding(s.vocab_size, s.hidden_size));
+    embed_tokens = register_module("embed_tokens", embedding(s.vocab_size, s.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < s.num_layers; ++i) layers->push_back(LlamaLayer(s));
     norm = register_module("norm", RMSNorm(s.hidden_size, s.norm_eps));
@@ -179,8 +174,8 @@ TORCH_MODULE(LlamaModel);
 
 struct Gpt2AttentionImpl : torch::nn::Module {
   explicit Gpt2AttentionImpl(const ModelSpec& s) : spec(s) {
-    c_attn = register_module("c_attn", Conv1D(s.hidden_size, 3 * s.hidden_size));
-    c_proj = register_module("c_proj", Conv1D(s.hidden_size, s.hidden_size));
+    c_attn = register_module("c_attn", conv1d(s.hidden_size, 3 * s.hidden_size));
+    c_proj = register_module("c_proj", conv1d(s.hidden_size, s.hidden_size));
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& bias, KVCache* cache, size_t layer) {
     const int64_t B = x.size(0), T = x.size(1), H = spec.num_heads, D = spec.head_dim;
@@ -192,18 +187,18 @@ struct Gpt2AttentionImpl : torch::nn::Module {
     return c_proj(attend(q, k, v, bias).transpose(1, 2).reshape({B, T, H * D}));
   }
   ModelSpec spec;
-  Conv1D c_attn{nullptr}, c_proj{nullptr};
+  Projection c_attn{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2Attention);
 
 struct Gpt2MlpImpl : torch::nn::Module {
   explicit Gpt2MlpImpl(const ModelSpec& s) {
-    c_fc = register_module("c_fc", Conv1D(s.hidden_size, s.intermediate_size));
-    c_proj = register_module("c_proj", Conv1D(s.intermediate_size, s.hidden_size));
+    c_fc = register_module("c_fc", conv1d(s.hidden_size, s.intermediate_size));
+    c_proj = register_module("c_proj", conv1d(s.intermediate_size, s.hidden_size));
   }
   // gelu_new: the tanh approximation of GELU (Hendrycks & Gimpel 2016).
   at::Tensor forward(const at::Tensor& x) { return c_proj(torch::gelu(c_fc(x), "tanh")); }
-  Conv1D c_fc{nullptr}, c_proj{nullptr};
+  Projection c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2Mlp);
 
@@ -226,8 +221,8 @@ TORCH_MODULE(Gpt2Block);
 
 struct Gpt2ModelImpl : torch::nn::Module {
   explicit Gpt2ModelImpl(const ModelSpec& s) {
-    wte = register_module("wte", torch::nn::Embedding(s.vocab_size, s.hidden_size));
-    wpe = register_module("wpe", torch::nn::Embedding(s.max_positions, s.hidden_size));
+    wte = register_module("wte", embedding(s.vocab_size, s.hidden_size));
+    wpe = register_module("wpe", embedding(s.max_positions, s.hidden_size));
     h = register_module("h", torch::nn::ModuleList());
     for (int64_t i = 0; i < s.num_layers; ++i) h->push_back(Gpt2Block(s));
     ln_f = register_module("ln_f", layer_norm(s));
@@ -245,7 +240,7 @@ class CausalLM::Impl {
  public:
   LlamaModel llama{nullptr};
   Gpt2Model gpt2{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // only when not tied
+  Projection lm_head{nullptr};  // only when not tied
 };
 
 int64_t KVCache::length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
@@ -268,6 +263,19 @@ CausalLM::~CausalLM() = default;
 at::Tensor CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                              const at::Tensor& position_ids, KVCache* cache,
                              const ForwardExtras& extras) {
+  return project_logits(final_hidden(input_ids, attention_mask, position_ids, cache, extras));
+}
+
+at::Tensor CausalLM::project_logits(const at::Tensor& hidden) {
+  if (impl_->lm_head) return impl_->lm_head(hidden);
+  const at::Tensor& embedding =
+      impl_->llama ? impl_->llama->embed_tokens->weight : impl_->gpt2->wte->weight;
+  return torch::matmul(hidden, embedding.t());
+}
+
+at::Tensor CausalLM::final_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                  const at::Tensor& position_ids, KVCache* cache,
+                                  const ForwardExtras& extras) {
   RUDDER_CHECK(input_ids.dim() == 2, "input_ids must be [batch, seq], got ", input_ids.sizes());
   RUDDER_CHECK(position_ids.sizes() == input_ids.sizes(), "position_ids ", position_ids.sizes(),
                " must match input_ids ", input_ids.sizes());
@@ -305,7 +313,7 @@ at::Tensor CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& atte
     }
     x = m.norm(x);
     record(x);
-    return impl_->lm_head ? impl_->lm_head(x) : torch::matmul(x, m.embed_tokens->weight.t());
+    return x;
   }
   auto& m = *impl_->gpt2;
   RUDDER_CHECK(position_ids.max().item<int64_t>() < spec_.max_positions, "position id ",
@@ -321,7 +329,7 @@ at::Tensor CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& atte
   }
   x = m.ln_f(x);
   record(x);
-  return torch::matmul(x, m.wte->weight.t());
+  return x;
 }
 
 TensorMap CausalLM::state_dict() const {
@@ -441,7 +449,7 @@ void save_hf_model(const CausalLM& model, const std::string& dir) {
     RUDDER_CHECK(out.good(), tmp.string(), ": write failed");
   }
   fs::rename(tmp, config);
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), model.state_dict(),
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), merged_state_dict(model),
                    {{"format", "pt"}});
 }
 

@@ -47,6 +47,15 @@ class CausalLM : public torch::nn::Module {
                      const at::Tensor& position_ids, KVCache* cache = nullptr,
                      const ForwardExtras& extras = {});
 
+  /// The final norm's output [batch, seq, hidden] (what forward() projects to logits); the
+  /// arguments are those of forward(). Heads read this.
+  at::Tensor final_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                          const at::Tensor& position_ids, KVCache* cache = nullptr,
+                          const ForwardExtras& extras = {});
+
+  /// Logits [..., vocab] of final hidden states [..., hidden].
+  at::Tensor project_logits(const at::Tensor& hidden);
+
   /// The sizes the model was built with.
   const ModelSpec& spec() const { return spec_; }
 
@@ -68,7 +77,8 @@ class CausalLM : public torch::nn::Module {
 /// model.safetensors.index.json. Parameters are float32 whatever the file's dtype.
 std::shared_ptr<CausalLM> load_hf_model(const std::string& dir);
 
-/// Writes config.json and model.safetensors into `dir` (created), each atomically.
+/// Writes config.json and model.safetensors into `dir` (created), each atomically. LoRA
+/// adapters are folded into the saved weights (see merged_state_dict in models/lora.h).
 void save_hf_model(const CausalLM& model, const std::string& dir);
 
 }  // namespace rudder::models

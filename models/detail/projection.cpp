@@ -1,0 +1,73 @@
+#include "models/detail/projection.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace rudder::models::detail {
+
+ProjectionImpl::ProjectionImpl(int64_t in, int64_t out, bool with_bias, bool transposed_layout)
+    : in_features(in), out_features(out), transposed(transposed_layout) {
+  weight = register_parameter("weight", torch::randn(transposed ? std::vector<int64_t>{in, out}
+                                                                : std::vector<int64_t>{out, in}) *
+                                            0.02);
+  if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
+}
+
+at::Tensor ProjectionImpl::forward(const at::Tensor& x) {
+  at::Tensor y;
+  if (transposed) {
+    auto shape = x.sizes().vec();
+    shape.back() = out_features;
+    const at::Tensor flat = x.reshape({-1, in_features});
+    y = (bias.defined() ? torch::addmm(bias, flat, weight) : torch::mm(flat, weight)).view(shape);
+  } else {
+    y = torch::linear(x, weight, bias);
+  }
+  if (lora_A && !merged) {
+    const at::Tensor dropped =
+        lora_dropout > 0 ? torch::dropout(x, lora_dropout, is_training()) : x;
+    y = y + lora_B(lora_A(dropped)) * lora_scaling;
+  }
+  return y;
+}
+
+void ProjectionImpl::enable_lora(int64_t rank, double alpha, double dropout) {
+  RUDDER_CHECK(rank > 0, "LoRA rank must be > 0, got ", rank);
+  RUDDER_CHECK(!lora_A, "LoRA is already enabled on this projection");
+  lora_A = register_module(
+      "lora_A", torch::nn::Linear(torch::nn::LinearOptions(in_features, rank).bias(false)));
+  lora_B = register_module(
+      "lora_B", torch::nn::Linear(torch::nn::LinearOptions(rank, out_features).bias(false)));
+  torch::NoGradGuard no_grad;
+  const double bound =
+      1.0 / std::sqrt(static_cast<double>(in_features));  // kaiming_uniform(a=sqrt(5))
+  lora_A->weight.uniform_(-bound, bound);
+  lora_B->weight.zero_();
+  lora_scaling = alpha / static_cast<double>(rank);
+  lora_dropout = dropout;
+  lora_A->to(weight.device(), weight.scalar_type());
+  lora_B->to(weight.device(), weight.scalar_type());
+}
+
+void ProjectionImpl::merge() {
+  RUDDER_CHECK(lora_A, "no LoRA adapter to merge");
+  if (merged) return;
+  torch::NoGradGuard no_grad;
+  const at::Tensor delta = torch::mm(lora_B->weight, lora_A->weight) * lora_scaling;  // [out, in]
+  weight.add_(transposed ? delta.t() : delta);
+  merged = true;
+}
+
+void ProjectionImpl::unmerge() {
+  RUDDER_CHECK(lora_A, "no LoRA adapter to unmerge");
+  if (!merged) return;
+  torch::NoGradGuard no_grad;
+  const at::Tensor delta = torch::mm(lora_B->weight, lora_A->weight) * lora_scaling;
+  weight.sub_(transposed ? delta.t() : delta);
+  merged = false;
+}
+
+}  // namespace rudder::models::detail
