@@ -14,6 +14,9 @@ std::string usage() {
 usage: rudder [--log-level debug|info|warn|error] <command> [args]
 
 commands:
+  train CONFIG [--set KEY=VALUE]... [--resume auto|PATH] [--allow-config-change]
+                                       train as the config says (SIGTERM: checkpoint, exit 0)
+  launch --nproc N -- train CONFIG ... run N data-parallel ranks on this machine (Gloo)
   version                              version, git hash, libtorch, BLAS, threads, CUDA
   config check FILE [--set KEY=VALUE]  validate a config and print it resolved (YAML)
   config reference                     print the configuration reference (Markdown)

@@ -16,6 +16,12 @@ int run_version(const Args& args);
 /// `rudder config check FILE [--set k=v]...` and `rudder config reference`.
 int run_config(const Args& args);
 
+/// `rudder train CONFIG [--set k=v]... [--resume auto|PATH] [--allow-config-change]`.
+int run_train(const Args& args);
+
+/// `rudder launch --nproc N -- train CONFIG ...`: N ranks of `self` on this machine.
+int run_launch(const Args& args, const std::string& self);
+
 /// The top-level help text.
 std::string usage();
 

@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
     const std::string command = args.front();
     args.erase(args.begin());
     if (command == "version") return app::run_version(args);
+    if (command == "train") return app::run_train(args);
+    if (command == "launch") return app::run_launch(args, "/proc/self/exe");
     if (command == "config") return app::run_config(args);
     std::cerr << "rudder: unknown command '" << command << "'\n" << app::usage();
     return 2;

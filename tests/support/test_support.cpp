@@ -90,6 +90,40 @@ ProcessResult run_process(const std::vector<std::string>& argv,
   return result;
 }
 
+int spawn_process(const std::vector<std::string>& argv, const std::string& stdout_path,
+                  const std::string& stderr_path, const std::vector<std::string>& env_extra) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    const int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    dup2(err, 2);
+    for (const auto& kv : env_extra) putenv(const_cast<char*>(kv.c_str()));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  return pid;
+}
+
+ProcessResult wait_process(int pid) {
+  ProcessResult result;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+  return result;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 std::string rudder_binary() { return std::string(RUDDER_BINARY_DIR) + "/app/rudder"; }
 
 }  // namespace rudder::testing

@@ -38,6 +38,17 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv,
                           const std::vector<std::string>& env_extra = {});
 
+/// Starts `argv` in its own process group (so the test can signal the whole tree) with stdout
+/// and stderr sent to files; returns its pid.
+int spawn_process(const std::vector<std::string>& argv, const std::string& stdout_path,
+                  const std::string& stderr_path, const std::vector<std::string>& env_extra = {});
+
+/// Waits for a spawned process; returns what run_process would (out/err left empty).
+ProcessResult wait_process(int pid);
+
+/// Reads a whole file ("" when absent).
+std::string read_file(const std::string& path);
+
 /// Path of the built `rudder` executable.
 std::string rudder_binary();
 

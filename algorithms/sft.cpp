@@ -1,0 +1,114 @@
+#include "algorithms/sft.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "models/logprobs.h"
+#include "proto/rudder.pb.h"
+#include "rollout/generate.h"
+
+namespace rudder::algorithms {
+Sft::Sft(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenizer> tokenizer,
+         SftData data, const ExperimentConfig& config)
+    : model_(std::move(model)),
+      tokenizer_(std::move(tokenizer)),
+      data_(std::move(data)),
+      mask_prompt_(config.sft().mask_prompt()),
+      eval_prompts_(config.eval().num_prompts()),
+      max_new_tokens_(config.eval().sampling().max_new_tokens()) {
+  RUDDER_CHECK(!data_.train.empty(), "SFT needs training examples");
+  RUDDER_CHECK(!config.sft().packing(), "sft.packing is not implemented yet; set it to false");
+}
+
+double Sft::units(const std::vector<uint64_t>& examples) const {
+  double n = 0;
+  for (uint64_t i : examples) {
+    const auto& r = data_.train[i];
+    n += mask_prompt_ ? r.response.size() : r.prompt.size() + r.response.size() - 1;
+  }
+  return n;
+}
+
+StepStats Sft::forward_backward(const std::vector<uint64_t>& examples, double total_units) {
+  std::vector<data::TokenizedPair> rows;
+  for (uint64_t i : examples) rows.push_back(data_.train[i]);
+  const data::Batch b =
+      data::collate(rows, tokenizer_->pad_id(), data::PadSide::kRight, mask_prompt_);
+  const auto device = model_->parameters().front().device();
+  const at::Tensor ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
+  const at::Tensor logits = model_->forward(ids, mask, b.position_ids.to(device));  // [B, T, V]
+  const at::Tensor logp = models::token_logprobs(logits, ids);                      // [B, T]
+  const at::Tensor nll_sum =
+      -models::masked_sum(logp, b.loss_mask.to(device)).sum();  // summed over units
+  (nll_sum / total_units).backward();
+  StepStats s;
+  s.loss_sum = nll_sum.item<double>();
+  s.units = b.loss_mask.sum().item<double>();
+  s.tokens = b.attention_mask.sum().item<double>();
+  return s;
+}
+
+double token_nll(models::CausalLM& model, const std::vector<data::TokenizedPair>& rows,
+                 int64_t pad_id, size_t batch) {
+  torch::NoGradGuard no_grad;
+  const auto device = model.parameters().front().device();
+  double nll = 0, tokens = 0;
+  for (size_t start = 0; start < rows.size(); start += batch) {
+    const std::vector<data::TokenizedPair> chunk(
+        rows.begin() + start, rows.begin() + std::min(rows.size(), start + batch));
+    const data::Batch b = data::collate(chunk, pad_id);
+    const at::Tensor ids = b.input_ids.to(device);
+    const at::Tensor logp = models::token_logprobs(
+        model.forward(ids, b.attention_mask.to(device), b.position_ids.to(device)), ids);
+    nll -= models::masked_sum(logp, b.loss_mask.to(device)).sum().item<double>();
+    tokens += b.loss_mask.sum().item<double>();
+  }
+  return tokens > 0 ? nll / tokens : 0.0;
+}
+
+double greedy_task_score(models::CausalLM& model, const data::Tokenizer& tokenizer,
+                         const std::vector<data::TaskExample>& tasks, size_t limit,
+                         uint32_t max_new_tokens) {
+  const size_t n = std::min(limit, tasks.size());
+  if (n == 0) return 0.0;
+  SamplingParams greedy;
+  greedy.set_temperature(0.0);
+  greedy.set_max_new_tokens(max_new_tokens);
+  greedy.set_top_p(1.0);
+  double total = 0;
+  for (size_t start = 0; start < n; start += 32) {
+    std::vector<std::vector<int64_t>> prompts;
+    for (size_t i = start; i < std::min(n, start + 32); ++i)
+      prompts.push_back(tokenizer.encode(tasks[i].prompt));
+    const auto completions =
+        rollout::generate(model, prompts, greedy, tokenizer.eos_id(), tokenizer.pad_id());
+    for (size_t k = 0; k < completions.size(); ++k) {
+      std::vector<int64_t> ids = completions[k].tokens;
+      if (completions[k].finished_by_eos) ids.pop_back();
+      total += data::SyntheticTasks::score(tasks[start + k], tokenizer.decode(ids));
+    }
+  }
+  return total / static_cast<double>(n);
+}
+
+std::map<std::string, double> Sft::evaluate() {
+  const bool was_training = model_->is_training();
+  model_->eval();
+  std::map<std::string, double> out;
+  if (!data_.eval.empty())
+    out["eval/loss"] = token_nll(*model_, data_.eval, tokenizer_->pad_id(), 32);
+  if (!data_.eval_tasks.empty()) {
+    out["eval/ground_truth_score"] =
+        greedy_task_score(*model_, *tokenizer_, data_.eval_tasks, eval_prompts_, max_new_tokens_);
+  }
+  model_->train(was_training);
+  return out;
+}
+
+double Sft::flops_per_token() const {
+  int64_t n = 0;
+  for (const auto& p : model_->parameters()) n += p.numel();
+  return 6.0 * static_cast<double>(n);
+}
+
+}  // namespace rudder::algorithms

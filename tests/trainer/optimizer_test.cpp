@@ -1,0 +1,73 @@
+#include "trainer/optimizer.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "proto/rudder.pb.h"
+#include "tests/support/tensor_testing.h"
+#include "trainer/schedule.h"
+
+namespace rudder::trainer {
+namespace {
+
+class OptimizerTest : public testing::SeededTest {};
+
+TEST_F(OptimizerTest, MatchesLibtorchAdamWAndSkipsDecayOnVectors) {
+  OptimizerConfig c;
+  c.set_lr(1e-2);
+  c.set_beta1(0.9);
+  c.set_beta2(0.99);
+  c.set_eps(1e-8);
+  c.set_weight_decay(0.1);
+  at::Tensor w = torch::randn({5, 3}, torch::requires_grad());
+  at::Tensor b = torch::randn({3}, torch::requires_grad());
+  at::Tensor w_ref = w.detach().clone().requires_grad_(true);
+  at::Tensor b_ref = b.detach().clone().requires_grad_(true);
+  AdamW ours(trainable_parameters({{"w", w}, {"b", b}}), c);
+  EXPECT_TRUE(ours.params()[0].decay);
+  EXPECT_FALSE(ours.params()[1].decay);
+  torch::optim::AdamW decayed(
+      {w_ref}, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.1));
+  torch::optim::AdamW plain(
+      {b_ref}, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.0));
+  const at::Tensor x = torch::randn({7, 5});
+  for (int step = 0; step < 5; ++step) {
+    ours.zero_grad();
+    (torch::matmul(x, w) + b).pow(2).mean().backward();
+    ours.step(1e-2);
+    decayed.zero_grad();
+    plain.zero_grad();
+    (torch::matmul(x, w_ref) + b_ref).pow(2).mean().backward();
+    decayed.step();
+    plain.step();
+  }
+  testing::expect_tensor_near(w, w_ref, 1e-6, "w");
+  testing::expect_tensor_near(b, b_ref, 1e-6, "b");
+  EXPECT_EQ(ours.steps(), 5);
+
+  // State round-trips and is checked on load.
+  AdamW other(trainable_parameters({{"w", w}, {"b", b}}), c);
+  other.load_state(ours.state(), "test");
+  EXPECT_EQ(other.steps(), 5);
+  EXPECT_THROW(other.load_state({{"steps", torch::tensor({1})}}, "test"), core::InvalidArgument);
+}
+
+TEST_F(OptimizerTest, SchedulesWarmUpThenDecayToTheFloor) {
+  ScheduleConfig s;
+  s.set_kind("cosine");
+  s.set_warmup_steps(4);
+  s.set_min_lr_ratio(0.1);
+  EXPECT_DOUBLE_EQ(learning_rate(s, 1.0, 0, 20), 0.2);
+  EXPECT_DOUBLE_EQ(learning_rate(s, 1.0, 3, 20), 0.8);
+  EXPECT_DOUBLE_EQ(learning_rate(s, 1.0, 4, 20), 1.0);
+  EXPECT_NEAR(learning_rate(s, 1.0, 12, 20), 0.1 + 0.9 * 0.5, 1e-12);
+  EXPECT_NEAR(learning_rate(s, 1.0, 20, 20), 0.1, 1e-12);
+  s.set_kind("linear");
+  EXPECT_NEAR(learning_rate(s, 2.0, 12, 20), 2.0 * (0.1 + 0.9 * 0.5), 1e-12);
+  s.set_kind("constant");
+  EXPECT_DOUBLE_EQ(learning_rate(s, 2.0, 19, 20), 2.0);
+}
+
+}  // namespace
+}  // namespace rudder::trainer

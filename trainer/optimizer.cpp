@@ -1,0 +1,104 @@
+#include "trainer/optimizer.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "proto/rudder.pb.h"
+
+namespace rudder::trainer {
+
+std::vector<NamedParameter> trainable_parameters(
+    const std::vector<std::pair<std::string, at::Tensor>>& named) {
+  std::vector<NamedParameter> out;
+  for (const auto& [name, t] : named) {
+    if (t.requires_grad()) out.push_back({name, t, t.dim() >= 2});
+  }
+  return out;
+}
+
+AdamW::AdamW(std::vector<NamedParameter> params, const OptimizerConfig& c)
+    : params_(std::move(params)),
+      beta1_(c.beta1()),
+      beta2_(c.beta2()),
+      eps_(c.eps()),
+      weight_decay_(c.weight_decay()) {
+  RUDDER_CHECK(!params_.empty(), "the optimizer has no trainable parameters");
+  for (const auto& p : params_) {
+    exp_avg_.push_back(torch::zeros_like(p.tensor, torch::MemoryFormat::Preserve));
+    exp_avg_sq_.push_back(torch::zeros_like(p.tensor, torch::MemoryFormat::Preserve));
+  }
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++steps_;
+  const double bias1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
+  const double bias2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
+  const double step_size = lr / bias1;
+  const double bias2_sqrt = std::sqrt(bias2);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor p = params_[i].tensor;
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - lr * weight_decay_);
+    exp_avg_[i].mul_(beta1_).add_(g, 1.0 - beta1_);
+    exp_avg_sq_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
+    const at::Tensor denom = (exp_avg_sq_[i].sqrt() / bias2_sqrt).add_(eps_);
+    p.addcdiv_(exp_avg_[i], denom, -step_size);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& p : params_) {
+    if (p.tensor.grad().defined()) {
+      p.tensor.mutable_grad().detach_();
+      p.tensor.mutable_grad().zero_();
+    }
+  }
+}
+
+double AdamW::grad_norm() const {
+  double total = 0;
+  for (const auto& p : params_) {
+    if (p.tensor.grad().defined())
+      total += p.tensor.grad().to(torch::kDouble).pow(2).sum().item<double>();
+  }
+  return std::sqrt(total);
+}
+
+void AdamW::scale_grads(double factor) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : params_) {
+    if (p.tensor.grad().defined()) p.tensor.mutable_grad().mul_(factor);
+  }
+}
+
+models::TensorMap AdamW::state() const {
+  models::TensorMap out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out.emplace("exp_avg." + params_[i].name, exp_avg_[i]);
+    out.emplace("exp_avg_sq." + params_[i].name, exp_avg_sq_[i]);
+  }
+  out.emplace("steps", torch::tensor({steps_}, torch::kLong));
+  return out;
+}
+
+void AdamW::load_state(const models::TensorMap& state, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  auto fetch = [&](const std::string& key, const at::Tensor& like) {
+    const auto it = state.find(key);
+    RUDDER_CHECK(it != state.end(), source, ": missing optimizer tensor '", key, "'");
+    RUDDER_CHECK(it->second.sizes() == like.sizes(), source, ": optimizer tensor '", key,
+                 "' has shape ", it->second.sizes(), ", expected ", like.sizes());
+    return it->second;
+  };
+  for (size_t i = 0; i < params_.size(); ++i) {
+    exp_avg_[i].copy_(fetch("exp_avg." + params_[i].name, exp_avg_[i]));
+    exp_avg_sq_[i].copy_(fetch("exp_avg_sq." + params_[i].name, exp_avg_sq_[i]));
+  }
+  steps_ = fetch("steps", torch::zeros({1})).item<int64_t>();
+}
+
+}  // namespace rudder::trainer

@@ -1,0 +1,61 @@
+// AdamW (Loshchilov & Hutter 2019) with PyTorch's update rule, owning its state by parameter
+// name so checkpoints store and restore it exactly.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "models/safetensors.h"
+
+namespace rudder {
+class OptimizerConfig;
+}
+
+namespace rudder::trainer {
+
+/// A parameter the optimizer updates.
+struct NamedParameter {
+  std::string name;
+  at::Tensor tensor;
+  bool decay = true;  // false for norms and biases (no weight decay)
+};
+
+/// The trainable parameters of `module`'s named parameters, with decay off for 1-D tensors
+/// (norm weights, biases).
+std::vector<NamedParameter> trainable_parameters(
+    const std::vector<std::pair<std::string, at::Tensor>>& named);
+
+/// AdamW: p <- p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps), as torch.optim.AdamW.
+class AdamW {
+ public:
+  AdamW(std::vector<NamedParameter> params, const OptimizerConfig& config);
+
+  /// One update with learning rate `lr` from the parameters' current gradients.
+  void step(double lr);
+  /// Clears every gradient.
+  void zero_grad();
+  /// Global L2 norm of the gradients (float64 accumulation).
+  double grad_norm() const;
+  /// Multiplies every gradient by `factor`.
+  void scale_grads(double factor);
+
+  const std::vector<NamedParameter>& params() const { return params_; }
+  /// Number of updates taken.
+  int64_t steps() const { return steps_; }
+
+  /// State as tensors: "exp_avg.<name>", "exp_avg_sq.<name>" and "steps".
+  models::TensorMap state() const;
+  /// Restores state(); throws InvalidArgument naming `source` for a missing or misshapen tensor.
+  void load_state(const models::TensorMap& state, const std::string& source);
+
+ private:
+  std::vector<NamedParameter> params_;
+  std::vector<at::Tensor> exp_avg_, exp_avg_sq_;
+  double beta1_, beta2_, eps_, weight_decay_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace rudder::trainer

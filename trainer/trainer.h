@@ -1,0 +1,54 @@
+// The training loop every method runs in: data order, gradient accumulation, data-parallel
+// all-reduce, clipping, AdamW and the schedule, NaN guard, evaluation, checkpoints, resume,
+// progress and metrics.
+//
+// Preemption: request_stop() (async-signal-safe; the CLI calls it on SIGTERM/SIGINT) makes the
+// loop finish the current step, write a checkpoint and return with stopped_by_signal set.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "algorithms/algorithm.h"
+#include "core/distributed.h"
+#include "proto/rudder.pb.h"
+
+namespace rudder::trainer {
+
+/// How to start.
+struct TrainOptions {
+  std::string resume;  // "": fresh; "auto": the newest good checkpoint if any; else a path
+  bool allow_config_change = false;  // resume even if global batch or model settings changed
+};
+
+/// What a run did.
+struct TrainResult {
+  uint64_t steps = 0;                          // optimizer steps completed (including resumed ones)
+  uint64_t skipped_steps = 0;                  // steps skipped by the NaN guard in this process
+  std::map<std::string, double> initial_eval;  // before training (fresh runs with eval data)
+  std::map<std::string, double> final_eval;
+  double last_loss = 0.0;
+  bool stopped_by_signal = false;
+  std::string last_checkpoint;  // "" when none was written
+};
+
+/// Makes running loops checkpoint and stop after their current step. Async-signal-safe.
+void request_stop();
+
+/// Runs `algorithm` as `config` says.
+class Trainer {
+ public:
+  Trainer(const ExperimentConfig& config, algorithms::Algorithm& algorithm,
+          core::ProcessGroup& group, TrainOptions options);
+  ~Trainer();
+
+  /// Trains to the end (or a stop request). Throws on unrecoverable errors, e.g. too many
+  /// consecutive non-finite steps.
+  TrainResult run();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rudder::trainer
