@@ -24,10 +24,9 @@ build: configure
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
-# Until the DPO issue adds the SFT -> reward model -> DPO demo, the demo shows the CLI.
+# SFT -> reward model -> DPO on the embedded default, ending with the win-rate table.
 demo: build
-	@$(RUDDER) --help
-	@$(RUDDER) version
+	@$(RUDDER) demo
 
 bench:
 	@scripts/install-deps.sh --bench

@@ -55,4 +55,12 @@ class Algorithm {
   virtual double flops_per_token() const = 0;
 };
 
+/// 6 x the number of parameters of `module`: the FLOPs of one forward and backward per token
+/// (Kaplan et al. 2020).
+inline double training_flops_per_token(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return 6.0 * static_cast<double>(n);
+}
+
 }  // namespace rudder::algorithms

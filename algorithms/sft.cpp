@@ -105,10 +105,6 @@ std::map<std::string, double> Sft::evaluate() {
   return out;
 }
 
-double Sft::flops_per_token() const {
-  int64_t n = 0;
-  for (const auto& p : model_->parameters()) n += p.numel();
-  return 6.0 * static_cast<double>(n);
-}
+double Sft::flops_per_token() const { return training_flops_per_token(*model_); }
 
 }  // namespace rudder::algorithms

@@ -17,6 +17,9 @@ commands:
   train CONFIG [--set KEY=VALUE]... [--resume auto|PATH] [--allow-config-change]
                                        train as the config says (SIGTERM: checkpoint, exit 0)
   launch --nproc N -- train CONFIG ... run N data-parallel ranks on this machine (Gloo)
+  eval CONFIG --policy DIR --reference DIR [--reward DIR]
+                                       win rate and KL of a policy against its reference
+  demo [--output DIR]                  SFT -> reward model -> DPO on the embedded default
   version                              version, git hash, libtorch, BLAS, threads, CUDA
   config check FILE [--set KEY=VALUE]  validate a config and print it resolved (YAML)
   config reference                     print the configuration reference (Markdown)

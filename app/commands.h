@@ -22,6 +22,13 @@ int run_train(const Args& args);
 /// `rudder launch --nproc N -- train CONFIG ...`: N ranks of `self` on this machine.
 int run_launch(const Args& args, const std::string& self);
 
+/// `rudder eval CONFIG --policy DIR --reference DIR [--reward DIR]`: the win-rate table.
+int run_eval(const Args& args);
+
+/// `rudder demo [--output DIR]`: SFT -> reward model -> DPO on the embedded default, then the
+/// table.
+int run_demo(const Args& args);
+
 /// The top-level help text.
 std::string usage();
 

@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "bench/bench_util.h"
 #include "core/runtime.h"
 #include "models/causal_lm.h"
 #include "models/safetensors.h"
@@ -19,21 +20,6 @@
 using namespace rudder;
 
 namespace {
-
-models::ModelSpec bench_spec() {
-  models::ModelSpec s;
-  s.vocab_size = 260;
-  s.hidden_size = 256;
-  s.num_layers = 12;
-  s.num_heads = 4;
-  s.num_kv_heads = 2;
-  s.head_dim = 64;
-  s.intermediate_size = 688;
-  s.max_positions = 512;
-  s.rope_theta = 10000;
-  s.tie_word_embeddings = false;
-  return s;
-}
 
 double cpp_tokens_per_s(models::CausalLM& model, int64_t batch, int64_t seq, double seconds) {
   torch::NoGradGuard no_grad;
@@ -55,21 +41,14 @@ double cpp_tokens_per_s(models::CausalLM& model, int64_t batch, int64_t seq, dou
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t seq = 128;
-  double seconds = 3.0;
-  int threads = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--seq")
-      seq = std::stoll(argv[i + 1]);
-    else if (flag == "--seconds")
-      seconds = std::stod(argv[i + 1]);
-    else if (flag == "--threads")
-      threads = std::stoi(argv[i + 1]);
-  }
+  const auto flags =
+      bench::parse_flags(argc, argv, {{"seq", "128"}, {"seconds", "3"}, {"threads", "0"}});
+  const int64_t seq = std::stoll(flags.at("seq"));
+  const double seconds = std::stod(flags.at("seconds"));
+  const int threads = std::stoi(flags.at("threads"));
   core::configure_runtime(threads);
   torch::manual_seed(0);
-  models::CausalLM model(bench_spec());
+  models::CausalLM model(bench::llama_10m());
   model.eval();
   int64_t params = 0;
   for (const auto& p : model.parameters()) params += p.numel();
@@ -88,22 +67,15 @@ int main(int argc, char** argv) {
   const std::string script = std::string(RUDDER_SOURCE_DIR) + "/bench/python/forward.py";
   // The baseline runs twice: as users run it, and with the same allocator settings Rudder uses.
   auto run_python = [&](const std::string& env) {
-    const std::string command = env + " /usr/bin/python3 " + script + " " + dir.string() + " " +
-                                std::to_string(seq) + " 1,8 " + std::to_string(seconds) + " " +
-                                std::to_string(at::get_num_threads()) + " 2>&1";
     std::map<int64_t, double> result;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) return result;
-    char line[512];
-    while (fgets(line, sizeof(line), pipe) != nullptr) {
+    for (const auto& line : bench::run_lines(
+             env + " /usr/bin/python3 " + script + " " + dir.string() + " " + std::to_string(seq) +
+             " 1,8 " + std::to_string(seconds) + " " + std::to_string(at::get_num_threads()))) {
       long long b = 0;
       double tps = 0;
-      if (std::sscanf(line, "python batch=%lld tokens_per_s=%lf", &b, &tps) == 2)
+      if (std::sscanf(line.c_str(), "python batch=%lld tokens_per_s=%lf", &b, &tps) == 2)
         result[b] = tps;
-      else
-        std::cerr << "python: " << line;
     }
-    if (pclose(pipe) != 0) result.clear();
     return result;
   };
   std::map<int64_t, double> python = run_python("");

@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "bench/bench_util.h"
 #include "core/runtime.h"
 #include "models/causal_lm.h"
 #include "models/logprobs.h"
@@ -20,32 +21,14 @@
 using namespace rudder;
 
 int main(int argc, char** argv) {
-  int64_t batch = 8, seq = 128;
-  double seconds = 5.0;
-  int threads = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--batch")
-      batch = std::stoll(argv[i + 1]);
-    else if (flag == "--seq")
-      seq = std::stoll(argv[i + 1]);
-    else if (flag == "--seconds")
-      seconds = std::stod(argv[i + 1]);
-    else if (flag == "--threads")
-      threads = std::stoi(argv[i + 1]);
-  }
+  const auto flags = bench::parse_flags(
+      argc, argv, {{"batch", "8"}, {"seq", "128"}, {"seconds", "5"}, {"threads", "0"}});
+  const int64_t batch = std::stoll(flags.at("batch")), seq = std::stoll(flags.at("seq"));
+  const double seconds = std::stod(flags.at("seconds"));
+  const int threads = std::stoi(flags.at("threads"));
   core::configure_runtime(threads);
   torch::manual_seed(0);
-  models::ModelSpec s;
-  s.vocab_size = 260;
-  s.hidden_size = 256;
-  s.num_layers = 12;
-  s.num_heads = 4;
-  s.num_kv_heads = 2;
-  s.head_dim = 64;
-  s.intermediate_size = 688;
-  s.max_positions = 512;
-  models::CausalLM model(s);
+  models::CausalLM model(bench::llama_10m());
   int64_t params = 0;
   for (const auto& p : model.parameters()) params += p.numel();
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / "rudder-bench-sft";
@@ -80,23 +63,18 @@ int main(int argc, char** argv) {
 
   std::cout << "bench_sft_step: Llama " << params / 1e6 << "M parameters, batch " << batch
             << " x seq " << seq << ", " << at::get_num_threads() << " threads\n";
-  const std::string command =
-      "/usr/bin/python3 " + std::string(RUDDER_SOURCE_DIR) + "/bench/python/sft_step.py " +
-      dir.string() + " " + std::to_string(batch) + " " + std::to_string(seq) + " " +
-      std::to_string(seconds) + " " + std::to_string(at::get_num_threads()) + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
+  const std::string command = "/usr/bin/python3 " + std::string(RUDDER_SOURCE_DIR) +
+                              "/bench/python/sft_step.py " + dir.string() + " " +
+                              std::to_string(batch) + " " + std::to_string(seq) + " " +
+                              std::to_string(seconds) + " " + std::to_string(at::get_num_threads());
   double py_loss0 = 0, py_step = 0, py_tps = 0;
   bool parsed = false;
-  char line[512];
-  while (pipe != nullptr && fgets(line, sizeof(line), pipe) != nullptr) {
-    if (std::sscanf(line, "python loss0=%lf step_s=%lf tokens_per_s=%lf", &py_loss0, &py_step,
-                    &py_tps) == 3)
-      parsed = true;
-    else
-      std::cerr << "python: " << line;
+  for (const auto& line : bench::run_lines(command)) {
+    parsed = parsed || std::sscanf(line.c_str(), "python loss0=%lf step_s=%lf tokens_per_s=%lf",
+                                   &py_loss0, &py_step, &py_tps) == 3;
   }
-  if (pipe == nullptr || pclose(pipe) != 0 || !parsed) {
-    std::cerr << "bench_sft_step: the Python baseline failed (make bench installs python3-torch)\n";
+  if (!parsed) {
+    std::cerr << "bench_sft_step: no figures from the Python baseline\n";
     return 1;
   }
   const double loss0 = step();

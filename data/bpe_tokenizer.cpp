@@ -74,7 +74,7 @@ class BpeTokenizer : public Tokenizer {
         out += static_cast<char>(byte);
       }
     }
-    return out;
+    return detail::valid_utf8(out) ? out : detail::lossy_utf8(out);
   }
 
   int64_t vocab_size() const override { return static_cast<int64_t>(id_to_token_.size()); }

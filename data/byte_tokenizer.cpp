@@ -15,7 +15,6 @@ class ByteTokenizer : public Tokenizer {
   }
 
   std::vector<int64_t> encode(std::string_view text) const override {
-    RUDDER_CHECK(detail::valid_utf8(text), "cannot tokenize: text is not valid UTF-8");
     std::vector<int64_t> ids;
     ids.reserve(text.size());
     size_t i = 0;

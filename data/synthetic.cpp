@@ -40,8 +40,8 @@ bool contains(const std::vector<std::string>& words, const std::string& w) {
 }
 
 TaskExample make_arithmetic(SplitMix64& rng) {
-  const int a = static_cast<int>(rng.below(50));
-  const int b = static_cast<int>(rng.below(50));
+  const int a = static_cast<int>(rng.below(10));
+  const int b = static_cast<int>(rng.below(10));
   return {"arithmetic", std::to_string(a) + "+" + std::to_string(b) + "=", std::to_string(a + b)};
 }
 

@@ -1,10 +1,9 @@
 // Synthetic tasks with a known ground truth, so improvement is measured, not claimed.
 //
-//   arithmetic  "37+48=" -> "85"                  score 1 if exact, else 0.5 exp(-|error| / 10)
-//   sentiment   "review, positive:" -> "great film, fun"  score (clamp((pos - neg) / 2, -1, 1) + 1)
-//   / 2
-//               over positive and negative lexicon words (empty: 0)
-//   reverse     "reverse abc:" -> "cba"           score = fraction of characters in place
+//   arithmetic  "7+8=" -> "15" (single digits)   score 1 if exact, else 0.5 exp(-|error| / 10)
+//   sentiment   "review, positive:" -> "great film, fun"
+//               score (clamp((pos - neg) / 2, -1, 1) + 1) / 2 over lexicon words (empty: 0)
+//   reverse     "reverse abc:" -> "cba"          score = fraction of characters in place
 //   mixed       all three, each example labelled with its category (for routed reward models)
 //
 // Each task makes SFT examples (prompt, correct answer), preference pairs (the answer against

@@ -23,11 +23,13 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
 
   /// Ids of `text`; added/special tokens written in the text become their single ids
-  /// (leftmost-longest). No BOS/EOS is added. Throws InvalidArgument for invalid UTF-8.
+  /// (leftmost-longest). No BOS/EOS is added. BPE tokenizers throw InvalidArgument for invalid
+  /// UTF-8; the byte tokenizer takes any bytes.
   virtual std::vector<int64_t> encode(std::string_view text) const = 0;
 
-  /// The text of `ids` (special tokens kept as their text). Throws InvalidArgument for an id
-  /// outside the vocabulary.
+  /// The text of `ids` (special tokens kept as their text). BPE tokenizers replace byte
+  /// sequences that are not UTF-8 with U+FFFD, as Hugging Face's decode does; the byte tokenizer
+  /// returns the bytes. Throws InvalidArgument for an id outside the vocabulary.
   virtual std::string decode(const std::vector<int64_t>& ids) const = 0;
 
   /// Number of ids (the model's embedding rows must be at least this many).

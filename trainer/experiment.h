@@ -8,6 +8,7 @@
 #include "core/distributed.h"
 #include "data/tokenizer.h"
 #include "models/causal_lm.h"
+#include "rewards/scalar_reward_model.h"
 #include "trainer/trainer.h"
 
 namespace rudder::trainer {
@@ -17,6 +18,7 @@ struct Experiment {
   std::shared_ptr<data::Tokenizer> tokenizer;
   std::shared_ptr<models::CausalLM> model;
   std::unique_ptr<algorithms::Algorithm> algorithm;
+  std::shared_ptr<rewards::ScalarRewardNet> reward_net;  // reward-model experiments only
 };
 
 /// Seeds libtorch with config.seed and builds the tokenizer, model, data and method. Throws

@@ -282,10 +282,13 @@ TrainResult Trainer::Impl::run() {
       stats.loss_sum += s.loss_sum;
       stats.units += s.units;
       stats.tokens += s.tokens;
+      for (const auto& [k, v] : s.sums) stats.sums[k] += v;
     }
     allreduce_grads(optimizer);
-    const auto reduced =
-        group_.allreduce_sum({stats.loss_sum, stats.tokens, g_stop.load() ? 1.0 : 0.0});
+    std::vector<double> to_reduce = {stats.loss_sum, stats.tokens, g_stop.load() ? 1.0 : 0.0};
+    for (const auto& [k, v] : stats.sums)
+      to_reduce.push_back(v);  // same keys, same order on every rank
+    const auto reduced = group_.allreduce_sum(to_reduce);
     const double loss = reduced[0] / total_units;
     const double grad_norm = optimizer.grad_norm();
     const double lr = learning_rate(config_.schedule(), config_.optimizer().lr(),
@@ -324,6 +327,18 @@ TrainResult Trainer::Impl::run() {
     metrics.last_step_time.set(
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
     progress(step_, total, loss, lr, grad_norm, tps, eta, step_ == total);
+    size_t k = 3;
+    std::ostringstream extra;
+    for (const auto& [name, v] : stats.sums) {
+      const double mean = reduced[k++] / total_units;  // per loss unit, over the global batch
+      core::gauge("rudder_train_metric",
+                  "Method-specific training metrics, averaged over real units.", {{"name", name}})
+          .set(mean);
+      extra << (extra.tellp() > 0 ? " " : "") << name << "=" << mean;
+    }
+    if (group_.is_main() && !stats.sums.empty() && (step_ % t.log_every() == 0 || step_ == total)) {
+      RUDDER_LOG(kInfo) << "step " << step_ << " " << extra.str();
+    }
 
     const bool stop = reduced[2] > 0;
     if (t.eval_every() > 0 && step_ % t.eval_every() == 0 && step_ < total && !stop) {

@@ -33,6 +33,29 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
+std::string lossy_utf8(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    // The longest prefix of 1-4 bytes that is one valid code point; else one replacement char.
+    size_t taken = 0;
+    for (size_t len = 1; len <= 4 && i + len <= text.size(); ++len) {
+      if (valid_utf8(text.substr(i, len))) {
+        taken = len;
+        break;
+      }
+    }
+    if (taken == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out += text.substr(i, taken);
+      i += taken;
+    }
+  }
+  return out;
+}
+
 uint32_t next_code_point(std::string_view text, size_t* pos) {
   const auto c = static_cast<unsigned char>(text[*pos]);
   const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : 4;

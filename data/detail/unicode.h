@@ -12,6 +12,9 @@ namespace rudder::data::detail {
 /// True when `text` is valid UTF-8.
 bool valid_utf8(std::string_view text);
 
+/// `text` with every invalid UTF-8 sequence replaced by U+FFFD (as Rust's from_utf8_lossy).
+std::string lossy_utf8(std::string_view text);
+
 /// The code points of valid UTF-8 `text`, each as its own UTF-8 string.
 std::vector<std::string> utf8_chars(std::string_view text);
 

@@ -59,9 +59,10 @@ uint64_t latest_step(const std::string& out) {
 
 // Runs to completion uninterrupted, then again killed with SIGKILL after the first checkpoint
 // and resumed with --resume auto; the final weights must be bit-identical.
-void expect_exact_resume(int nproc, int checkpoint_every) {
+void expect_exact_resume(int nproc, int checkpoint_every,
+                         const std::string& config_text = kTinyConfig) {
   TempDir dir;
-  const std::string config = dir.write("tiny.yaml", kTinyConfig);
+  const std::string config = dir.write("tiny.yaml", config_text);
   const std::vector<std::string> sets = {
       "--set", "checkpoint.every_steps=" + std::to_string(checkpoint_every)};
   const std::string straight = dir.path() + "/straight", killed = dir.path() + "/killed";
@@ -126,6 +127,22 @@ TEST(TrainIntegration, KillAndResumeIsBitIdenticalMidEpoch) { expect_exact_resum
 TEST(TrainIntegration, KillAndResumeIsBitIdenticalOnEpochBoundary) { expect_exact_resume(1, 5); }
 
 TEST(TrainIntegration, KillAndResumeIsBitIdenticalWithTwoRanks) { expect_exact_resume(2, 3); }
+
+// The same tiny model and data as preference methods (corrupted-answer pairs).
+std::string tiny_preference_config(const std::string& method) {
+  std::string text = kTinyConfig;
+  const std::string sft = "sft: {}\n";
+  text.replace(text.find(sft), sft.size(), method + "\n");
+  return text;
+}
+
+TEST(TrainIntegration, DpoKillAndResumeIsBitIdentical) {
+  expect_exact_resume(1, 3, tiny_preference_config("dpo: {beta: 0.5, reference_mode: precompute}"));
+}
+
+TEST(TrainIntegration, RewardModelKillAndResumeIsBitIdentical) {
+  expect_exact_resume(1, 3, tiny_preference_config("reward_model: {kind: scalar}"));
+}
 
 TEST(TrainIntegration, SigtermCheckpointsAndExitsZero) {
   TempDir dir;

@@ -1,0 +1,83 @@
+#include "rewards/scalar_reward_model.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "rewards/bt_loss.h"
+#include "tests/support/tensor_testing.h"
+#include "tests/support/test_support.h"
+
+namespace rudder::rewards {
+namespace {
+
+class ScalarRewardModelTest : public testing::SeededTest {};
+
+models::ModelSpec tiny() {
+  models::ModelSpec s;
+  s.vocab_size = 260;
+  s.hidden_size = 32;
+  s.num_layers = 1;
+  s.num_heads = 2;
+  s.num_kv_heads = 1;
+  s.head_dim = 16;
+  s.intermediate_size = 48;
+  s.max_positions = 64;
+  s.tie_word_embeddings = true;
+  return s;
+}
+
+TEST_F(ScalarRewardModelTest, NormalizationUsesUnbiasedStd) {
+  const auto n = normalization_of({1, 2, 3, 4}, true);  // ALGORITHMS.md T1.2
+  EXPECT_DOUBLE_EQ(n.mean, 2.5);
+  EXPECT_NEAR(n.std, 1.290994, 1e-6);
+  EXPECT_NEAR((4 - n.mean) / n.std, 1.161895, 1e-6);
+}
+
+TEST_F(ScalarRewardModelTest, SaveLoadScoresIdenticallyAndNormalizes) {
+  auto net = std::make_shared<ScalarRewardNet>(std::make_shared<models::CausalLM>(tiny()));
+  std::shared_ptr<data::Tokenizer> tok = data::make_byte_tokenizer();
+  TokenizerConfig tc;
+  tc.set_add_eos(true);
+  DataConfig dc;
+  dc.set_max_length(64);
+  dc.set_max_prompt_length(32);
+  ScalarRewardModel rm(net, tok, tc, dc, {true, 0.5, 2.0});
+  const std::vector<std::string> prompts = {"2+2=", "review, positive:", "x"};
+  const std::vector<std::string> responses = {"4", "great film, fun",
+                                              "a much longer response than the others"};
+  const auto scores = rm.score(prompts, responses);
+  ASSERT_EQ(scores.size(), 3u);
+  testing::TempDir dir;
+  rm.save(dir.path());
+  auto loaded = load_scalar_reward_model(dir.path(), tok, tc, dc);
+  EXPECT_EQ(loaded->score(prompts, responses), scores);
+  EXPECT_TRUE(loaded->normalization().enabled);
+  EXPECT_DOUBLE_EQ(loaded->normalization().std, 2.0);
+  // Normalization is (r - mean) / std of the raw reward.
+  ScalarRewardModel raw(net, tok, tc, dc, {false, 0, 1});
+  EXPECT_NEAR(scores[0], (raw.score(prompts, responses)[0] - 0.5) / 2.0, 1e-9);
+  EXPECT_THROW(rm.score({"a"}, {}), core::InvalidArgument);
+  EXPECT_THROW(load_scalar_reward_model(dir.path() + "/missing", tok, tc, dc), core::NotFound);
+}
+
+TEST_F(ScalarRewardModelTest, BradleyTerryTrainingSeparatesPairs) {
+  auto net = std::make_shared<ScalarRewardNet>(std::make_shared<models::CausalLM>(tiny()));
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(3e-3));
+  // chosen rows end in 'a', rejected in 'b': trivially separable.
+  const at::Tensor chosen = torch::tensor({{1, 2, 97}, {3, 4, 97}}),
+                   rejected = torch::tensor({{1, 2, 98}, {3, 4, 98}});
+  const at::Tensor mask = torch::ones({2, 3}, torch::kLong), pos = torch::arange(3).repeat({2, 1});
+  double accuracy = 0;
+  for (int step = 0; step < 30; ++step) {
+    opt.zero_grad();
+    const auto out = bt_loss(net->forward(chosen, mask, pos), net->forward(rejected, mask, pos));
+    out.loss.backward();
+    opt.step();
+    accuracy = out.accuracy;
+  }
+  EXPECT_EQ(accuracy, 1.0);
+}
+
+}  // namespace
+}  // namespace rudder::rewards
