@@ -215,6 +215,8 @@ Experiment build_experiment(const ExperimentConfig& config) {
   RUDDER_CHECK(config.device() == "auto" || config.device() == "cpu" ||
                    config.device().rfind("cuda", 0) == 0,
                "device '", config.device(), "': expected auto, cpu, cuda or cuda:N");
+  RUDDER_CHECK(!config.training().bf16_autocast(),
+               "training.bf16_autocast is not implemented yet; set it to false");
   torch::manual_seed(config.seed());
   Experiment e;
   e.tokenizer = data::make_tokenizer(config.tokenizer(), config.model().path());

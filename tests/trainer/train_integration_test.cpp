@@ -144,6 +144,25 @@ TEST(TrainIntegration, RewardModelKillAndResumeIsBitIdentical) {
   expect_exact_resume(1, 3, tiny_preference_config("reward_model: {kind: scalar}"));
 }
 
+TEST(TrainIntegration, ResumingWithAChangedBatchNeedsAnOverride) {
+  TempDir dir;
+  const std::string config = dir.write("tiny.yaml", kTinyConfig);
+  ProcessResult r = run_to_end(
+      train_command(config, dir.path(), 1, {"--set", "training.max_steps=4"}), dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> changed = {
+      "--set", "training.max_steps=6", "--set", "training.global_batch_size=4", "--resume", "auto"};
+  r = run_to_end(train_command(config, dir.path(), 1, changed), dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("global_batch_size 8, now 4; pass --allow-config-change"), std::string::npos)
+      << r.err;
+  auto allowed = changed;
+  allowed.push_back("--allow-config-change");
+  r = run_to_end(train_command(config, dir.path(), 1, allowed), dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("steps 6"), std::string::npos) << r.out;
+}
+
 TEST(TrainIntegration, SigtermCheckpointsAndExitsZero) {
   TempDir dir;
   const std::string config = dir.write("tiny.yaml", kTinyConfig);
