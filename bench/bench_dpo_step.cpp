@@ -68,10 +68,7 @@ Result run(const Size& size, int64_t pairs, int64_t seq, int steps) {
   }
   if (!parsed) throw std::runtime_error("no figures from the Python baseline");
 
-  OptimizerConfig oc;
-  oc.set_beta1(0.9);
-  oc.set_beta2(0.999);
-  oc.set_eps(1e-8);
+  const OptimizerConfig oc = bench::adamw_defaults();
   std::vector<std::pair<std::string, at::Tensor>> named;
   for (const auto& item : model.named_parameters(true))
     named.emplace_back(item.key(), item.value());

@@ -42,11 +42,7 @@ int main(int argc, char** argv) {
       (dir / "bench_batch.safetensors").string(),
       {{"input_ids", ids}, {"attention_mask", mask}, {"position_ids", pos}, {"loss_mask", labels}});
 
-  OptimizerConfig oc;
-  oc.set_lr(1e-4);
-  oc.set_beta1(0.9);
-  oc.set_beta2(0.999);
-  oc.set_eps(1e-8);
+  const OptimizerConfig oc = bench::adamw_defaults();
   std::vector<std::pair<std::string, at::Tensor>> named;
   for (const auto& item : model.named_parameters(true))
     named.emplace_back(item.key(), item.value());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/model_spec.h"
+#include "proto/rudder.pb.h"
 
 namespace rudder::bench {
 
@@ -28,6 +29,16 @@ inline models::ModelSpec llama_spec(int64_t hidden, int64_t layers, int64_t head
 
 /// The ~9M-parameter Llama of the forward, SFT and small DPO benchmarks.
 inline models::ModelSpec llama_10m() { return llama_spec(256, 12, 4, 2, 688); }
+
+/// torch.optim.AdamW's defaults (betas 0.9/0.999, eps 1e-8, no weight decay), as the Python sides
+/// use.
+inline OptimizerConfig adamw_defaults() {
+  OptimizerConfig c;
+  c.set_beta1(0.9);
+  c.set_beta2(0.999);
+  c.set_eps(1e-8);
+  return c;
+}
 
 /// "--name value" pairs; `fallback` values for the rest.
 inline std::map<std::string, std::string> parse_flags(int argc, char** argv,

@@ -166,9 +166,9 @@ std::string save_checkpoint(const std::string& dir_text, const CheckpointState& 
   return final_path.string();
 }
 
-CheckpointState load_checkpoint(const std::string& path_text) {
+CheckpointManifest verify_checkpoint(const std::string& path_text) {
   const fs::path dir(path_text);
-  const CheckpointManifest manifest = read_manifest(dir);
+  CheckpointManifest manifest = read_manifest(dir);
   for (const auto& file : manifest.files()) {
     const fs::path p = dir / file.path();
     RUDDER_CHECK(fs::exists(p), p.string(), ": missing from the checkpoint");
@@ -177,6 +177,12 @@ CheckpointState load_checkpoint(const std::string& path_text) {
     RUDDER_CHECK(sha256_file(p.string()) == file.sha256(), p.string(),
                  ": SHA-256 differs from the manifest (altered)");
   }
+  return manifest;
+}
+
+CheckpointState load_checkpoint(const std::string& path_text) {
+  const fs::path dir(path_text);
+  const CheckpointManifest manifest = verify_checkpoint(path_text);
   CheckpointState s;
   s.step = manifest.step();
   s.sampler = {manifest.epoch(), manifest.data_position()};
@@ -218,7 +224,7 @@ std::string find_resume_checkpoint(const std::string& dir_text) {
                "', which is not a checkpoint in ", dir.string(), "; pass --resume PATH");
   for (auto candidate = std::make_reverse_iterator(it + 1); candidate != all.rend(); ++candidate) {
     try {
-      load_checkpoint(candidate->second.string());
+      verify_checkpoint(candidate->second.string());
       if (candidate->second.filename() != target) {
         RUDDER_LOG(kWarn) << "resuming from the older checkpoint " << candidate->second.string();
       }

@@ -34,6 +34,10 @@ struct CheckpointState {
 std::string save_checkpoint(const std::string& dir, const CheckpointState& state,
                             uint32_t keep_last);
 
+/// Checks one checkpoint directory's manifest, and the size and SHA-256 of every file it lists,
+/// without loading tensors; returns the manifest. Throws InvalidArgument naming the bad file.
+CheckpointManifest verify_checkpoint(const std::string& path);
+
 /// Loads and verifies one checkpoint directory (sizes and SHA-256 of every file). Throws
 /// InvalidArgument naming the file that is missing, truncated or altered.
 CheckpointState load_checkpoint(const std::string& path);

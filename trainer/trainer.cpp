@@ -110,6 +110,7 @@ class Trainer::Impl {
   core::ProcessGroup& group_;
   TrainOptions options_;
   uint64_t step_ = 0;
+  TrainMetrics metrics_;
   bool tty_ = ::isatty(2) != 0;
 };
 
@@ -177,7 +178,7 @@ std::string Trainer::Impl::save(data::EpochSampler& sampler, AdamW& optimizer) {
   const std::string path =
       save_checkpoint(checkpoint_dir(config_), s, config_.checkpoint().keep_last());
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  TrainMetrics().checkpoint_seconds.observe(seconds);
+  metrics_.checkpoint_seconds.observe(seconds);
   RUDDER_LOG(kInfo) << "checkpoint " << path << " (" << std::fixed << std::setprecision(2)
                     << seconds << " s)";
   return path;
@@ -241,7 +242,7 @@ TrainResult Trainer::Impl::run() {
     named.emplace_back(item.key(), item.value());
   AdamW optimizer(trainable_parameters(named), config_.optimizer());
   data::EpochSampler sampler(algorithm_.num_train(), config_.seed(), config_.data().shuffle());
-  TrainMetrics metrics;
+  TrainMetrics& metrics = metrics_;
   const double peak_flops = measure_peak_flops();
 
   std::string resume_path = options_.resume;
