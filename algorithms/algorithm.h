@@ -1,9 +1,14 @@
-// The interface every training method implements. The trainer owns the loop (data order,
-// accumulation, all-reduce, optimizer, checkpoints); a method owns its models' losses.
+// The interface every training method implements. The trainer owns the loop (batches from a
+// source, accumulation, all-reduce, optimizer, checkpoints, hooks); a method owns its models'
+// losses, the updates it takes per batch, and any state of its own.
 //
 // Exact averaging: a loss is a sum over units (SFT: response tokens; DPO: pairs) divided by the
-// number of units in the whole global batch over all ranks, so accumulation and data
-// parallelism give the gradient of one big batch.
+// number of units of the whole update over all ranks, so accumulation and data parallelism give
+// the gradient of one big batch.
+//
+// Contract, checked by the non-virtual entry points (a mistake fails loudly on the rank that
+// made it instead of hanging an all-reduce): forward_backward reports exactly the units that
+// units() declared for the same items, and plan_updates returns updates_per_batch() updates.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +18,9 @@
 #include <vector>
 
 #include <torch/nn/module.h>
+
+#include "algorithms/batch.h"
+#include "models/safetensors.h"
 
 namespace rudder::algorithms {
 
@@ -25,6 +33,13 @@ struct StepStats {
   std::map<std::string, double> sums;  // other per-unit metrics, summed
 };
 
+/// Parameters whose learning rate is the schedule's times `lr_scale` (a critic with its own
+/// learning rate). Parameters matching no group use scale 1.
+struct ParamGroup {
+  std::string prefix;     // parameter-name prefix, e.g. "critic."
+  double lr_scale = 1.0;  // multiplies the scheduled learning rate
+};
+
 /// One training method.
 class Algorithm {
  public:
@@ -33,15 +48,22 @@ class Algorithm {
   /// The method's name ("sft", "dpo", ...).
   virtual std::string name() const = 0;
 
-  /// Number of training examples (the sampler's range).
-  virtual uint64_t num_train() const = 0;
+  /// Optimizer updates one batch gives (PPO: epochs x mini-batches). The loop counts steps as
+  /// updates; a method must plan exactly this many for every batch.
+  virtual uint64_t updates_per_batch() const { return 1; }
 
-  /// Loss units in `examples` (summed over ranks by the trainer to get the global total).
-  virtual double units(const std::vector<uint64_t>& examples) const = 0;
+  /// The updates of `batch` as lists of its item indices, each split by the loop into
+  /// micro-batches. Checks the count against updates_per_batch().
+  std::vector<std::vector<size_t>> updates(const Batch& batch);
 
-  /// Forward and backward of `examples` with the loss divided by `total_units`; gradients
-  /// accumulate in the trainable parameters.
-  virtual StepStats forward_backward(const std::vector<uint64_t>& examples, double total_units) = 0;
+  /// Loss units of `items` of `batch` (summed over ranks by the trainer to get the global total).
+  virtual double units(const Batch& batch, const std::vector<size_t>& items) const = 0;
+
+  /// Forward and backward of `items` of `batch` with the loss divided by `total_units`;
+  /// gradients accumulate in the trainable parameters. Checks the units the method reports
+  /// against units().
+  StepStats train_micro_batch(const Batch& batch, const std::vector<size_t>& items,
+                              double total_units);
 
   /// Held-out metrics (eval loss, ground-truth accuracy, ...); runs without gradients.
   virtual std::map<std::string, double> evaluate() = 0;
@@ -50,9 +72,63 @@ class Algorithm {
   /// checkpoint's tensor names).
   virtual torch::nn::Module& trainable() = 0;
 
+  /// Learning-rate groups by parameter-name prefix (default: one group at the schedule's rate).
+  virtual std::vector<ParamGroup> param_groups() const { return {}; }
+
   /// FLOPs of one forward+backward per token processed, for model FLOPs utilization (6N for a
   /// decoder of N parameters).
   virtual double flops_per_token() const = 0;
+
+  /// The method's own state, the same on every rank (a KL coefficient, an iteration counter, a
+  /// reference model refreshed during training, generators drawn in the same order on every
+  /// rank); saved in checkpoints and restored before training continues.
+  virtual models::TensorMap state() const { return {}; }
+  /// Restores state(); throws InvalidArgument naming `source` for anything missing or misshapen.
+  virtual void load_state(const models::TensorMap& /*state*/, const std::string& /*source*/) {}
+
+  /// Optimizer steps per iteration of a multi-round method (a new reference or opponent each
+  /// iteration); 0: the whole run is one iteration. A multiple of updates_per_batch().
+  virtual uint64_t steps_per_iteration() const { return 0; }
+  /// Called before the first batch of iteration `iteration` (0 at the start of a fresh run; on
+  /// resume only when the checkpoint sits on an iteration boundary).
+  virtual void on_iteration_start(uint64_t /*iteration*/) {}
+  /// Called after each optimizer step (`step` counts completed steps).
+  virtual void on_step_end(uint64_t /*step*/) {}
+  /// Called on every rank after a checkpoint of `step` is complete (`path` is "" off the main
+  /// rank): the place to push new weights to rollout servers.
+  virtual void on_checkpoint(uint64_t /*step*/, const std::string& /*path*/) {}
+
+ protected:
+  /// The updates of `batch` (default: one update of every item).
+  virtual std::vector<std::vector<size_t>> plan_updates(const Batch& batch);
+  /// The micro-batch work behind train_micro_batch().
+  virtual StepStats forward_backward(const Batch& batch, const std::vector<size_t>& items,
+                                     double total_units) = 0;
+};
+
+/// A method that trains on rows of a fixed dataset: the batch's items are dataset rows.
+class DatasetAlgorithm : public Algorithm {
+ public:
+  /// Number of training rows (the dataset source's range).
+  virtual uint64_t num_train() const = 0;
+  /// Loss units of dataset rows `examples`.
+  virtual double example_units(const std::vector<uint64_t>& examples) const = 0;
+
+  double units(const Batch& batch, const std::vector<size_t>& items) const final {
+    return example_units(rows_of(batch, items));
+  }
+
+ protected:
+  /// Forward and backward of dataset rows `examples` (see Algorithm::forward_backward).
+  virtual StepStats train_examples(const std::vector<uint64_t>& examples, double total_units) = 0;
+
+  StepStats forward_backward(const Batch& batch, const std::vector<size_t>& items,
+                             double total_units) final {
+    return train_examples(rows_of(batch, items), total_units);
+  }
+
+ private:
+  static std::vector<uint64_t> rows_of(const Batch& batch, const std::vector<size_t>& items);
 };
 
 /// 6 x the number of parameters of `module`: the FLOPs of one forward and backward per token

@@ -90,7 +90,7 @@ DpoLossOutput Dpo::loss_of(const PreferenceRows& rows, const std::vector<uint64_
                   lengths.narrow(0, 0, n), lengths.narrow(0, n, n));
 }
 
-StepStats Dpo::forward_backward(const std::vector<uint64_t>& examples, double total_units) {
+StepStats Dpo::train_examples(const std::vector<uint64_t>& examples, double total_units) {
   StepStats s;
   at::Tensor pc, pr;
   const DpoLossOutput out = loss_of(data_.train, examples, true, &s.tokens, &pc, &pr);

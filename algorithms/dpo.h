@@ -25,7 +25,7 @@ ReferenceLogps compute_reference_logps(models::CausalLM& model, const Preference
                                        int64_t pad_id);
 
 /// The DPO family on a causal-LM policy.
-class Dpo : public Algorithm {
+class Dpo : public DatasetAlgorithm {
  public:
   /// `reference` is the frozen reference model (also used by evaluate()); `precomputed` holds
   /// its log-probs of the training pairs when reference_mode is precompute.
@@ -35,15 +35,17 @@ class Dpo : public Algorithm {
 
   std::string name() const override { return "dpo"; }
   uint64_t num_train() const override { return data_.train.size(); }
-  double units(const std::vector<uint64_t>& examples) const override {
+  double example_units(const std::vector<uint64_t>& examples) const override {
     return static_cast<double>(examples.size());
   }
-  StepStats forward_backward(const std::vector<uint64_t>& examples, double total_units) override;
   /// eval/loss, eval/rewards/accuracies and eval/rewards/margins on held-out pairs; with task
   /// prompts also eval/win_rate, eval/policy_score, eval/reference_score, eval/kl.
   std::map<std::string, double> evaluate() override;
   torch::nn::Module& trainable() override { return *policy_; }
   double flops_per_token() const override;
+
+ protected:
+  StepStats train_examples(const std::vector<uint64_t>& examples, double total_units) override;
 
  private:
   // Policy (with grad) and reference log-probs of `indices` of `rows`, and the loss.

@@ -17,7 +17,7 @@ RewardModeling::RewardModeling(std::shared_ptr<rewards::ScalarRewardNet> net, in
   RUDDER_CHECK(data_.train.size() > 0, "reward-model training needs preference pairs");
 }
 
-StepStats RewardModeling::forward_backward(const std::vector<uint64_t>& examples,
+StepStats RewardModeling::train_examples(const std::vector<uint64_t>& examples,
                                            double total_units) {
   const data::Batch b = collate_pairs(data_.train, examples, pad_id_);
   const auto device = net_->parameters().front().device();

@@ -11,17 +11,16 @@
 namespace rudder::algorithms {
 
 /// Trains a ScalarRewardNet on preference pairs.
-class RewardModeling : public Algorithm {
+class RewardModeling : public DatasetAlgorithm {
  public:
   RewardModeling(std::shared_ptr<rewards::ScalarRewardNet> net, int64_t pad_id, PreferenceData data,
                  const RewardModelConfig& config);
 
   std::string name() const override { return "reward_model"; }
   uint64_t num_train() const override { return data_.train.size(); }
-  double units(const std::vector<uint64_t>& examples) const override {
+  double example_units(const std::vector<uint64_t>& examples) const override {
     return static_cast<double>(examples.size());
   }
-  StepStats forward_backward(const std::vector<uint64_t>& examples, double total_units) override;
   /// eval/accuracy (pairwise, held-out), eval/margin, eval/loss, eval/reward_mean, eval/reward_std.
   std::map<std::string, double> evaluate() override;
   torch::nn::Module& trainable() override { return *net_; }
@@ -29,6 +28,9 @@ class RewardModeling : public Algorithm {
 
   /// Every reward of the held-out pairs (chosen and rejected) from the last evaluate().
   const std::vector<double>& eval_rewards() const { return eval_rewards_; }
+
+ protected:
+  StepStats train_examples(const std::vector<uint64_t>& examples, double total_units) override;
 
  private:
   std::shared_ptr<rewards::ScalarRewardNet> net_;

@@ -20,7 +20,7 @@ Sft::Sft(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenize
   RUDDER_CHECK(!config.sft().packing(), "sft.packing is not implemented yet; set it to false");
 }
 
-double Sft::units(const std::vector<uint64_t>& examples) const {
+double Sft::example_units(const std::vector<uint64_t>& examples) const {
   double n = 0;
   for (uint64_t i : examples) {
     const auto& r = data_.train[i];
@@ -29,7 +29,7 @@ double Sft::units(const std::vector<uint64_t>& examples) const {
   return n;
 }
 
-StepStats Sft::forward_backward(const std::vector<uint64_t>& examples, double total_units) {
+StepStats Sft::train_examples(const std::vector<uint64_t>& examples, double total_units) {
   std::vector<data::TokenizedPair> rows;
   for (uint64_t i : examples) rows.push_back(data_.train[i]);
   const data::Batch b =

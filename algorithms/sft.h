@@ -25,18 +25,20 @@ struct SftData {
 };
 
 /// SFT on a causal LM.
-class Sft : public Algorithm {
+class Sft : public DatasetAlgorithm {
  public:
   Sft(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenizer> tokenizer,
       SftData data, const ExperimentConfig& config);
 
   std::string name() const override { return "sft"; }
   uint64_t num_train() const override { return data_.train.size(); }
-  double units(const std::vector<uint64_t>& examples) const override;
-  StepStats forward_backward(const std::vector<uint64_t>& examples, double total_units) override;
+  double example_units(const std::vector<uint64_t>& examples) const override;
   std::map<std::string, double> evaluate() override;
   torch::nn::Module& trainable() override { return *model_; }
   double flops_per_token() const override;
+
+ protected:
+  StepStats train_examples(const std::vector<uint64_t>& examples, double total_units) override;
 
  private:
   std::shared_ptr<models::CausalLM> model_;

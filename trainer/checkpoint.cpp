@@ -28,7 +28,37 @@ namespace fs = std::filesystem;
 using core::str;
 
 constexpr const char* kFiles[] = {"model.safetensors", "optimizer.safetensors", "rng.safetensors",
-                                  "config.yaml"};
+                                  "state.safetensors", "config.yaml"};
+
+// "method/<name>" and "rank<r>/<name>" entries of state.safetensors.
+models::TensorMap flatten_state(const CheckpointState& s) {
+  models::TensorMap out;
+  for (const auto& [name, t] : s.method_state) out.emplace("method/" + name, t);
+  for (size_t r = 0; r < s.rank_states.size(); ++r) {
+    for (const auto& [name, t] : s.rank_states[r])
+      out.emplace("rank" + std::to_string(r) + "/" + name, t);
+  }
+  return out;
+}
+
+void unflatten_state(const models::TensorMap& flat, const std::string& source,
+                     CheckpointState* s) {
+  for (const auto& [key, t] : flat) {
+    const size_t slash = key.find('/');
+    RUDDER_CHECK(slash != std::string::npos, source, ": unexpected tensor '", key, "'");
+    const std::string scope = key.substr(0, slash), name = key.substr(slash + 1);
+    if (scope == "method") {
+      s->method_state.emplace(name, t);
+      continue;
+    }
+    RUDDER_CHECK(scope.rfind("rank", 0) == 0 && scope.size() > 4, source, ": unexpected tensor '",
+                 key, "'");
+    const size_t rank = std::stoul(scope.substr(4));
+    RUDDER_CHECK(rank < 65536, source, ": rank ", rank, " in '", key, "' is out of range");
+    if (s->rank_states.size() <= rank) s->rank_states.resize(rank + 1);
+    s->rank_states[rank].emplace(name, t);
+  }
+}
 
 std::string step_name(uint64_t step) {
   std::ostringstream out;
@@ -121,6 +151,7 @@ std::string save_checkpoint(const std::string& dir_text, const CheckpointState& 
   models::save_safetensors((tmp / "model.safetensors").string(), state.model, {{"format", "pt"}});
   models::save_safetensors((tmp / "optimizer.safetensors").string(), state.optimizer);
   models::save_safetensors((tmp / "rng.safetensors").string(), {{"cpu", state.rng_cpu}});
+  models::save_safetensors((tmp / "state.safetensors").string(), flatten_state(state));
   write_text(tmp / "config.yaml", core::config_to_yaml(state.config));
 
   CheckpointManifest manifest;
@@ -193,6 +224,10 @@ CheckpointState load_checkpoint(const std::string& path_text) {
   const auto rng = models::load_safetensors((dir / "rng.safetensors").string()).tensors;
   RUDDER_CHECK(rng.count("cpu"), (dir / "rng.safetensors").string(), ": no 'cpu' generator state");
   s.rng_cpu = rng.at("cpu");
+  const fs::path state = dir / "state.safetensors";
+  const bool listed = std::any_of(manifest.files().begin(), manifest.files().end(),
+                                  [](const auto& f) { return f.path() == "state.safetensors"; });
+  if (listed) unflatten_state(models::load_safetensors(state.string()).tensors, state.string(), &s);
   return s;
 }
 

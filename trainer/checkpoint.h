@@ -1,6 +1,8 @@
 // Checkpoints: one directory per step, committed atomically, verified on load.
 //
 //   <dir>/step-00000120/  model.safetensors  optimizer.safetensors  rng.safetensors
+//                         state.safetensors (the method's state, "method/<name>", and each
+//                         rank's generators, "rank<r>/<name>")
 //                         config.yaml  manifest.json (CheckpointManifest, SHA-256 of each file)
 //   <dir>/latest          "step-00000120"
 //
@@ -24,7 +26,9 @@ struct CheckpointState {
   data::SamplerPosition sampler;  // data order position
   models::TensorMap model;        // trainable module's parameters by name
   models::TensorMap optimizer;    // AdamW::state()
-  at::Tensor rng_cpu;             // libtorch's CPU generator state
+  at::Tensor rng_cpu;             // libtorch's CPU generator state (of rank 0)
+  models::TensorMap method_state;  // Algorithm::state() and the loop's own counters
+  std::vector<models::TensorMap> rank_states;  // per rank: its generators (empty: none saved)
   ExperimentConfig config;        // the resolved config of the run
   uint32_t world_size = 1;
 };

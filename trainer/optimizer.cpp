@@ -36,13 +36,14 @@ void AdamW::step(double lr) {
   ++steps_;
   const double bias1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
   const double bias2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
-  const double step_size = lr / bias1;
   const double bias2_sqrt = std::sqrt(bias2);
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor p = params_[i].tensor;
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - lr * weight_decay_);
+    const double group_lr = lr * params_[i].lr_scale;
+    const double step_size = group_lr / bias1;
+    if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - group_lr * weight_decay_);
     exp_avg_[i].mul_(beta1_).add_(g, 1.0 - beta1_);
     exp_avg_sq_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
     const at::Tensor denom = (exp_avg_sq_[i].sqrt() / bias2_sqrt).add_(eps_);

@@ -20,7 +20,8 @@ namespace rudder::trainer {
 struct NamedParameter {
   std::string name;
   at::Tensor tensor;
-  bool decay = true;  // false for norms and biases (no weight decay)
+  bool decay = true;      // false for norms and biases (no weight decay)
+  double lr_scale = 1.0;  // multiplies the learning rate (parameter groups)
 };
 
 /// The trainable parameters of `module`'s named parameters, with decay off for 1-D tensors
@@ -33,7 +34,8 @@ class AdamW {
  public:
   AdamW(std::vector<NamedParameter> params, const OptimizerConfig& config);
 
-  /// One update with learning rate `lr` from the parameters' current gradients.
+  /// One update with learning rate `lr` (times each parameter's lr_scale) from the parameters'
+  /// current gradients.
   void step(double lr);
   /// Clears every gradient.
   void zero_grad();

@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "data/sampler.h"
+#include "trainer/detail/rank_state.h"
 #include "trainer/checkpoint.h"
 #include "trainer/optimizer.h"
 #include "trainer/schedule.h"
@@ -91,40 +91,109 @@ void request_stop() { g_stop.store(true); }
 
 class Trainer::Impl {
  public:
-  Impl(const ExperimentConfig& config, algorithms::Algorithm& algorithm, core::ProcessGroup& group,
-       TrainOptions options)
-      : config_(config), algorithm_(algorithm), group_(group), options_(std::move(options)) {}
+  Impl(const ExperimentConfig& config, algorithms::Algorithm& algorithm,
+       algorithms::BatchSource& source, core::ProcessGroup& group, TrainOptions options)
+      : config_(config),
+        algorithm_(algorithm),
+        source_(source),
+        group_(group),
+        options_(std::move(options)) {}
 
   TrainResult run();
 
  private:
-  void validate_batching() const;
-  void restore(const std::string& path, data::EpochSampler& sampler, AdamW& optimizer);
-  std::string save(data::EpochSampler& sampler, AdamW& optimizer);
-  void allreduce_grads(AdamW& optimizer);
+  // What one update left for the batch's bookkeeping.
+  struct UpdateOutcome {
+    bool stop = false;  // a rank asked to stop
+  };
+
+  void prepare();
+  uint64_t total_steps() const;
+  void build_optimizer();
+  void restore(const std::string& path);
+  std::string save();
+  void start_iteration_if_due();
+  UpdateOutcome run_update(const algorithms::Batch& batch, const std::vector<size_t>& items);
+  void report_update(const algorithms::StepStats& stats, const std::vector<double>& reduced,
+                     double total_units, double lr, double grad_norm, double seconds);
+  bool finish_batch(uint64_t first_step_of_batch, bool stop);
+  void allreduce_grads();
   void progress(uint64_t step, uint64_t total, double loss, double lr, double grad_norm, double tps,
                 double eta, bool force);
 
   ExperimentConfig config_;
   algorithms::Algorithm& algorithm_;
+  algorithms::BatchSource& source_;
   core::ProcessGroup& group_;
   TrainOptions options_;
+  std::unique_ptr<AdamW> optimizer_;
   uint64_t step_ = 0;
+  uint64_t total_ = 0;
+  int64_t iteration_ = -1;  // the iteration whose start hook ran last (-1: none yet)
+  uint64_t first_step_ = 0;
+  uint32_t nonfinite_streak_ = 0;
+  double peak_flops_ = 0;
+  Clock::time_point run_start_;
+  TrainResult result_;
   TrainMetrics metrics_;
   bool tty_ = ::isatty(2) != 0;
 };
 
-void Trainer::Impl::validate_batching() const {
+uint64_t Trainer::Impl::total_steps() const {
   const auto& t = config_.training();
-  const uint64_t per_rank_multiple =
-      static_cast<uint64_t>(t.micro_batch_size()) * group_.world_size();
-  RUDDER_CHECK(t.global_batch_size() % per_rank_multiple == 0, "training.global_batch_size (",
-               t.global_batch_size(), ") must be a multiple of micro_batch_size (",
-               t.micro_batch_size(), ") x world size (", group_.world_size(), ")");
+  if (t.max_steps() > 0) return t.max_steps();
+  const uint64_t batches =
+      (t.epochs() * source_.epoch_size() + t.global_batch_size() - 1) / t.global_batch_size();
+  return batches * algorithm_.updates_per_batch();
 }
 
-void Trainer::Impl::restore(const std::string& path, data::EpochSampler& sampler,
-                            AdamW& optimizer) {
+void Trainer::Impl::build_optimizer() {
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (const auto& item : algorithm_.trainable().named_parameters(true))
+    named.emplace_back(item.key(), item.value());
+  std::vector<NamedParameter> params = trainable_parameters(named);
+  for (const auto& group : algorithm_.param_groups()) {
+    RUDDER_CHECK(group.lr_scale > 0, algorithm_.name(), ": parameter group '", group.prefix,
+                 "' has learning-rate scale ", group.lr_scale, "; expected > 0");
+    bool matched = false;
+    for (auto& p : params) {
+      if (p.name.rfind(group.prefix, 0) != 0) continue;
+      p.lr_scale = group.lr_scale;
+      matched = true;
+    }
+    RUDDER_CHECK(matched, algorithm_.name(), ": parameter group '", group.prefix,
+                 "' matches no trainable parameter");
+  }
+  optimizer_ = std::make_unique<AdamW>(std::move(params), config_.optimizer());
+}
+
+void Trainer::Impl::prepare() {
+  const auto& t = config_.training();
+  source_.check_batching(t.global_batch_size(), t.micro_batch_size(), group_.world_size());
+  const uint64_t per_iteration = algorithm_.steps_per_iteration();
+  RUDDER_CHECK(per_iteration % algorithm_.updates_per_batch() == 0, algorithm_.name(), ": ",
+               per_iteration, " steps per iteration is not a multiple of its ",
+               algorithm_.updates_per_batch(), " updates per batch");
+  total_ = total_steps();
+  build_optimizer();
+  peak_flops_ = measure_peak_flops();
+  std::string resume_path = options_.resume;
+  if (resume_path == "auto") resume_path = find_resume_checkpoint(checkpoint_dir(config_));
+  if (!resume_path.empty()) {
+    restore(resume_path);
+  } else {
+    result_.initial_eval = algorithm_.evaluate();
+    for (const auto& [k, v] : result_.initial_eval)
+      RUDDER_LOG(kInfo) << "initial " << k << " = " << v;
+  }
+  RUDDER_LOG(kInfo) << algorithm_.name() << ": " << total_ << " steps, "
+                    << t.global_batch_size() << " rows per batch, "
+                    << algorithm_.updates_per_batch() << " update(s) per batch ("
+                    << source_.epoch_size() << " rows per epoch, " << group_.world_size()
+                    << " rank(s))";
+}
+
+void Trainer::Impl::restore(const std::string& path) {
   CheckpointState s = load_checkpoint(path);
   const auto& old_c = s.config;
   if (!options_.allow_config_change) {
@@ -147,32 +216,54 @@ void Trainer::Impl::restore(const std::string& path, data::EpochSampler& sampler
                  item.value().sizes());
     item.value().copy_(it->second);
   }
-  optimizer.load_state(s.optimizer, path + "/optimizer.safetensors");
-  sampler.set_position(s.sampler);
-  auto generator = at::detail::getDefaultCPUGenerator();
-  {
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(s.rng_cpu);
+  optimizer_->load_state(s.optimizer, path + "/optimizer.safetensors");
+  source_.set_position(s.sampler);
+  models::TensorMap method;
+  for (const auto& [name, t] : s.method_state) {
+    if (name == "loop.iteration") {
+      iteration_ = t.item<int64_t>();
+    } else {
+      method.emplace(name, t);
+    }
+  }
+  algorithm_.load_state(method, path + "/state.safetensors");
+  const auto rank = static_cast<size_t>(group_.rank());
+  if (s.rank_states.size() == static_cast<size_t>(group_.world_size())) {
+    const models::TensorMap& mine = s.rank_states[rank];
+    RUDDER_CHECK(mine.count("rng_cpu"), path, "/state.safetensors: no CPU generator of rank ",
+                 rank);
+    detail::set_default_cpu_generator_state(mine.at("rng_cpu"));
+    source_.load_rank_state(mine, path + "/state.safetensors");
+  } else {
+    if (!s.rank_states.empty()) {
+      RUDDER_LOG(kWarn) << path << ": saved by " << s.rank_states.size() << " rank(s), now "
+                        << group_.world_size() << "; each rank's sampler starts afresh";
+    }
+    detail::set_default_cpu_generator_state(s.rng_cpu);
   }
   step_ = s.step;
   RUDDER_LOG(kInfo) << "resumed from " << path << " at step " << step_ << " (epoch "
-                    << s.sampler.epoch << ", example " << s.sampler.index << ")";
+                    << s.sampler.epoch << ", row " << s.sampler.index << ")";
 }
 
-std::string Trainer::Impl::save(data::EpochSampler& sampler, AdamW& optimizer) {
+std::string Trainer::Impl::save() {
+  // Every rank takes part in gathering the per-rank generators; the main rank writes.
+  models::TensorMap mine = source_.rank_state();
+  mine["rng_cpu"] = detail::default_cpu_generator_state();
+  std::vector<models::TensorMap> ranks = detail::gather_rank_states(mine, group_);
   if (!group_.is_main()) return "";
   const auto start = Clock::now();
   CheckpointState s;
   s.step = step_;
-  s.sampler = sampler.position();
+  s.sampler = source_.position();
   for (const auto& item : algorithm_.trainable().named_parameters(true))
     s.model.emplace(item.key(), item.value());
-  s.optimizer = optimizer.state();
-  auto generator = at::detail::getDefaultCPUGenerator();
-  {
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    s.rng_cpu = generator.get_state();
-  }
+  s.optimizer = optimizer_->state();
+  s.rng_cpu = ranks[0].at("rng_cpu");
+  s.method_state = algorithm_.state();
+  RUDDER_ASSERT(!s.method_state.count("loop.iteration"), "'loop.iteration' is the loop's name");
+  s.method_state["loop.iteration"] = torch::tensor(iteration_, torch::kLong);
+  s.rank_states = std::move(ranks);
   s.config = config_;
   s.world_size = static_cast<uint32_t>(group_.world_size());
   const std::string path =
@@ -183,13 +274,12 @@ std::string Trainer::Impl::save(data::EpochSampler& sampler, AdamW& optimizer) {
                     << seconds << " s)";
   return path;
 }
-
 // Sums gradients over ranks in buckets of distributed.bucket_mib (flattened per bucket).
-void Trainer::Impl::allreduce_grads(AdamW& optimizer) {
+void Trainer::Impl::allreduce_grads() {
   if (group_.world_size() == 1) return;
   const auto bucket_bytes = static_cast<int64_t>(config_.distributed().bucket_mib() * (1 << 20));
   std::vector<at::Tensor> grads;
-  for (const auto& p : optimizer.params()) {
+  for (const auto& p : optimizer_->params()) {
     if (!p.tensor.grad().defined()) p.tensor.mutable_grad() = torch::zeros_like(p.tensor);
     grads.push_back(p.tensor.grad());
   }
@@ -230,142 +320,154 @@ void Trainer::Impl::progress(uint64_t step, uint64_t total, double loss, double 
   }
 }
 
-TrainResult Trainer::Impl::run() {
-  validate_batching();
+void Trainer::Impl::start_iteration_if_due() {
+  const uint64_t per_iteration = algorithm_.steps_per_iteration();
+  const auto iteration = static_cast<int64_t>(per_iteration > 0 ? step_ / per_iteration : 0);
+  if (iteration == iteration_) return;
+  if (per_iteration > 0) RUDDER_LOG(kInfo) << "iteration " << iteration << " starts at step " << step_;
+  algorithm_.on_iteration_start(static_cast<uint64_t>(iteration));
+  iteration_ = iteration;
+}
+
+Trainer::Impl::UpdateOutcome Trainer::Impl::run_update(const algorithms::Batch& batch,
+                                                       const std::vector<size_t>& items) {
   const auto& t = config_.training();
-  const uint64_t global_batch = t.global_batch_size();
-  const uint64_t total =
-      t.max_steps() > 0 ? t.max_steps()
-                        : (t.epochs() * algorithm_.num_train() + global_batch - 1) / global_batch;
-  std::vector<std::pair<std::string, at::Tensor>> named;
-  for (const auto& item : algorithm_.trainable().named_parameters(true))
-    named.emplace_back(item.key(), item.value());
-  AdamW optimizer(trainable_parameters(named), config_.optimizer());
-  data::EpochSampler sampler(algorithm_.num_train(), config_.seed(), config_.data().shuffle());
-  TrainMetrics& metrics = metrics_;
-  const double peak_flops = measure_peak_flops();
-
-  std::string resume_path = options_.resume;
-  if (resume_path == "auto") resume_path = find_resume_checkpoint(checkpoint_dir(config_));
-  TrainResult result;
-  if (!resume_path.empty()) {
-    restore(resume_path, sampler, optimizer);
-  } else {
-    result.initial_eval = algorithm_.evaluate();
-    for (const auto& [k, v] : result.initial_eval)
-      RUDDER_LOG(kInfo) << "initial " << k << " = " << v;
-  }
-  RUDDER_LOG(kInfo) << algorithm_.name() << ": " << total << " steps of " << global_batch
-                    << " examples (" << algorithm_.num_train() << " training examples, "
-                    << group_.world_size() << " rank(s))";
-
-  const uint64_t per_rank = global_batch / group_.world_size();
+  const auto step_start = Clock::now();
+  const double total_units = group_.allreduce_sum({algorithm_.units(batch, items)})[0];
+  RUDDER_CHECK(total_units > 0, "step ", step_ + 1,
+               ": the batch has no loss units (all responses truncated away?)");
+  optimizer_->zero_grad();
+  algorithms::StepStats stats;
   const uint64_t micro = t.micro_batch_size();
-  uint32_t nonfinite_streak = 0;
-  const auto run_start = Clock::now();
-  const uint64_t first_step = step_;
+  for (size_t start = 0; start < items.size(); start += micro) {
+    const std::vector<size_t> part(items.begin() + static_cast<ptrdiff_t>(start),
+                                   items.begin() + static_cast<ptrdiff_t>(
+                                                       std::min<size_t>(items.size(), start + micro)));
+    const auto s = algorithm_.train_micro_batch(batch, part, total_units);
+    stats.loss_sum += s.loss_sum;
+    stats.units += s.units;
+    stats.tokens += s.tokens;
+    for (const auto& [k, v] : s.sums) stats.sums[k] += v;
+  }
+  allreduce_grads();
+  detail::check_same_names(stats.sums, group_, algorithm_.name());
+  std::vector<double> to_reduce = {stats.loss_sum, stats.tokens, g_stop.load() ? 1.0 : 0.0};
+  for (const auto& [k, v] : stats.sums) to_reduce.push_back(v);  // same keys on every rank
+  const auto reduced = group_.allreduce_sum(to_reduce);
+  const double loss = reduced[0] / total_units;
+  const double grad_norm = optimizer_->grad_norm();
+  const double lr = learning_rate(config_.schedule(), config_.optimizer().lr(),
+                                  static_cast<int64_t>(step_), static_cast<int64_t>(total_));
+  ++step_;
+  if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+    ++nonfinite_streak_;
+    ++result_.skipped_steps;
+    metrics_.skipped.inc();
+    RUDDER_LOG(kWarn) << "step " << step_ << ": non-finite loss (" << loss
+                      << ") or gradient norm (" << grad_norm << "); skipped ("
+                      << nonfinite_streak_ << " in a row)";
+    RUDDER_CHECK_T(core::Error, nonfinite_streak_ < t.max_nonfinite_steps(),
+                   "stopping: ", nonfinite_streak_,
+                   " consecutive steps with a non-finite loss or gradients (last at step ", step_,
+                   "); lower the learning rate or check the data");
+  } else {
+    nonfinite_streak_ = 0;
+    if (t.max_grad_norm() > 0 && grad_norm > t.max_grad_norm())
+      optimizer_->scale_grads(t.max_grad_norm() / (grad_norm + 1e-6));
+    optimizer_->step(lr);
+    result_.last_loss = loss;
+  }
+  report_update(stats, reduced, total_units, lr, grad_norm,
+                std::chrono::duration<double>(Clock::now() - step_start).count());
+  algorithm_.on_step_end(step_);
+  const bool stop = reduced[2] > 0;
+  if (t.eval_every() > 0 && step_ % t.eval_every() == 0 && step_ < total_ && !stop) {
+    for (const auto& [k, v] : algorithm_.evaluate())
+      RUDDER_LOG(kInfo) << "step " << step_ << " " << k << " = " << v;
+  }
+  return {stop};
+}
+
+void Trainer::Impl::report_update(const algorithms::StepStats& stats,
+                                  const std::vector<double>& reduced, double total_units,
+                                  double lr, double grad_norm, double seconds) {
+  const double loss = reduced[0] / total_units;
+  const double tps = reduced[1] / seconds;
+  const double elapsed = std::chrono::duration<double>(Clock::now() - run_start_).count();
+  const double eta =
+      elapsed / static_cast<double>(step_ - first_step_) * static_cast<double>(total_ - step_);
+  metrics_.step.set(static_cast<double>(step_));
+  metrics_.loss.set(loss);
+  metrics_.lr.set(lr);
+  metrics_.grad_norm.set(grad_norm);
+  metrics_.tokens_per_second.set(tps);
+  metrics_.mfu.set(tps * algorithm_.flops_per_token() / (peak_flops_ * group_.world_size()));
+  metrics_.step_seconds.observe(seconds);
+  metrics_.last_step_time.set(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  progress(step_, total_, loss, lr, grad_norm, tps, eta, step_ == total_);
+  size_t k = 3;
+  std::ostringstream extra;
+  for (const auto& entry : stats.sums) {
+    const double mean = reduced[k++] / total_units;  // per loss unit, over the global batch
+    core::gauge("rudder_train_metric",
+                "Method-specific training metrics, averaged over real units.",
+                {{"name", entry.first}})
+        .set(mean);
+    extra << (extra.tellp() > 0 ? " " : "") << entry.first << "=" << mean;
+  }
+  const auto& t = config_.training();
+  if (group_.is_main() && !stats.sums.empty() && (step_ % t.log_every() == 0 || step_ == total_))
+    RUDDER_LOG(kInfo) << "step " << step_ << " " << extra.str();
+}
+
+// Checkpoints when a periodic checkpoint fell inside the batch, at the end, or on a stop request.
+// Returns true when the run must stop now.
+bool Trainer::Impl::finish_batch(uint64_t first_step_of_batch, bool stop) {
+  const uint64_t every = config_.checkpoint().every_steps();
+  const bool periodic = every > 0 && step_ / every > first_step_of_batch / every;
+  if (periodic || step_ == total_ || stop) {
+    result_.last_checkpoint = save();
+    algorithm_.on_checkpoint(step_, result_.last_checkpoint);
+  }
+  group_.barrier();
+  if (!stop) return false;
+  RUDDER_LOG(kInfo) << "stop requested: checkpointed at step " << step_;
+  result_.stopped_by_signal = true;
+  return true;
+}
+
+TrainResult Trainer::Impl::run() {
+  prepare();
+  const auto& t = config_.training();
+  run_start_ = Clock::now();
+  first_step_ = step_;
   algorithm_.trainable().train();
-  while (step_ < total) {
-    const auto step_start = Clock::now();
-    const std::vector<uint64_t> batch = sampler.next(global_batch);
-    const std::vector<uint64_t> mine(batch.begin() + group_.rank() * per_rank,
-                                     batch.begin() + (group_.rank() + 1) * per_rank);
-    const double total_units = group_.allreduce_sum({algorithm_.units(mine)})[0];
-    RUDDER_CHECK(total_units > 0, "step ", step_ + 1,
-                 ": the batch has no loss units (all responses truncated away?)");
-
-    optimizer.zero_grad();
-    algorithms::StepStats stats;
-    for (uint64_t start = 0; start < mine.size(); start += micro) {
-      const std::vector<uint64_t> part(
-          mine.begin() + start, mine.begin() + std::min<uint64_t>(mine.size(), start + micro));
-      const auto s = algorithm_.forward_backward(part, total_units);
-      stats.loss_sum += s.loss_sum;
-      stats.units += s.units;
-      stats.tokens += s.tokens;
-      for (const auto& [k, v] : s.sums) stats.sums[k] += v;
+  while (step_ < total_) {
+    start_iteration_if_due();
+    const algorithms::Batch batch =
+        source_.next(t.global_batch_size(), group_.rank(), group_.world_size());
+    const auto updates = algorithm_.updates(batch);
+    const uint64_t first_step_of_batch = step_;
+    bool stop = false;
+    for (const auto& items : updates) {
+      if (step_ >= total_) break;
+      stop = run_update(batch, items).stop || stop;
     }
-    allreduce_grads(optimizer);
-    std::vector<double> to_reduce = {stats.loss_sum, stats.tokens, g_stop.load() ? 1.0 : 0.0};
-    for (const auto& [k, v] : stats.sums)
-      to_reduce.push_back(v);  // same keys, same order on every rank
-    const auto reduced = group_.allreduce_sum(to_reduce);
-    const double loss = reduced[0] / total_units;
-    const double grad_norm = optimizer.grad_norm();
-    const double lr = learning_rate(config_.schedule(), config_.optimizer().lr(),
-                                    static_cast<int64_t>(step_), static_cast<int64_t>(total));
-    ++step_;
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-      ++nonfinite_streak;
-      ++result.skipped_steps;
-      metrics.skipped.inc();
-      RUDDER_LOG(kWarn) << "step " << step_ << ": non-finite loss (" << loss
-                        << ") or gradient norm (" << grad_norm << "); skipped (" << nonfinite_streak
-                        << " in a row)";
-      RUDDER_CHECK_T(core::Error, nonfinite_streak < t.max_nonfinite_steps(),
-                     "stopping: ", nonfinite_streak,
-                     " consecutive steps with a non-finite loss or gradients (last at step ", step_,
-                     "); lower the learning rate or check the data");
-    } else {
-      nonfinite_streak = 0;
-      if (t.max_grad_norm() > 0 && grad_norm > t.max_grad_norm())
-        optimizer.scale_grads(t.max_grad_norm() / (grad_norm + 1e-6));
-      optimizer.step(lr);
-      result.last_loss = loss;
-    }
-    const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
-    const double tps = reduced[1] / step_seconds;
-    const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
-    const double eta =
-        elapsed / static_cast<double>(step_ - first_step) * static_cast<double>(total - step_);
-    metrics.step.set(static_cast<double>(step_));
-    metrics.loss.set(loss);
-    metrics.lr.set(lr);
-    metrics.grad_norm.set(grad_norm);
-    metrics.tokens_per_second.set(tps);
-    metrics.mfu.set(tps * algorithm_.flops_per_token() / (peak_flops * group_.world_size()));
-    metrics.step_seconds.observe(step_seconds);
-    metrics.last_step_time.set(
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
-    progress(step_, total, loss, lr, grad_norm, tps, eta, step_ == total);
-    size_t k = 3;
-    std::ostringstream extra;
-    for (const auto& [name, v] : stats.sums) {
-      const double mean = reduced[k++] / total_units;  // per loss unit, over the global batch
-      core::gauge("rudder_train_metric",
-                  "Method-specific training metrics, averaged over real units.", {{"name", name}})
-          .set(mean);
-      extra << (extra.tellp() > 0 ? " " : "") << name << "=" << mean;
-    }
-    if (group_.is_main() && !stats.sums.empty() && (step_ % t.log_every() == 0 || step_ == total)) {
-      RUDDER_LOG(kInfo) << "step " << step_ << " " << extra.str();
-    }
-
-    const bool stop = reduced[2] > 0;
-    if (t.eval_every() > 0 && step_ % t.eval_every() == 0 && step_ < total && !stop) {
-      for (const auto& [k, v] : algorithm_.evaluate())
-        RUDDER_LOG(kInfo) << "step " << step_ << " " << k << " = " << v;
-    }
-    const bool periodic =
-        config_.checkpoint().every_steps() > 0 && step_ % config_.checkpoint().every_steps() == 0;
-    if (periodic || step_ == total || stop) result.last_checkpoint = save(sampler, optimizer);
-    group_.barrier();
-    if (stop) {
-      RUDDER_LOG(kInfo) << "stop requested: checkpointed at step " << step_;
-      result.stopped_by_signal = true;
-      result.steps = step_;
-      return result;
+    if (finish_batch(first_step_of_batch, stop)) {
+      result_.steps = step_;
+      return result_;
     }
   }
-  result.steps = step_;
-  result.final_eval = algorithm_.evaluate();
-  for (const auto& [k, v] : result.final_eval) RUDDER_LOG(kInfo) << "final " << k << " = " << v;
-  return result;
+  result_.steps = step_;
+  result_.final_eval = algorithm_.evaluate();
+  for (const auto& [k, v] : result_.final_eval) RUDDER_LOG(kInfo) << "final " << k << " = " << v;
+  return result_;
 }
 
 Trainer::Trainer(const ExperimentConfig& config, algorithms::Algorithm& algorithm,
-                 core::ProcessGroup& group, TrainOptions options)
-    : impl_(std::make_unique<Impl>(config, algorithm, group, std::move(options))) {}
+                 algorithms::BatchSource& source, core::ProcessGroup& group, TrainOptions options)
+    : impl_(std::make_unique<Impl>(config, algorithm, source, group, std::move(options))) {}
 
 Trainer::~Trainer() = default;
 

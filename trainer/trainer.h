@@ -1,6 +1,11 @@
-// The training loop every method runs in: data order, gradient accumulation, data-parallel
-// all-reduce, clipping, AdamW and the schedule, NaN guard, evaluation, checkpoints, resume,
-// progress and metrics.
+// The training loop every method runs in. It pulls batches from a BatchSource, runs the
+// method's updates (gradient accumulation over micro-batches, data-parallel all-reduce,
+// clipping, AdamW and the schedule, NaN guard) and calls the method's hooks (iteration start,
+// step end, checkpoint); evaluation, checkpoints, resume, progress and metrics hang off it. It
+// never names a method.
+//
+// Checkpoints fall on batch boundaries: a method that takes several updates per batch finishes
+// the batch before a periodic or requested checkpoint, so no rollout buffer needs saving.
 //
 // Preemption: request_stop() (async-signal-safe; the CLI calls it on SIGTERM/SIGINT) makes the
 // loop finish the current step, write a checkpoint and return with stopped_by_signal set.
@@ -10,6 +15,7 @@
 #include <string>
 
 #include "algorithms/algorithm.h"
+#include "algorithms/batch_source.h"
 #include "core/distributed.h"
 #include "proto/rudder.pb.h"
 
@@ -19,6 +25,7 @@ namespace rudder::trainer {
 struct TrainOptions {
   std::string resume;  // "": fresh; "auto": the newest good checkpoint if any; else a path
   bool allow_config_change = false;  // resume even if global batch or model settings changed
+  std::string recipe;  // "": the recipe of the config's method; else a registered recipe's name
 };
 
 /// What a run did.
@@ -35,11 +42,11 @@ struct TrainResult {
 /// Makes running loops checkpoint and stop after their current step. Async-signal-safe.
 void request_stop();
 
-/// Runs `algorithm` as `config` says.
+/// Runs `algorithm` on batches of `source` as `config` says.
 class Trainer {
  public:
   Trainer(const ExperimentConfig& config, algorithms::Algorithm& algorithm,
-          core::ProcessGroup& group, TrainOptions options);
+          algorithms::BatchSource& source, core::ProcessGroup& group, TrainOptions options);
   ~Trainer();
 
   /// Trains to the end (or a stop request). Throws on unrecoverable errors, e.g. too many

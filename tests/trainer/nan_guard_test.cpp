@@ -13,18 +13,24 @@ namespace rudder::trainer {
 namespace {
 
 // y = w . x; the loss is multiplied by NaN on the steps listed in `poisoned` (1-based calls).
-class PoisonedMethod : public algorithms::Algorithm {
+class PoisonedMethod : public algorithms::DatasetAlgorithm {
  public:
   explicit PoisonedMethod(std::set<int> poisoned) : poisoned_(std::move(poisoned)) {
     module_.register_parameter("w", torch::ones({4}));
   }
   std::string name() const override { return "poisoned"; }
   uint64_t num_train() const override { return 16; }
-  double units(const std::vector<uint64_t>& examples) const override {
+  double example_units(const std::vector<uint64_t>& examples) const override {
     return static_cast<double>(examples.size());
   }
-  algorithms::StepStats forward_backward(const std::vector<uint64_t>& examples,
-                                         double total_units) override {
+  std::map<std::string, double> evaluate() override { return {}; }
+  torch::nn::Module& trainable() override { return module_; }
+  double flops_per_token() const override { return 1.0; }
+  at::Tensor weight() { return module_.named_parameters()["w"]; }
+
+ protected:
+  algorithms::StepStats train_examples(const std::vector<uint64_t>& examples,
+                                       double total_units) override {
     ++calls_;
     at::Tensor loss = module_.named_parameters()["w"].pow(2).sum() *
                       static_cast<double>(examples.size()) / total_units;
@@ -36,10 +42,6 @@ class PoisonedMethod : public algorithms::Algorithm {
     s.tokens = 1;
     return s;
   }
-  std::map<std::string, double> evaluate() override { return {}; }
-  torch::nn::Module& trainable() override { return module_; }
-  double flops_per_token() const override { return 1.0; }
-  at::Tensor weight() { return module_.named_parameters()["w"]; }
 
  private:
   torch::nn::Module module_;
@@ -60,8 +62,9 @@ ExperimentConfig config_for(const std::string& out) {
 TEST(NanGuard, SkipsNonFiniteStepsWithoutTouchingWeights) {
   testing::TempDir dir;
   PoisonedMethod method({2, 3});
+  algorithms::DatasetSource source(method.num_train(), 1, false);
   auto group = core::ProcessGroup::single();
-  Trainer trainer(config_for(dir.path()), method, *group, {});
+  Trainer trainer(config_for(dir.path()), method, source, *group, {});
   const TrainResult r = trainer.run();
   EXPECT_EQ(r.steps, 6u);
   EXPECT_EQ(r.skipped_steps, 2u);
@@ -72,8 +75,9 @@ TEST(NanGuard, SkipsNonFiniteStepsWithoutTouchingWeights) {
 TEST(NanGuard, StopsAfterTooManyInARow) {
   testing::TempDir dir;
   PoisonedMethod method({2, 3, 4});
+  algorithms::DatasetSource source(method.num_train(), 1, false);
   auto group = core::ProcessGroup::single();
-  Trainer trainer(config_for(dir.path()), method, *group, {});
+  Trainer trainer(config_for(dir.path()), method, source, *group, {});
   try {
     trainer.run();
     FAIL() << "expected the run to stop";

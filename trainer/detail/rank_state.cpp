@@ -1,0 +1,77 @@
+#include "trainer/detail/rank_state.h"
+
+#include <cstring>
+#include <functional>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace rudder::trainer::detail {
+namespace {
+
+// The bytes of a tensor as float64 values (exact for 0-255), so a sum all-reduce can carry them.
+at::Tensor as_byte_values(const at::Tensor& t) {
+  const at::Tensor c = t.detach().to(torch::kCPU).contiguous();
+  const at::Tensor bytes =
+      torch::from_blob(c.data_ptr(), {static_cast<int64_t>(c.nbytes())}, torch::kUInt8);
+  return bytes.to(torch::kDouble);
+}
+
+at::Tensor from_byte_values(const at::Tensor& values, const at::Tensor& like) {
+  const at::Tensor bytes = values.round().to(torch::kUInt8).contiguous();
+  at::Tensor out = torch::empty(like.sizes(), like.options().device(torch::kCPU));
+  RUDDER_ASSERT(static_cast<int64_t>(out.nbytes()) == bytes.numel());
+  std::memcpy(out.data_ptr(), bytes.data_ptr(), out.nbytes());
+  return out;
+}
+
+}  // namespace
+
+std::vector<models::TensorMap> gather_rank_states(const models::TensorMap& mine,
+                                                  core::ProcessGroup& group) {
+  const int world = group.world_size();
+  std::vector<models::TensorMap> out(static_cast<size_t>(world));
+  if (world == 1) {
+    out[0] = mine;
+    return out;
+  }
+  for (const auto& [name, t] : mine) {
+    const at::Tensor values = as_byte_values(t);
+    std::vector<at::Tensor> table = {torch::zeros({world, values.numel()}, torch::kDouble)};
+    table[0][group.rank()].copy_(values);
+    group.allreduce_sum(table);
+    for (int r = 0; r < world; ++r) out[static_cast<size_t>(r)][name] = from_byte_values(table[0][r], t);
+  }
+  return out;
+}
+
+void check_same_names(const std::map<std::string, double>& sums, core::ProcessGroup& group,
+                      const std::string& method) {
+  if (group.world_size() == 1) return;
+  std::string joined;
+  for (const auto& [name, v] : sums) joined += name + '\n';
+  // 40 bits of the hash: exact in a double, and a sum over ranks cannot overflow its mantissa.
+  const double mine = static_cast<double>(std::hash<std::string>{}(joined) & ((1ULL << 40) - 1));
+  const auto total = group.allreduce_sum({mine, static_cast<double>(sums.size())});
+  const double world = group.world_size();
+  RUDDER_CHECK_T(core::InternalError,
+                 total[0] == world * mine && total[1] == world * static_cast<double>(sums.size()),
+                 method, ": rank ", group.rank(), " reports the metrics [", joined,
+                 "] but another rank reports different ones; every rank must report the same names");
+}
+
+at::Tensor default_cpu_generator_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_default_cpu_generator_state(const at::Tensor& state) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+}  // namespace rudder::trainer::detail

@@ -1,0 +1,29 @@
+// Per-rank state (generators) gathered onto every rank for checkpoints, and the check that every
+// rank reports the same metric names before their values are all-reduced.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/distributed.h"
+#include "models/safetensors.h"
+
+namespace rudder::trainer::detail {
+
+/// Every rank's `mine`, indexed by rank. All ranks must hold the same names with the same byte
+/// sizes (the same code made them). World size 1: {mine}, without communication.
+std::vector<models::TensorMap> gather_rank_states(const models::TensorMap& mine,
+                                                  core::ProcessGroup& group);
+
+/// Throws InternalError on every rank when the ranks' metric names differ (summing values of
+/// different names would mix metrics, and vectors of different lengths would hang).
+void check_same_names(const std::map<std::string, double>& sums, core::ProcessGroup& group,
+                      const std::string& method);
+
+/// libtorch's default CPU generator state.
+at::Tensor default_cpu_generator_state();
+/// Sets libtorch's default CPU generator state.
+void set_default_cpu_generator_state(const at::Tensor& state);
+
+}  // namespace rudder::trainer::detail

@@ -1,0 +1,151 @@
+#include "trainer/detail/recipe_support.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "data/dataset.h"
+#include "data/synthetic.h"
+#include "models/factory.h"
+#include "rewards/task_reward.h"
+#include "rollout/pair_collection.h"
+
+namespace rudder::trainer::detail {
+namespace {
+
+std::vector<data::TokenizedPair> tokenize_all(const std::vector<data::SftExample>& examples,
+                                              const data::Tokenizer& tok,
+                                              const ExperimentConfig& c) {
+  std::vector<data::TokenizedPair> out;
+  out.reserve(examples.size());
+  for (const auto& ex : examples)
+    out.push_back(data::tokenize_pair(tok, ex.prompt, ex.completion, c.tokenizer(), c.data()));
+  return out;
+}
+
+algorithms::PreferenceRows tokenize_pairs(const std::vector<data::PreferencePair>& pairs,
+                                          const data::Tokenizer& tok, const ExperimentConfig& c) {
+  algorithms::PreferenceRows rows;
+  for (const auto& p : pairs) {
+    rows.chosen.push_back(data::tokenize_pair(tok, p.prompt, p.chosen, c.tokenizer(), c.data()));
+    rows.rejected.push_back(
+        data::tokenize_pair(tok, p.prompt, p.rejected, c.tokenizer(), c.data()));
+    rows.margins.push_back(p.margin);
+    rows.categories.push_back(p.category);
+  }
+  return rows;
+}
+
+// Best against worst of the starting model's samples of `tasks`, by ground truth.
+std::vector<data::PreferencePair> sampled_pairs(const ExperimentConfig& c, models::CausalLM& model,
+                                                const data::Tokenizer& tok,
+                                                const std::vector<data::TaskExample>& tasks) {
+  rollout::PairCollectionOptions options;
+  options.samples_per_prompt = c.data().synthetic().samples_per_prompt();
+  options.sampling = c.eval().sampling();
+  options.sampling.set_temperature(1.0);
+  std::vector<std::string> prompts, categories;
+  for (const auto& t : tasks) {
+    prompts.push_back(t.prompt);
+    categories.push_back(t.category);
+  }
+  rewards::TaskReward ground_truth(tasks);
+  auto pairs = rollout::collect_pairs(model, tok, prompts, categories, ground_truth, options,
+                                      at::make_generator<at::CPUGeneratorImpl>(c.seed() + 7));
+  RUDDER_LOG(kInfo) << "made " << pairs.size() << " preference pairs from " << tasks.size()
+                    << " prompts x " << options.samples_per_prompt
+                    << " samples of the starting model";
+  return pairs;
+}
+
+std::vector<data::TaskExample> synthetic_examples(const ExperimentConfig& c, uint64_t count,
+                                                  uint64_t split) {
+  const std::vector<std::string> tasks(c.data().synthetic().tasks().begin(),
+                                       c.data().synthetic().tasks().end());
+  return data::SyntheticTasks(tasks, c.seed()).examples(count, split);
+}
+
+}  // namespace
+
+Experiment make_base(const ExperimentConfig& config) {
+  RUDDER_CHECK(config.dtype() == "float32", "dtype '", config.dtype(),
+               "' is not supported by the trainer yet (use float32)");
+  RUDDER_CHECK(config.device() == "auto" || config.device() == "cpu" ||
+                   config.device().rfind("cuda", 0) == 0,
+               "device '", config.device(), "': expected auto, cpu, cuda or cuda:N");
+  RUDDER_CHECK(!config.training().bf16_autocast(),
+               "training.bf16_autocast is not implemented yet; set it to false");
+  torch::manual_seed(config.seed());
+  Experiment e;
+  e.tokenizer = data::make_tokenizer(config.tokenizer(), config.model().path());
+  e.policy = models::make_model(config.model(), e.tokenizer->vocab_size());
+  const bool cuda = config.device().rfind("cuda", 0) == 0 ||
+                    (config.device() == "auto" && torch::cuda::is_available());
+  if (cuda) {
+    RUDDER_CHECK(torch::cuda::is_available(), "device '", config.device(),
+                 "' asked for, but CUDA is not available");
+    e.policy->to(torch::Device(config.device() == "auto" ? "cuda" : config.device()));
+  }
+  return e;
+}
+
+algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer) {
+  algorithms::SftData out;
+  std::vector<data::SftExample> train, eval;
+  const bool skip = c.data().on_bad_line() == "skip";
+  if (!c.data().train_path().empty()) {
+    train = data::load_sft_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip);
+    RUDDER_CHECK(!train.empty(), c.data().train_path(), ": no training examples");
+    if (!c.data().eval_path().empty())
+      eval = data::load_sft_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip);
+  } else {
+    for (const auto& ex : synthetic_examples(c, c.data().synthetic().num_train(), 0))
+      train.push_back(data::SyntheticTasks::sft(ex));
+    out.eval_tasks = synthetic_examples(c, c.data().synthetic().num_eval(), 1);
+    for (const auto& ex : out.eval_tasks) eval.push_back(data::SyntheticTasks::sft(ex));
+  }
+  out.train = tokenize_all(train, tokenizer, c);
+  out.eval = tokenize_all(eval, tokenizer, c);
+  return out;
+}
+
+algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
+                                                const data::Tokenizer& tokenizer,
+                                                models::CausalLM& model) {
+  algorithms::PreferenceData out;
+  std::vector<data::PreferencePair> train, eval;
+  const bool skip = c.data().on_bad_line() == "skip";
+  if (!c.data().train_path().empty()) {
+    train = data::load_preference_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip);
+    RUDDER_CHECK(!train.empty(), c.data().train_path(), ": no preference pairs");
+    if (!c.data().eval_path().empty()) {
+      eval = data::load_preference_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip);
+    }
+  } else {
+    data::SplitMix64 rng(c.seed() + 101);
+    const auto train_tasks = synthetic_examples(c, c.data().synthetic().num_train(), 0);
+    if (c.data().synthetic().pair_source() == "policy_samples") {
+      train = sampled_pairs(c, model, tokenizer, train_tasks);
+      RUDDER_CHECK(!train.empty(), "no preference pairs: every prompt's samples scored the same");
+    } else {
+      for (const auto& ex : train_tasks) train.push_back(data::SyntheticTasks::preference(ex, rng));
+    }
+    out.eval_tasks = synthetic_examples(c, c.data().synthetic().num_eval(), 1);
+    for (const auto& ex : out.eval_tasks) eval.push_back(data::SyntheticTasks::preference(ex, rng));
+  }
+  out.train = tokenize_pairs(train, tokenizer, c);
+  out.eval = tokenize_pairs(eval, tokenizer, c);
+  return out;
+}
+
+std::shared_ptr<models::CausalLM> frozen_copy(const models::CausalLM& model) {
+  auto copy = std::make_shared<models::CausalLM>(model.spec());
+  torch::NoGradGuard no_grad;
+  auto source = model.named_parameters(true);
+  for (auto& item : copy->named_parameters(true)) item.value().copy_(source[item.key()]);
+  copy->to(model.parameters().front().device());
+  return copy;
+}
+
+}  // namespace rudder::trainer::detail

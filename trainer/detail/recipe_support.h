@@ -1,0 +1,32 @@
+// Pieces the built-in recipes share: the tokenizer and policy every method starts from, the
+// SFT and preference data of the config (files or synthetic tasks), and frozen model copies.
+#pragma once
+
+#include <memory>
+
+#include "algorithms/preference.h"
+#include "algorithms/sft.h"
+#include "data/tokenizer.h"
+#include "models/causal_lm.h"
+#include "proto/rudder.pb.h"
+#include "trainer/recipe.h"
+
+namespace rudder::trainer::detail {
+
+/// Checks dtype, device and autocast, seeds libtorch with config.seed, and makes the tokenizer
+/// and the policy (on the configured device). The rest of `Experiment` is left to the recipe.
+Experiment make_base(const ExperimentConfig& config);
+
+/// SFT data: JSONL files, or the synthetic tasks (with ground truth for evaluation).
+algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer);
+
+/// Preference data: JSONL files, or pairs made from the synthetic tasks (answer against a
+/// corruption, or best against worst of `model`'s own samples by ground truth).
+algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
+                                                const data::Tokenizer& tokenizer,
+                                                models::CausalLM& model);
+
+/// A frozen copy of `model` on its device.
+std::shared_ptr<models::CausalLM> frozen_copy(const models::CausalLM& model);
+
+}  // namespace rudder::trainer::detail
