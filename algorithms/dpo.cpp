@@ -15,7 +15,7 @@ std::pair<at::Tensor, at::Tensor> pair_logps(models::CausalLM& model, const data
   const at::Tensor ids = b.input_ids.to(device);
   const at::Tensor mask = b.loss_mask.to(device);
   const at::Tensor logits =
-      model.forward(ids, b.attention_mask.to(device), b.position_ids.to(device));
+      model.forward({ids, b.attention_mask.to(device), b.position_ids.to(device)});
   return {models::sequence_logprobs(logits, ids, mask), mask.sum(1)};
 }
 

@@ -15,9 +15,10 @@ Sft::Sft(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenize
       data_(std::move(data)),
       mask_prompt_(config.sft().mask_prompt()),
       eval_prompts_(config.eval().num_prompts()),
-      max_new_tokens_(config.eval().sampling().max_new_tokens()) {
+      max_new_tokens_(config.eval().sampling().max_new_tokens()),
+      packing_(config.sft().packing()),
+      max_length_(config.data().max_length()) {
   RUDDER_CHECK(!data_.train.empty(), "SFT needs training examples");
-  RUDDER_CHECK(!config.sft().packing(), "sft.packing is not implemented yet; set it to false");
 }
 
 double Sft::example_units(const std::vector<uint64_t>& examples) const {
@@ -33,11 +34,17 @@ StepStats Sft::train_examples(const std::vector<uint64_t>& examples, double tota
   std::vector<data::TokenizedPair> rows;
   for (uint64_t i : examples) rows.push_back(data_.train[i]);
   const data::Batch b =
-      data::collate(rows, tokenizer_->pad_id(), data::PadSide::kRight, mask_prompt_);
+      packing_ ? data::pack(rows, tokenizer_->pad_id(), max_length_, mask_prompt_)
+               : data::collate(rows, tokenizer_->pad_id(), data::PadSide::kRight, mask_prompt_);
   const auto device = model_->parameters().front().device();
   const at::Tensor ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
-  const at::Tensor logits = model_->forward(ids, mask, b.position_ids.to(device));  // [B, T, V]
-  const at::Tensor logp = models::token_logprobs(logits, ids);                      // [B, T]
+  const at::Tensor positions = b.position_ids.to(device);
+  models::ForwardInput input{ids, mask, positions};
+  if (packing_) input.segment_ids = b.segment_ids.to(device);
+  const at::Tensor logits = model_->forward(input);                 // [B, T, V]
+  at::Tensor logp = models::token_logprobs(logits, ids);            // [B, T]
+  // A packed example's first token follows another example: nothing predicts it.
+  if (packing_) logp = logp.masked_fill(positions == 0, 0.0);
   const at::Tensor nll_sum =
       -models::masked_sum(logp, b.loss_mask.to(device)).sum();  // summed over units
   (nll_sum / total_units).backward();
@@ -59,7 +66,7 @@ double token_nll(models::CausalLM& model, const std::vector<data::TokenizedPair>
     const data::Batch b = data::collate(chunk, pad_id);
     const at::Tensor ids = b.input_ids.to(device);
     const at::Tensor logp = models::token_logprobs(
-        model.forward(ids, b.attention_mask.to(device), b.position_ids.to(device)), ids);
+        model.forward({ids, b.attention_mask.to(device), b.position_ids.to(device)}), ids);
     nll -= models::masked_sum(logp, b.loss_mask.to(device)).sum().item<double>();
     tokens += b.loss_mask.sum().item<double>();
   }

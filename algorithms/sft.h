@@ -1,5 +1,7 @@
 // Supervised fine-tuning: next-token cross-entropy on response tokens (prompt masked), averaged
-// over every response token of the global batch.
+// over every response token of the global batch. With sft.packing, a micro-batch's examples are
+// packed into rows of data.max_length tokens (data::pack) with block-diagonal attention: the
+// same loss with less padding.
 #pragma once
 
 #include <memory>
@@ -47,6 +49,8 @@ class Sft : public DatasetAlgorithm {
   bool mask_prompt_;
   uint32_t eval_prompts_;
   uint32_t max_new_tokens_;
+  bool packing_;         // several examples per row with block-diagonal attention
+  int64_t max_length_;   // tokens per packed row
 };
 
 /// Mean NLL per response token of `rows` (no gradients), in batches of `batch`.

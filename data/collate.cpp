@@ -54,4 +54,71 @@ Batch collate(const std::vector<TokenizedPair>& rows, int64_t pad_id, PadSide si
   return b;
 }
 
+namespace {
+
+// First-fit in order: bins[k] lists the examples of packed row k.
+std::vector<std::vector<size_t>> first_fit(const std::vector<TokenizedPair>& rows,
+                                           int64_t max_length) {
+  std::vector<std::vector<size_t>> bins;
+  std::vector<int64_t> used;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto len = static_cast<int64_t>(rows[i].prompt.size() + rows[i].response.size());
+    RUDDER_CHECK(len <= max_length, "cannot pack an example of ", len,
+                 " tokens into rows of max_length ", max_length);
+    size_t k = 0;
+    while (k < bins.size() && used[k] + len > max_length) ++k;
+    if (k == bins.size()) {
+      bins.emplace_back();
+      used.push_back(0);
+    }
+    bins[k].push_back(i);
+    used[k] += len;
+  }
+  return bins;
+}
+
+}  // namespace
+
+Batch pack(const std::vector<TokenizedPair>& rows, int64_t pad_id, int64_t max_length,
+           bool mask_prompt) {
+  RUDDER_CHECK(!rows.empty(), "cannot pack an empty batch");
+  RUDDER_CHECK(max_length > 0, "max_length must be positive, got ", max_length);
+  const auto bins = first_fit(rows, max_length);
+  int64_t longest = 0;
+  for (const auto& bin : bins) {
+    int64_t len = 0;
+    for (size_t i : bin) len += static_cast<int64_t>(rows[i].prompt.size() + rows[i].response.size());
+    longest = std::max(longest, len);
+  }
+  RUDDER_CHECK(longest > 0, "every row of the batch is empty");
+  const auto B = static_cast<int64_t>(bins.size());
+  Batch b;
+  b.input_ids = torch::full({B, longest}, pad_id, torch::kLong);
+  b.attention_mask = torch::zeros({B, longest}, torch::kLong);
+  b.loss_mask = torch::zeros({B, longest}, torch::kLong);
+  b.position_ids = torch::zeros({B, longest}, torch::kLong);
+  b.segment_ids = torch::full({B, longest}, -1, torch::kLong);
+  auto ids = b.input_ids.accessor<int64_t, 2>();
+  auto mask = b.attention_mask.accessor<int64_t, 2>();
+  auto labels = b.loss_mask.accessor<int64_t, 2>();
+  auto positions = b.position_ids.accessor<int64_t, 2>();
+  auto segments = b.segment_ids.accessor<int64_t, 2>();
+  for (int64_t row = 0; row < B; ++row) {
+    int64_t at = 0;
+    for (size_t s = 0; s < bins[row].size(); ++s) {
+      const auto& r = rows[bins[row][s]];
+      const auto len = static_cast<int64_t>(r.prompt.size() + r.response.size());
+      for (int64_t t = 0; t < len; ++t, ++at) {
+        const bool in_prompt = t < static_cast<int64_t>(r.prompt.size());
+        ids[row][at] = in_prompt ? r.prompt[t] : r.response[t - r.prompt.size()];
+        mask[row][at] = 1;
+        labels[row][at] = (!in_prompt || (!mask_prompt && t > 0)) ? 1 : 0;
+        positions[row][at] = t;
+        segments[row][at] = static_cast<int64_t>(s);
+      }
+    }
+  }
+  return b;
+}
+
 }  // namespace rudder::data

@@ -40,12 +40,23 @@ struct Batch {
   at::Tensor input_ids;       // prompt + response, padded with the pad id
   at::Tensor attention_mask;  // 1 real token, 0 padding
   at::Tensor loss_mask;       // 1 response token (a label), 0 prompt or padding
-  at::Tensor position_ids;    // cumsum(attention_mask) - 1, 0 on padding
+  at::Tensor position_ids;    // cumsum(attention_mask) - 1, 0 on padding; per example when packed
+  at::Tensor segment_ids;     // packed batches only: which example of the row (-1 on padding)
 };
 
 /// Pads `rows` to the longest one. With `mask_prompt` false, prompt tokens after the first are
 /// labels too (plain language modeling).
 Batch collate(const std::vector<TokenizedPair>& rows, int64_t pad_id,
               PadSide side = PadSide::kRight, bool mask_prompt = true);
+
+/// Packs `rows` into as few rows of at most `max_length` tokens as first-fit in order allows
+/// (each row is prompt + response of several examples back to back, padded on the right).
+/// Positions restart at 0 for each example and segment_ids tell the examples apart, so a model
+/// given them attends only within an example (block-diagonal attention): the loss equals the
+/// unpacked one. Labels as collate(); a label at an example's first token (position 0) has no
+/// prediction in either layout, so its log-prob must count as 0 (see models::token_logprobs).
+/// Throws InvalidArgument for an example longer than `max_length`.
+Batch pack(const std::vector<TokenizedPair>& rows, int64_t pad_id, int64_t max_length,
+           bool mask_prompt = true);
 
 }  // namespace rudder::data

@@ -67,20 +67,30 @@ at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Ten
   return torch::matmul(probs, v);  // [B, H, T, D]
 }
 
-// The additive attention bias [B, 1, T, past + T]: 0 where query i may see key j (j <= past + i
-// and mask[j] == 1), the lowest float elsewhere (finite, so fully masked pad rows stay finite).
-at::Tensor attention_bias(const at::Tensor& mask, int64_t past, int64_t seq,
+// The additive attention bias [B, 1, T, past + T]: 0 where query i may see key j (j <= past + i,
+// mask[j] == 1 and, for packed rows, the same segment), the lowest float elsewhere (finite, so
+// fully masked pad rows stay finite).
+at::Tensor attention_bias(const ForwardInput& in, int64_t past, int64_t seq,
                           const at::Device& device) {
+  const at::Tensor& mask = in.attention_mask;
   const int64_t total = past + seq;
-  RUDDER_CHECK(mask.dim() == 2 && mask.size(1) == total, "attention_mask must be [batch, ", total,
-               "] (past ", past, " + seq ", seq, "), got ", mask.sizes());
+  RUDDER_CHECK(mask.defined() && mask.dim() == 2 && mask.size(1) == total,
+               "attention_mask must be [batch, ", total, "] (past ", past, " + seq ", seq,
+               "), got ", mask.defined() ? mask.sizes() : c10::IntArrayRef{});
   const at::Tensor query_pos =
       torch::arange(past, total, torch::TensorOptions().dtype(torch::kLong).device(device));
   const at::Tensor key_pos =
       torch::arange(total, torch::TensorOptions().dtype(torch::kLong).device(device));
   const at::Tensor causal = key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);  // [T, S]
-  const at::Tensor allowed =
+  at::Tensor allowed =
       causal.unsqueeze(0) & (mask.to(device) != 0).unsqueeze(1);  // [B, T, S]
+  if (in.segment_ids.defined()) {
+    RUDDER_CHECK(past == 0, "segment_ids (packed rows) cannot be combined with a KV cache");
+    RUDDER_CHECK(in.segment_ids.sizes() == in.input_ids.sizes(), "segment_ids ",
+                 in.segment_ids.sizes(), " must match input_ids ", in.input_ids.sizes());
+    const at::Tensor seg = in.segment_ids.to(device);
+    allowed = allowed & (seg.unsqueeze(2) == seg.unsqueeze(1));
+  }
   const float lowest = std::numeric_limits<float>::lowest();
   return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(torch::kFloat).device(device))
       .masked_fill(allowed.logical_not(), lowest)
@@ -241,7 +251,31 @@ class CausalLM::Impl {
   LlamaModel llama{nullptr};
   Gpt2Model gpt2{nullptr};
   Projection lm_head{nullptr};  // only when not tied
+  // RoPE angles position x inv_freq for positions 0..max_positions-1, [max_positions, D/2]
+  // (Llama only), made once in float32 whatever the parameters' dtype, and moved to the device
+  // of the inputs on first use there; each forward gathers its rows and takes cos and sin.
+  at::Tensor rope_angles;
+  const at::Tensor& rope_on(const at::Device& device) {
+    if (rope_angles.device() != device) rope_angles = rope_angles.to(device);
+    return rope_angles;
+  }
 };
+
+namespace {
+
+// The angle table of RoPE (Su et al. 2021): angles[p, i] = p * theta^(-2i/D), float32 as HF
+// computes it (float positions times float inverse frequencies).
+at::Tensor rope_angle_table(const ModelSpec& spec) {
+  const int64_t half = spec.head_dim / 2;
+  const at::Tensor inv_freq =
+      torch::pow(spec.rope_theta,
+                 -torch::arange(0, half, torch::TensorOptions().dtype(torch::kDouble)) * 2.0 /
+                     spec.head_dim)
+          .to(torch::kFloat);
+  return torch::arange(spec.max_positions, torch::kFloat).unsqueeze(-1) * inv_freq;
+}
+
+}  // namespace
 
 int64_t KVCache::length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
 
@@ -249,6 +283,7 @@ CausalLM::CausalLM(const ModelSpec& spec) : spec_(spec), impl_(std::make_unique<
   validate(spec_);
   if (spec_.architecture == Architecture::kLlama) {
     impl_->llama = register_module("model", LlamaModel(spec_));
+    impl_->rope_angles = rope_angle_table(spec_);
     if (!spec_.tie_word_embeddings) {
       impl_->lm_head =
           register_module("lm_head", linear(spec_.hidden_size, spec_.vocab_size, false));
@@ -260,10 +295,17 @@ CausalLM::CausalLM(const ModelSpec& spec) : spec_(spec), impl_(std::make_unique<
 
 CausalLM::~CausalLM() = default;
 
-at::Tensor CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                             const at::Tensor& position_ids, KVCache* cache,
-                             const ForwardExtras& extras) {
-  return project_logits(final_hidden(input_ids, attention_mask, position_ids, cache, extras));
+at::Tensor CausalLM::forward(const ForwardInput& input) {
+  at::Tensor hidden = final_hidden(input);  // [B, T, hidden]
+  if (input.logits_positions.defined()) {
+    const at::Tensor& at_pos = input.logits_positions;  // [B, K]
+    RUDDER_CHECK(at_pos.dim() == 2 && at_pos.size(0) == hidden.size(0),
+                 "logits_positions must be [batch, k], got ", at_pos.sizes());
+    const at::Tensor index = at_pos.to(hidden.device()).unsqueeze(-1).expand(
+        {at_pos.size(0), at_pos.size(1), hidden.size(-1)});
+    hidden = hidden.gather(1, index);  // [B, K, hidden]
+  }
+  return project_logits(hidden);
 }
 
 at::Tensor CausalLM::project_logits(const at::Tensor& hidden) {
@@ -273,35 +315,34 @@ at::Tensor CausalLM::project_logits(const at::Tensor& hidden) {
   return torch::matmul(hidden, embedding.t());
 }
 
-at::Tensor CausalLM::final_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                                  const at::Tensor& position_ids, KVCache* cache,
-                                  const ForwardExtras& extras) {
-  RUDDER_CHECK(input_ids.dim() == 2, "input_ids must be [batch, seq], got ", input_ids.sizes());
-  RUDDER_CHECK(position_ids.sizes() == input_ids.sizes(), "position_ids ", position_ids.sizes(),
+at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
+  const at::Tensor& input_ids = in.input_ids;
+  RUDDER_CHECK(input_ids.defined() && input_ids.dim() == 2, "input_ids must be [batch, seq], got ",
+               input_ids.defined() ? input_ids.sizes() : c10::IntArrayRef{});
+  RUDDER_CHECK(in.position_ids.defined() && in.position_ids.sizes() == input_ids.sizes(),
+               "position_ids ", in.position_ids.defined() ? in.position_ids.sizes() : c10::IntArrayRef{},
                " must match input_ids ", input_ids.sizes());
+  KVCache* cache = in.cache;
   const int64_t past = cache != nullptr ? cache->length() : 0;
-  const int64_t seq = input_ids.size(1);
   const at::Device device = input_ids.device();
-  const at::Tensor bias = attention_bias(attention_mask, past, seq, device);  // [B, 1, T, S]
+  const at::Tensor bias = attention_bias(in, past, input_ids.size(1), device);  // [B, 1, T, S]
   auto record = [&](const at::Tensor& x) {
-    if (extras.hidden != nullptr) extras.hidden->push_back(x);
+    if (in.hidden != nullptr) in.hidden->push_back(x);
   };
-  if (extras.hidden != nullptr) extras.hidden->clear();
+  if (in.hidden != nullptr) in.hidden->clear();
+  if (in.position_ids.is_cpu()) {  // a device tensor would need a host sync; there the lookup
+    const int64_t most = in.position_ids.max().item<int64_t>();  // fails on its own
+    RUDDER_CHECK(most < spec_.max_positions, "position id ", most, " beyond the model's ",
+                 spec_.max_positions, " positions");
+  }
 
   at::Tensor x;
   if (impl_->llama) {
     auto& m = *impl_->llama;
     x = m.embed_tokens(input_ids);  // [B, T, hidden]
     record(x);
-    const int64_t half = spec_.head_dim / 2;
-    const at::Tensor inv_freq =
-        torch::pow(spec_.rope_theta,
-                   -torch::arange(0, half, torch::TensorOptions().dtype(torch::kDouble)) * 2.0 /
-                       spec_.head_dim)
-            .to(torch::kFloat)
-            .to(device);
-    const at::Tensor freqs =
-        position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq;         // [B, T, D/2]
+    const at::Tensor freqs = impl_->rope_on(device).index_select(0, in.position_ids.reshape(-1))
+                                 .view({input_ids.size(0), input_ids.size(1), -1});  // [B, T, D/2]
     const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, T, D]
     const at::Tensor cos = emb.cos().to(x.scalar_type());
     const at::Tensor sin = emb.sin().to(x.scalar_type());
@@ -316,10 +357,7 @@ at::Tensor CausalLM::final_hidden(const at::Tensor& input_ids, const at::Tensor&
     return x;
   }
   auto& m = *impl_->gpt2;
-  RUDDER_CHECK(position_ids.max().item<int64_t>() < spec_.max_positions, "position id ",
-               position_ids.max().item<int64_t>(), " beyond the model's ", spec_.max_positions,
-               " positions");
-  x = m.wte(input_ids) + m.wpe(position_ids);
+  x = m.wte(input_ids) + m.wpe(in.position_ids);
   record(x);
   for (size_t i = 0; i < m.h->size(); ++i) {
     auto block = m.h[i]->as<Gpt2BlockImpl>();
@@ -366,91 +404,6 @@ void CausalLM::load_state_dict(const TensorMap& given, const std::string& source
     RUDDER_CHECK(ignorable, source, ": unexpected tensor '", name, "' (", t.sizes(), ") for a ",
                  spec_.model_type, " model");
   }
-}
-
-std::shared_ptr<CausalLM> load_hf_model(const std::string& dir) {
-  namespace fs = std::filesystem;
-  const ModelSpec spec = read_hf_config((fs::path(dir) / "config.json").string());
-  auto model = std::make_shared<CausalLM>(spec);
-  const fs::path single = fs::path(dir) / "model.safetensors";
-  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
-  TensorMap tensors;
-  std::string source = single.string();
-  if (fs::exists(single)) {
-    tensors = load_safetensors(single.string()).tensors;
-  } else {
-    RUDDER_CHECK_T(core::NotFound, fs::exists(index), dir,
-                   ": neither model.safetensors nor model.safetensors.index.json");
-    std::ifstream in(index);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw core::InvalidArgument(str(index.string(), ": malformed JSON: ", e.what()));
-    }
-    RUDDER_CHECK(j.contains("weight_map") && j.at("weight_map").is_object(), index.string(),
-                 ": no weight_map");
-    std::set<std::string> shards;
-    for (const auto& [name, file] : j.at("weight_map").items())
-      shards.insert(file.get<std::string>());
-    for (const auto& shard : shards) {
-      RUDDER_CHECK(shard.find('/') == std::string::npos, index.string(), ": shard '", shard,
-                   "' is not a file name");
-      for (auto& [name, t] : load_safetensors((fs::path(dir) / shard).string()).tensors) {
-        RUDDER_CHECK(j.at("weight_map").value(name, "") == shard, index.string(), ": tensor '",
-                     name, "' in ", shard, " is not listed there");
-        tensors.emplace(name, std::move(t));
-      }
-    }
-    source = index.string();
-  }
-  model->load_state_dict(tensors, source);
-  return model;
-}
-
-void save_hf_model(const CausalLM& model, const std::string& dir) {
-  namespace fs = std::filesystem;
-  fs::create_directories(dir);
-  const ModelSpec& s = model.spec();
-  nlohmann::ordered_json c;
-  c["model_type"] = s.model_type;
-  c["vocab_size"] = s.vocab_size;
-  c["tie_word_embeddings"] = s.tie_word_embeddings;
-  if (s.architecture == Architecture::kLlama) {
-    c["architectures"] = {s.model_type == "qwen2"     ? "Qwen2ForCausalLM"
-                          : s.model_type == "mistral" ? "MistralForCausalLM"
-                                                      : "LlamaForCausalLM"};
-    c["hidden_size"] = s.hidden_size;
-    c["num_hidden_layers"] = s.num_layers;
-    c["num_attention_heads"] = s.num_heads;
-    c["num_key_value_heads"] = s.num_kv_heads;
-    c["head_dim"] = s.head_dim;
-    c["intermediate_size"] = s.intermediate_size;
-    c["max_position_embeddings"] = s.max_positions;
-    c["rope_theta"] = s.rope_theta;
-    c["rms_norm_eps"] = s.norm_eps;
-    c["hidden_act"] = "silu";
-    if (s.model_type != "qwen2") c["attention_bias"] = s.qkv_bias;
-  } else {
-    c["architectures"] = {"GPT2LMHeadModel"};
-    c["n_embd"] = s.hidden_size;
-    c["n_layer"] = s.num_layers;
-    c["n_head"] = s.num_heads;
-    c["n_inner"] = s.intermediate_size;
-    c["n_positions"] = s.max_positions;
-    c["layer_norm_epsilon"] = s.norm_eps;
-    c["activation_function"] = "gelu_new";
-  }
-  const fs::path config = fs::path(dir) / "config.json";
-  const fs::path tmp = fs::path(dir) / "config.json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << c.dump(2) << "\n";
-    RUDDER_CHECK(out.good(), tmp.string(), ": write failed");
-  }
-  fs::rename(tmp, config);
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), merged_state_dict(model),
-                   {{"format", "pt"}});
 }
 
 }  // namespace rudder::models

@@ -13,6 +13,7 @@
 #include <torch/nn/module.h>
 
 #include "models/model_spec.h"
+#include "models/hf_io.h"
 #include "models/safetensors.h"
 
 namespace rudder::models {
@@ -26,8 +27,20 @@ struct KVCache {
   int64_t length() const;
 };
 
-/// Optional outputs of forward().
-struct ForwardExtras {
+/// The inputs of one forward pass. Aggregate order keeps the common case short:
+/// `model.forward({ids, mask, positions})`, `model.forward({ids, mask, positions, &cache})`.
+struct ForwardInput {
+  at::Tensor input_ids;       // [batch, seq]
+  at::Tensor attention_mask;  // [batch, past + seq]: 1 real token, 0 padding (cached ones too)
+  at::Tensor position_ids;    // [batch, seq]: each token's position in its own example
+  KVCache* cache = nullptr;   // when set, this call's keys and values are appended to it
+  /// Packed rows, [batch, seq]: a token attends only to earlier tokens of its own segment
+  /// (several examples in one row, block-diagonal attention). Undefined: one segment per row.
+  /// Not with a cache.
+  at::Tensor segment_ids;
+  /// [batch, k] positions (in 0..seq-1) whose logits forward() returns as [batch, k, vocab];
+  /// undefined: every position. Decoding asks for the last one only.
+  at::Tensor logits_positions;
   /// When set, receives the embeddings, the residual stream after each layer, and the final
   /// norm's output (num_layers + 2 tensors of [batch, seq, hidden]).
   std::vector<at::Tensor>* hidden = nullptr;
@@ -40,18 +53,13 @@ class CausalLM : public torch::nn::Module {
   explicit CausalLM(const ModelSpec& spec);
   ~CausalLM() override;
 
-  /// Logits [batch, seq, vocab] for `input_ids` [batch, seq].
-  /// `attention_mask` [batch, past + seq] covers the cached positions too (1 real, 0 padding);
-  /// `position_ids` [batch, seq]. With `cache`, keys and values of this call are appended to it.
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                     const at::Tensor& position_ids, KVCache* cache = nullptr,
-                     const ForwardExtras& extras = {});
+  /// Logits [batch, seq, vocab] of every position, or [batch, k, vocab] of
+  /// `input.logits_positions`. No host synchronisation on CUDA.
+  at::Tensor forward(const ForwardInput& input);
 
-  /// The final norm's output [batch, seq, hidden] (what forward() projects to logits); the
-  /// arguments are those of forward(). Heads read this.
-  at::Tensor final_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                          const at::Tensor& position_ids, KVCache* cache = nullptr,
-                          const ForwardExtras& extras = {});
+  /// The final norm's output [batch, seq, hidden] (what forward() projects to logits); ignores
+  /// logits_positions. Heads read this.
+  at::Tensor final_hidden(const ForwardInput& input);
 
   /// Logits [..., vocab] of final hidden states [..., hidden].
   at::Tensor project_logits(const at::Tensor& hidden);
@@ -72,13 +80,5 @@ class CausalLM : public torch::nn::Module {
   ModelSpec spec_;
   std::unique_ptr<Impl> impl_;
 };
-
-/// Loads a Hugging Face model directory: config.json plus model.safetensors, or the shards of
-/// model.safetensors.index.json. Parameters are float32 whatever the file's dtype.
-std::shared_ptr<CausalLM> load_hf_model(const std::string& dir);
-
-/// Writes config.json and model.safetensors into `dir` (created), each atomically. LoRA
-/// adapters are folded into the saved weights (see merged_state_dict in models/lora.h).
-void save_hf_model(const CausalLM& model, const std::string& dir);
 
 }  // namespace rudder::models

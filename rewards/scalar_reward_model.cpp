@@ -22,7 +22,7 @@ ScalarRewardNet::ScalarRewardNet(std::shared_ptr<models::CausalLM> lm) : lm_(std
 
 at::Tensor ScalarRewardNet::forward(const at::Tensor& ids, const at::Tensor& mask,
                                     const at::Tensor& pos) {
-  return head_->sequence_scores(lm_->final_hidden(ids, mask, pos), mask);
+  return head_->sequence_scores(lm_->final_hidden({ids, mask, pos}), mask);
 }
 
 RewardNormalization normalization_of(const std::vector<double>& rewards, bool enabled) {

@@ -66,7 +66,10 @@ std::vector<Completion> generate(models::CausalLM& model,
   at::Tensor positions = (mask.cumsum(1) - 1).clamp_min(0);
 
   models::KVCache cache;
-  at::Tensor logits = model.forward(ids, mask, positions, &cache).select(1, T - 1);  // [B, V]
+  models::ForwardInput prefill{ids, mask, positions, &cache};
+  prefill.logits_positions =
+      torch::full({B, 1}, T - 1, torch::TensorOptions().dtype(torch::kLong).device(device));
+  at::Tensor logits = model.forward(prefill).select(1, 0);  // [B, V], the last prompt position
   at::Tensor next_position = positions.select(1, T - 1) + 1;                         // [B]
   at::Tensor finished =
       torch::zeros({B}, torch::TensorOptions().dtype(torch::kBool).device(device));
@@ -80,7 +83,7 @@ std::vector<Completion> generate(models::CausalLM& model,
     if (finished.all().item<bool>()) break;  // the one host sync per step
     mask = torch::cat({mask, torch::ones({B, 1}, mask.options())}, 1);
     logits =
-        model.forward(next.unsqueeze(1), mask, next_position.unsqueeze(1), &cache).select(1, 0);
+        model.forward({next.unsqueeze(1), mask, next_position.unsqueeze(1), &cache}).select(1, 0);
     next_position = next_position + 1;
   }
   const at::Tensor all_tokens = torch::stack(tokens, 1).cpu();  // [B, steps]

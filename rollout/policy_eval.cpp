@@ -50,7 +50,7 @@ std::vector<double> sequence_logprobs(models::CausalLM& model,
     const data::Batch b = data::collate(rows, pad_id);
     const at::Tensor ids = b.input_ids.to(device);
     const at::Tensor logits =
-        model.forward(ids, b.attention_mask.to(device), b.position_ids.to(device));
+        model.forward({ids, b.attention_mask.to(device), b.position_ids.to(device)});
     const at::Tensor lp =
         models::sequence_logprobs(logits, ids, b.loss_mask.to(device)).to(torch::kDouble).cpu();
     for (int64_t i = 0; i < lp.size(0); ++i) out.push_back(lp[i].item<double>());

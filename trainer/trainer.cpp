@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "trainer/detail/rank_state.h"
+#include "trainer/detail/train_metrics.h"
 #include "trainer/checkpoint.h"
 #include "trainer/optimizer.h"
 #include "trainer/schedule.h"
@@ -33,57 +34,6 @@ std::string checkpoint_dir(const ExperimentConfig& c) {
              ? (std::filesystem::path(c.output_dir()) / "checkpoints").string()
              : c.checkpoint().dir();
 }
-
-std::string format_duration(double seconds) {
-  const auto s = static_cast<long>(seconds);
-  std::ostringstream out;
-  if (s >= 3600) out << s / 3600 << "h";
-  if (s >= 60) out << (s % 3600) / 60 << "m";
-  out << s % 60 << "s";
-  return out.str();
-}
-
-// Measured peak of this machine's float32 GEMM, for model FLOPs utilization.
-double measure_peak_flops() {
-  torch::NoGradGuard no_grad;
-  const at::Tensor a = torch::randn({512, 512}), b = torch::randn({512, 512});
-  torch::mm(a, b);
-  int n = 0;
-  const auto start = Clock::now();
-  double elapsed = 0;
-  while (elapsed < 0.2) {
-    torch::mm(a, b);
-    ++n;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  }
-  return 2.0 * 512 * 512 * 512 * n / elapsed;
-}
-
-// The trainer's Prometheus series.
-struct TrainMetrics {
-  core::Gauge step = core::gauge("rudder_train_step", "Optimizer steps completed.");
-  core::Gauge loss = core::gauge("rudder_train_loss",
-                                 "Training loss of the last step (mean over its loss units).");
-  core::Gauge lr = core::gauge("rudder_train_learning_rate", "Learning rate of the last step.");
-  core::Gauge grad_norm =
-      core::gauge("rudder_train_grad_norm", "Global gradient norm before clipping.");
-  core::Gauge tokens_per_second =
-      core::gauge("rudder_train_tokens_per_second", "Real tokens processed per second.");
-  core::Gauge mfu =
-      core::gauge("rudder_train_model_flops_utilization",
-                  "Model FLOPs per second over the measured float32 GEMM peak (0-1).");
-  core::Gauge last_step_time = core::gauge("rudder_train_last_step_timestamp_seconds",
-                                           "Unix time at which the last step completed.");
-  core::Counter skipped =
-      core::counter("rudder_train_skipped_steps_total",
-                    "Steps skipped because the loss or gradients were not finite.");
-  core::Histogram step_seconds =
-      core::histogram("rudder_train_step_duration_seconds", "Wall time of one optimizer step.",
-                      core::latency_buckets());
-  core::Histogram checkpoint_seconds =
-      core::histogram("rudder_checkpoint_duration_seconds", "Wall time of writing one checkpoint.",
-                      core::latency_buckets());
-};
 
 }  // namespace
 
@@ -135,7 +85,7 @@ class Trainer::Impl {
   double peak_flops_ = 0;
   Clock::time_point run_start_;
   TrainResult result_;
-  TrainMetrics metrics_;
+  detail::TrainMetrics metrics_;
   bool tty_ = ::isatty(2) != 0;
 };
 
@@ -176,7 +126,7 @@ void Trainer::Impl::prepare() {
                algorithm_.updates_per_batch(), " updates per batch");
   total_ = total_steps();
   build_optimizer();
-  peak_flops_ = measure_peak_flops();
+  peak_flops_ = detail::measure_peak_flops();
   std::string resume_path = options_.resume;
   if (resume_path == "auto") resume_path = find_resume_checkpoint(checkpoint_dir(config_));
   if (!resume_path.empty()) {
@@ -311,7 +261,7 @@ void Trainer::Impl::progress(uint64_t step, uint64_t total, double loss, double 
   line << "step " << step << "/" << total << " | loss " << std::fixed << std::setprecision(4)
        << loss << " | lr " << std::scientific << std::setprecision(2) << lr << " | grad "
        << std::fixed << std::setprecision(3) << grad_norm << " | " << std::setprecision(0) << tps
-       << " tok/s | ETA " << format_duration(eta);
+       << " tok/s | ETA " << detail::format_duration(eta);
   if (tty_) {
     std::fprintf(stderr, "\r%-100s%s", line.str().c_str(), step == total ? "\n" : "");
     std::fflush(stderr);

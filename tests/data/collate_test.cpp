@@ -43,5 +43,41 @@ TEST(Collate, TokenizeTruncatesPromptLeftAndResponseRight) {
             (std::vector<int64_t>{'b', tok->eos_id()}));
 }
 
+TEST(Pack, FirstFitRowsWithPositionsAndSegmentsPerExample) {
+  // Lengths 3, 2, 4, 1 into rows of 5: [0, 1], [2, 3].
+  const std::vector<TokenizedPair> rows = {{{1}, {2, 3}}, {{4}, {5}}, {{6, 7}, {8, 9}}, {{}, {10}}};
+  const Batch b = pack(rows, 0, 5);
+  EXPECT_TRUE(torch::equal(b.input_ids, torch::tensor({{1, 2, 3, 4, 5}, {6, 7, 8, 9, 10}})));
+  EXPECT_TRUE(torch::equal(b.attention_mask, torch::ones({2, 5}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(b.position_ids, torch::tensor({{0, 1, 2, 0, 1}, {0, 1, 2, 3, 0}})));
+  EXPECT_TRUE(torch::equal(b.segment_ids, torch::tensor({{0, 0, 0, 1, 1}, {0, 0, 0, 0, 1}})));
+  // Labels as collate() gives them example by example (the empty prompt's first token too).
+  EXPECT_TRUE(torch::equal(b.loss_mask, torch::tensor({{0, 1, 1, 0, 1}, {0, 0, 1, 1, 1}})));
+  const Batch lm = pack(rows, 0, 5, false);
+  EXPECT_TRUE(torch::equal(lm.loss_mask, torch::tensor({{0, 1, 1, 0, 1}, {0, 1, 1, 1, 1}})));
+}
+
+TEST(Pack, LaterExamplesFillEarlierRowsAndPaddingIsMarked) {
+  // Lengths 4, 3, 1 into rows of 5: the third example goes back to the first row.
+  const std::vector<TokenizedPair> rows = {{{1, 2}, {3, 4}}, {{5}, {6, 7}}, {{8}, {}}};
+  const Batch b = pack(rows, 9, 5);
+  EXPECT_TRUE(torch::equal(b.input_ids, torch::tensor({{1, 2, 3, 4, 8}, {5, 6, 7, 9, 9}})));
+  EXPECT_TRUE(torch::equal(b.attention_mask, torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 0, 0}})));
+  EXPECT_TRUE(torch::equal(b.segment_ids, torch::tensor({{0, 0, 0, 0, 1}, {0, 0, 0, -1, -1}})));
+  EXPECT_TRUE(torch::equal(b.position_ids, torch::tensor({{0, 1, 2, 3, 0}, {0, 1, 2, 0, 0}})));
+}
+
+TEST(Pack, RefusesAnExampleLongerThanARow) {
+  try {
+    pack({{{1, 2, 3}, {4, 5, 6}}}, 0, 4);
+    FAIL() << "expected a refusal";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("an example of 6 tokens into rows of max_length 4"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(pack({}, 0, 4), core::InvalidArgument);
+}
+
 }  // namespace
 }  // namespace rudder::data

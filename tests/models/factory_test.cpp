@@ -29,7 +29,7 @@ TEST_F(FactoryTest, EmbeddedDefaultBuildsFromConfigDefaults) {
   EXPECT_GT(params, 100000);
   const at::Tensor ids = torch::randint(0, 260, {2, 9});
   const at::Tensor logits =
-      model->forward(ids, torch::ones({2, 9}, torch::kLong), torch::arange(9).repeat({2, 1}));
+      model->forward({ids, torch::ones({2, 9}, torch::kLong), torch::arange(9).repeat({2, 1})});
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{2, 9, 260}));
   EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
 }
@@ -40,9 +40,9 @@ TEST_F(FactoryTest, Bfloat16ForwardTracksFloat32) {
   const at::Tensor mask = torch::ones({2, 16}, torch::kLong);
   const at::Tensor pos = torch::arange(16).repeat({2, 1});
   torch::NoGradGuard no_grad;
-  const at::Tensor f32 = model->forward(ids, mask, pos);
+  const at::Tensor f32 = model->forward({ids, mask, pos});
   model->to(torch::kBFloat16);
-  const at::Tensor bf16 = model->forward(ids, mask, pos);
+  const at::Tensor bf16 = model->forward({ids, mask, pos});
   EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
   testing::expect_tensor_near(bf16.to(torch::kFloat), f32, 0.1, "bf16 logits");
 }
@@ -54,9 +54,9 @@ TEST_F(FactoryTest, CudaForwardMatchesCpu) {
   const at::Tensor mask = torch::ones({2, 16}, torch::kLong);
   const at::Tensor pos = torch::arange(16).repeat({2, 1});
   torch::NoGradGuard no_grad;
-  const at::Tensor cpu = model->forward(ids, mask, pos);
+  const at::Tensor cpu = model->forward({ids, mask, pos});
   model->to(torch::kCUDA);
-  const at::Tensor cuda = model->forward(ids.cuda(), mask.cuda(), pos.cuda()).cpu();
+  const at::Tensor cuda = model->forward({ids.cuda(), mask.cuda(), pos.cuda()}).cpu();
   testing::expect_tensor_near(cuda, cpu, 1e-4, "cuda logits");
 }
 

@@ -35,7 +35,7 @@ at::Tensor logits_of(CausalLM& m) {
   const at::Tensor ids = torch::arange(12).remainder(40).view({2, 6});
   const at::Tensor mask = torch::ones({2, 6}, torch::kLong);
   const at::Tensor pos = torch::arange(6).repeat({2, 1});
-  return m.forward(ids, mask, pos);
+  return m.forward({ids, mask, pos});
 }
 
 LoraConfig lora_config(int rank) {

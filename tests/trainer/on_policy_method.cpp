@@ -106,12 +106,12 @@ class Reinforce : public algorithms::Algorithm {
     }
     const data::Batch b = data::collate(rows, pad_id_);
     const at::Tensor logp = models::token_logprobs(
-        policy_->forward(b.input_ids, b.attention_mask, b.position_ids), b.input_ids);  // [B, T]
+        policy_->forward({b.input_ids, b.attention_mask, b.position_ids}), b.input_ids);  // [B, T]
     at::Tensor logp_ref;
     {
       torch::NoGradGuard no_grad;
       logp_ref = models::token_logprobs(
-          reference_->forward(b.input_ids, b.attention_mask, b.position_ids), b.input_ids);
+          reference_->forward({b.input_ids, b.attention_mask, b.position_ids}), b.input_ids);
     }
     const at::Tensor adv = torch::tensor(advantages, torch::kDouble).to(torch::kFloat).unsqueeze(1);
     const at::Tensor per_token = -adv * logp + kl_coef_ * (logp - logp_ref);  // [B, T]
