@@ -1,9 +1,11 @@
 // One DPO step (chosen and rejected in one concatenated forward, summed response log-probs,
-// sigmoid loss against precomputed reference log-probs, backward, AdamW) for a ~9M and a ~85M
-// Llama, beside the same step in PyTorch-Python (bench/python/dpo_step.py) on the same weights
-// and batch, in one run. Prints step time, achieved GFLOP/s (6 x params x tokens) and the ratio.
-//   bench_dpo_step [--pairs 4] [--seq 128] [--steps 3] [--threads N]
-#include <chrono>
+// sigmoid loss against precomputed reference log-probs, backward, AdamW at a constant learning
+// rate) for a ~9M and a ~85M Llama, beside the same step in PyTorch-Python
+// (bench/python/dpo_step.py) on the same weights and batch, in one run, plainly and under
+// Rudder's allocator settings. Checks that both sides agree on the losses of the first
+// bench::kCheckSteps steps and on the weights after them, then prints seconds per step, Rudder's
+// speedup and its achieved GFLOP/s (6 x params x tokens).
+//   bench_dpo_step [--pairs 4] [--seq 128] [--steps 3] [--seconds 2] [--lr 1e-5] [--threads N]
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -16,7 +18,6 @@
 #include "models/causal_lm.h"
 #include "models/logprobs.h"
 #include "models/safetensors.h"
-#include "proto/rudder.pb.h"
 #include "trainer/optimizer.h"
 
 using namespace rudder;
@@ -30,10 +31,12 @@ struct Size {
 
 struct Result {
   int64_t params = 0;
-  double ours = 0, python = 0, loss_ours = 0, loss_python = 0;
+  double ours = 0;
+  bench::PythonFigures python{};
 };
 
-Result run(const Size& size, int64_t pairs, int64_t seq, int steps) {
+Result run_size(const Size& size, int64_t pairs, int64_t seq, const bench::Timing& timing,
+                double lr) {
   torch::manual_seed(0);
   const models::ModelSpec s =
       bench::llama_spec(size.hidden, size.layers, size.heads, size.kv_heads, size.intermediate);
@@ -43,83 +46,67 @@ Result run(const Size& size, int64_t pairs, int64_t seq, int steps) {
   const auto dir =
       std::filesystem::temp_directory_path() / (std::string("rudder-bench-dpo-") + size.name);
   models::save_hf_model(model, dir.string());
-  const int64_t rows = 2 * pairs;
-  const at::Tensor ids = torch::randint(0, 260, {rows, seq});
-  const at::Tensor mask = torch::ones({rows, seq}, torch::kLong);
-  const at::Tensor pos = torch::arange(seq).repeat({rows, 1});
-  at::Tensor labels = torch::ones({rows, seq}, torch::kLong);
-  labels.narrow(1, 0, seq / 4).zero_();
-  const at::Tensor ref_c = -torch::rand({pairs}, torch::kDouble) * 10 - 500;
-  const at::Tensor ref_r = -torch::rand({pairs}, torch::kDouble) * 10 - 500;
-  models::save_safetensors((dir / "bench_batch.safetensors").string(),
-                           {{"input_ids", ids},
-                            {"attention_mask", mask},
-                            {"position_ids", pos},
-                            {"loss_mask", labels},
-                            {"ref_chosen", ref_c.to(torch::kFloat)},
-                            {"ref_rejected", ref_r.to(torch::kFloat)}});
-  const std::string command = "/usr/bin/python3 " + std::string(RUDDER_SOURCE_DIR) +
-                              "/bench/python/dpo_step.py " + dir.string() + " " +
-                              std::to_string(steps) + " " + std::to_string(at::get_num_threads());
-  bool parsed = false;
-  for (const auto& line : bench::run_lines(command)) {
-    parsed = parsed || std::sscanf(line.c_str(), "python loss0=%lf step_s=%lf", &r.loss_python,
-                                   &r.python) == 2;
-  }
-  if (!parsed) throw std::runtime_error("no figures from the Python baseline");
+  models::TensorMap data = bench::random_batch(2 * pairs, seq);  // chosen rows, then rejected
+  const at::Tensor ref_c = (-torch::rand({pairs}, torch::kDouble) * 10 - 500).to(torch::kFloat);
+  const at::Tensor ref_r = (-torch::rand({pairs}, torch::kDouble) * 10 - 500).to(torch::kFloat);
+  data.emplace("ref_chosen", ref_c);
+  data.emplace("ref_rejected", ref_r);
+  models::save_safetensors((dir / "bench_batch.safetensors").string(), data);
+  const at::Tensor& ids = data.at("input_ids");  // [2 pairs, seq]
+  const at::Tensor& mask = data.at("attention_mask");
+  const at::Tensor& pos = data.at("position_ids");
+  const at::Tensor& labels = data.at("loss_mask");
 
-  const OptimizerConfig oc = bench::adamw_defaults();
-  std::vector<std::pair<std::string, at::Tensor>> named;
-  for (const auto& item : model.named_parameters(true))
-    named.emplace_back(item.key(), item.value());
-  trainer::AdamW optimizer(trainer::trainable_parameters(named), oc);
-  algorithms::DpoLossOptions options;
+  trainer::AdamW optimizer = bench::make_adamw(model);
+  algorithms::DpoLossOptions options;  // sigmoid, beta 0.1, as dpo_step.py
   auto step = [&] {
     optimizer.zero_grad();
-    const at::Tensor seq_logp =
-        models::sequence_logprobs(model.forward(ids, mask, pos), ids, labels);
-    const auto out =
-        algorithms::dpo_loss(seq_logp.narrow(0, 0, pairs), seq_logp.narrow(0, pairs, pairs),
-                             ref_c.to(torch::kFloat), ref_r.to(torch::kFloat), options);
+    const at::Tensor seq_logp =  // [2 pairs]
+        models::sequence_logprobs(model.forward({ids, mask, pos}), ids, labels);
+    const auto out = algorithms::dpo_loss(seq_logp.narrow(0, 0, pairs),
+                                          seq_logp.narrow(0, pairs, pairs), ref_c, ref_r, options);
     out.loss.backward();
-    optimizer.step(1e-5);
+    optimizer.step(lr);
     return out.loss.item<double>();
   };
-  r.loss_ours = step();
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < steps; ++i) step();
-  r.ours = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
+  models::TensorMap initial, trained;
+  const bench::StepRun ours = bench::run_rudder_steps(step, model, timing, &initial, &trained);
+  r.ours = ours.step_s;
+  r.python =
+      bench::run_python_steps("dpo_step.py", dir.string(), lr, timing, ours, initial, trained);
   return r;
+}
+
+int run(int argc, char** argv) {
+  const auto flags = bench::parse_flags(argc, argv,
+                                        {{"pairs", "4"},
+                                         {"seq", "128"},
+                                         {"steps", "3"},
+                                         {"seconds", "2"},
+                                         {"lr", "1e-5"},
+                                         {"threads", "0"}});
+  const int64_t pairs = std::stoll(flags.at("pairs")), seq = std::stoll(flags.at("seq"));
+  const bench::Timing timing{std::stoi(flags.at("steps")), std::stod(flags.at("seconds"))};
+  const double lr = std::stod(flags.at("lr"));
+  core::configure_runtime(std::stoi(flags.at("threads")));
+  std::cout << "bench_dpo_step: " << pairs << " pairs (" << 2 * pairs << " rows) x seq " << seq
+            << ", lr " << lr << " (constant), " << at::get_num_threads() << " threads, "
+            << "timed steps: at least " << timing.steps << " and " << timing.seconds << " s\n";
+  std::vector<std::pair<std::string, Result>> rows;
+  for (const Size& size : {Size{"10M", 256, 12, 4, 2, 688}, Size{"100M", 768, 12, 12, 12, 2048}})
+    rows.emplace_back(size.name, run_size(size, pairs, seq, timing, lr));
+  bench::print_table_header("model", "s/step", "   params  rudder GF/s");
+  for (const auto& [name, r] : rows) {
+    const double flops = 6.0 * static_cast<double>(r.params) * static_cast<double>(2 * pairs * seq);
+    char extra[64];
+    std::snprintf(extra, sizeof(extra), "%8.1fM %12.1f", r.params / 1e6, flops / r.ours / 1e9);
+    bench::print_table_row(name, r.ours, r.python, /*rate=*/false, extra);
+  }
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto flags = bench::parse_flags(
-      argc, argv, {{"pairs", "4"}, {"seq", "128"}, {"steps", "3"}, {"threads", "0"}});
-  const int64_t pairs = std::stoll(flags.at("pairs")), seq = std::stoll(flags.at("seq"));
-  const int steps = std::stoi(flags.at("steps")), threads = std::stoi(flags.at("threads"));
-  core::configure_runtime(threads);
-  std::cout << "bench_dpo_step: " << pairs << " pairs (" << 2 * pairs << " rows) x seq " << seq
-            << ", " << at::get_num_threads() << " threads, " << steps << " timed steps\n";
-  std::printf("%-6s %8s %12s %12s %10s %10s %8s\n", "model", "params", "rudder s", "python s",
-              "rudder GF/s", "python GF/s", "ratio");
-  for (const Size& size : {Size{"10M", 256, 12, 4, 2, 688}, Size{"100M", 768, 12, 12, 12, 2048}}) {
-    Result r;
-    try {
-      r = run(size, pairs, seq, steps);
-    } catch (const std::exception& e) {
-      std::cerr << "bench_dpo_step: " << e.what() << " (make bench installs python3-torch)\n";
-      return 1;
-    }
-    if (std::abs(r.loss_ours - r.loss_python) > 1e-3) {
-      std::cerr << "bench_dpo_step: first-step losses differ: " << r.loss_ours << " vs "
-                << r.loss_python << "\n";
-      return 1;
-    }
-    const double flops = 6.0 * static_cast<double>(r.params) * static_cast<double>(2 * pairs * seq);
-    std::printf("%-6s %7.1fM %12.3f %12.3f %10.1f %10.1f %7.2fx\n", size.name, r.params / 1e6,
-                r.ours, r.python, flops / r.ours / 1e9, flops / r.python / 1e9, r.python / r.ours);
-  }
-  return 0;
+  return bench::main_guard("bench_dpo_step", [&] { return run(argc, argv); });
 }

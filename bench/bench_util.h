@@ -1,73 +1,117 @@
-// Helpers shared by the benchmarks: the benchmark models, flags, and running the Python side.
+// Helpers shared by the benchmarks: the benchmark models and flags, running the Python baseline
+// as users run it and under Rudder's allocator settings, the comparison table, and the
+// agreement check of the step benchmarks (losses of the first steps and the weights after them).
 #pragma once
 
-#include <cstdio>
+#include <array>
+#include <functional>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "models/model_spec.h"
+#include "models/safetensors.h"
 #include "proto/rudder.pb.h"
+#include "trainer/optimizer.h"
+
+namespace rudder::models {
+class CausalLM;
+}
 
 namespace rudder::bench {
 
 /// A Llama with the byte vocabulary (260) and 512 positions.
-inline models::ModelSpec llama_spec(int64_t hidden, int64_t layers, int64_t heads, int64_t kv_heads,
-                                    int64_t intermediate) {
-  models::ModelSpec s;
-  s.vocab_size = 260;
-  s.hidden_size = hidden;
-  s.num_layers = layers;
-  s.num_heads = heads;
-  s.num_kv_heads = kv_heads;
-  s.head_dim = hidden / heads;
-  s.intermediate_size = intermediate;
-  s.max_positions = 512;
-  return s;
-}
+models::ModelSpec llama_spec(int64_t hidden, int64_t layers, int64_t heads, int64_t kv_heads,
+                             int64_t intermediate);
 
 /// The ~9M-parameter Llama of the forward, SFT and small DPO benchmarks.
 inline models::ModelSpec llama_10m() { return llama_spec(256, 12, 4, 2, 688); }
 
-/// torch.optim.AdamW's defaults (betas 0.9/0.999, eps 1e-8, no weight decay), as the Python sides
-/// use.
-inline OptimizerConfig adamw_defaults() {
-  OptimizerConfig c;
-  c.set_beta1(0.9);
-  c.set_beta2(0.999);
-  c.set_eps(1e-8);
-  return c;
-}
+/// "--name value" pairs; `fallback` values for the rest. Throws on an unknown flag.
+std::map<std::string, std::string> parse_flags(int argc, char** argv,
+                                               std::map<std::string, std::string> fallback);
 
-/// "--name value" pairs; `fallback` values for the rest.
-inline std::map<std::string, std::string> parse_flags(int argc, char** argv,
-                                                      std::map<std::string, std::string> fallback) {
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag.rfind("--", 0) != 0 || fallback.count(flag.substr(2)) == 0) {
-      throw std::invalid_argument("unknown flag '" + flag + "'");
-    }
-    fallback[flag.substr(2)] = argv[i + 1];
-  }
-  return fallback;
-}
+/// Runs `body`, printing "<name>: <what>" and returning 1 for any exception it throws.
+int main_guard(const char* name, const std::function<int()>& body);
 
 /// Runs `command` (stderr merged into stdout) and returns its output lines; throws when it
 /// cannot start or exits non-zero.
-inline std::vector<std::string> run_lines(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
-  std::vector<std::string> lines;
-  char line[1024];
-  while (fgets(line, sizeof(line), pipe) != nullptr) lines.emplace_back(line);
-  if (pclose(pipe) != 0) {
-    std::string text;
-    for (const auto& l : lines) text += l;
-    throw std::runtime_error("failed: " + command + "\n" + text +
-                             "(is python3-torch installed? make bench installs it)");
-  }
-  return lines;
-}
+std::vector<std::string> run_lines(const std::string& command);
+
+/// How the Python baseline's process allocates memory.
+enum class Allocator {
+  kDefault,  // glibc's defaults, as users run Python
+  kRudder,   // glibc tunables equal to core::configure_runtime's mallopt calls
+};
+
+/// Both allocators, in the order the tables print them.
+inline constexpr std::array<Allocator, 2> kAllocators = {Allocator::kDefault, Allocator::kRudder};
+/// A Python figure under each allocator, indexed like kAllocators.
+using PythonFigures = std::array<double, 2>;
+
+/// The output lines of `/usr/bin/python3 bench/python/<script> <args>` run under `allocator`;
+/// throws when it fails.
+std::vector<std::string> run_python(const std::string& script, const std::string& args,
+                                    Allocator allocator);
+
+/// Prints the header of a comparison table: `label`, then Rudder's figure in `unit`, Python's,
+/// Rudder's speedup, Python's under Rudder's allocator, Rudder's speedup; then `extra`.
+void print_table_header(const std::string& label, const std::string& unit,
+                        const std::string& extra = "");
+
+/// One row of that table; `rate`: the figures are rates (higher is faster), else times.
+void print_table_row(const std::string& label, double rudder, const PythonFigures& python,
+                     bool rate, const std::string& extra = "");
+
+// ---- Step benchmarks: train a few steps on both sides, check they agree, then time. ----
+
+/// Optimizer steps whose losses and resulting weights both sides must agree on.
+inline constexpr int kCheckSteps = 3;
+/// Largest relative difference of a checked step's loss.
+inline constexpr double kLossRtol = 1e-4;
+/// Largest relative L2 difference of the weight updates after kCheckSteps steps:
+/// |dw_rudder - dw_python| / |dw_rudder|, with dw = weights after - weights before.
+inline constexpr double kUpdateRtol = 1e-3;
+
+/// torch.optim.AdamW's defaults (betas 0.9/0.999, eps 1e-8) without weight decay, as the Python
+/// sides use (bench/python/step_bench.py).
+OptimizerConfig adamw_defaults();
+
+/// AdamW over every parameter of `model`.
+trainer::AdamW make_adamw(models::CausalLM& model);
+
+/// How long the timed part of a step benchmark runs: at least `steps` steps and `seconds`.
+struct Timing {
+  int steps = 1;
+  double seconds = 0;
+};
+
+/// Mean seconds of `step` over at least timing.steps calls and timing.seconds.
+double time_steps(const std::function<double()>& step, const Timing& timing);
+
+/// One side's figures: the checked steps' losses and the mean seconds of the timed steps.
+struct StepRun {
+  std::vector<double> losses;
+  double step_s = 0;
+};
+
+/// Rudder's side: copies `model`'s weights into `initial`, makes kCheckSteps calls of `step`
+/// (which returns the loss), copies the weights into `trained`, then times `step`.
+StepRun run_rudder_steps(const std::function<double()>& step, const models::CausalLM& model,
+                         const Timing& timing, models::TensorMap* initial,
+                         models::TensorMap* trained);
+
+/// A batch of random byte tokens [rows, seq] as the step benchmarks save it: "input_ids",
+/// "attention_mask" (all 1), "position_ids", and "loss_mask" (0 on the first quarter, the prompt).
+models::TensorMap random_batch(int64_t rows, int64_t seq);
+
+/// Python's side under each allocator: bench/python/<script> (see step_bench.py) trains
+/// kCheckSteps steps from `dir`'s model.safetensors and bench_batch.safetensors at learning rate
+/// `lr`, then times `timing`; returns its seconds per step. Throws std::runtime_error with the
+/// figures when its losses or weights disagree with Rudder's (`rudder`, and `trained`, which
+/// started from `initial`).
+PythonFigures run_python_steps(const std::string& script, const std::string& dir, double lr,
+                               const Timing& timing, const StepRun& rudder,
+                               const models::TensorMap& initial, const models::TensorMap& trained);
 
 }  // namespace rudder::bench

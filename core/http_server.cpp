@@ -3,7 +3,9 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -40,6 +42,24 @@ bool token_matches(const std::string& given, const std::string& expected) {
   SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
   return CRYPTO_memcmp(a, b, SHA256_DIGEST_LENGTH) == 0;
 }
+
+// The credentials of an `Authorization: Bearer <token>` header, or nullopt for another scheme.
+// The scheme name is case-insensitive and is followed by one or more spaces (RFC 7235 2.1).
+std::optional<std::string> bearer_token(const std::string& header) {
+  const std::string scheme = "bearer";
+  if (header.size() <= scheme.size() || header[scheme.size()] != ' ') return std::nullopt;
+  for (size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return std::nullopt;
+  }
+  const size_t start = header.find_first_not_of(' ', scheme.size());
+  if (start == std::string::npos) return std::nullopt;
+  return header.substr(start);
+}
+
+// Backoff after an accept error: the cause (EMFILE, ENFILE, ENOBUFS) usually persists for a
+// while, and re-arming at once would spin a core on the same error.
+constexpr std::chrono::milliseconds kMinAcceptBackoff{50};
+constexpr std::chrono::milliseconds kMaxAcceptBackoff{1000};
 
 HttpResponse text_response(int status, std::string body, std::string content_type) {
   HttpResponse r;
@@ -79,6 +99,8 @@ HttpServer::Impl::Impl(HttpServerOptions o)
     : options(std::move(o)),
       requests_rejected(counter("rudder_http_rejected_connections_total",
                                 "Connections refused because max_connections was reached.")),
+      accept_errors(counter("rudder_http_accept_errors_total",
+                            "Failed accept calls (e.g. out of file descriptors).")),
       open_connections(gauge("rudder_http_open_connections", "Open HTTP connections.")) {
   RUDDER_CHECK(options.threads >= 1, "server threads must be >= 1, got ", options.threads);
   RUDDER_CHECK(options.max_body_bytes >= 1, "max_body_bytes must be >= 1");
@@ -108,9 +130,8 @@ HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* r
   }
   if (!options.token.empty()) {
     const std::string auth = request.header("authorization");
-    const std::string prefix = "Bearer ";
-    if (auth.compare(0, prefix.size(), prefix) != 0 ||
-        !token_matches(auth.substr(prefix.size()), options.token)) {
+    const std::optional<std::string> given = bearer_token(auth);
+    if (!given || !token_matches(*given, options.token)) {
       HttpResponse r =
           error_response(401, auth.empty() ? "missing bearer token" : "invalid bearer token");
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -157,22 +178,37 @@ void HttpServer::Impl::do_accept() {
                         [this](boost::system::error_code ec, tcp::socket socket) {
                           if (ec) {
                             if (!acceptor.is_open() || draining.load()) return;
-                            RUDDER_LOG(kWarn) << "accept failed: " << ec.message();
-                          } else {
-                            bool reject = false;
-                            std::shared_ptr<Session> session;
-                            {
-                              std::lock_guard<std::mutex> lock(sessions_mutex);
-                              reject = sessions.size() >= options.max_connections;
-                              session = std::make_shared<Session>(std::move(socket), *this, reject);
-                              sessions.emplace(session.get(), session);
-                            }
-                            if (reject) requests_rejected.inc();
-                            open_connections.inc();
-                            session->start();
+                            accept_errors.inc();
+                            retry_accept_later(ec);
+                            return;
                           }
+                          accept_backoff = std::chrono::milliseconds(0);
+                          bool reject = false;
+                          std::shared_ptr<Session> session;
+                          {
+                            std::lock_guard<std::mutex> lock(sessions_mutex);
+                            reject = sessions.size() >= options.max_connections;
+                            session = std::make_shared<Session>(std::move(socket), *this, reject);
+                            sessions.emplace(session.get(), session);
+                          }
+                          if (reject) requests_rejected.inc();
+                          open_connections.inc();
+                          session->start();
                           if (!draining.load()) do_accept();
                         });
+}
+
+void HttpServer::Impl::retry_accept_later(const boost::system::error_code& ec) {
+  accept_backoff = accept_backoff.count() == 0 ? kMinAcceptBackoff
+                                               : std::min(2 * accept_backoff, kMaxAcceptBackoff);
+  RUDDER_LOG(kWarn) << "accept failed: " << ec.message() << "; retrying in "
+                    << accept_backoff.count() << " ms";
+  accept_timer.expires_after(accept_backoff);
+  // Not cancelled at shutdown (that would race with this chain); the wait ends with the ioc.
+  accept_timer.async_wait([this](boost::system::error_code wait_ec) {
+    if (wait_ec || draining.load() || !acceptor.is_open()) return;
+    do_accept();
+  });
 }
 
 void HttpServer::Impl::unregister(Session* session) {

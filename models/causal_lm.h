@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,16 @@ struct KVCache {
   int64_t length() const;
 };
 
-/// The inputs of one forward pass. Aggregate order keeps the common case short:
+/// The inputs of one forward pass. The constructor keeps the common case short:
 /// `model.forward({ids, mask, positions})`, `model.forward({ids, mask, positions, &cache})`.
 struct ForwardInput {
+  ForwardInput() = default;
+  ForwardInput(at::Tensor ids, at::Tensor mask, at::Tensor positions, KVCache* kv = nullptr)
+      : input_ids(std::move(ids)),
+        attention_mask(std::move(mask)),
+        position_ids(std::move(positions)),
+        cache(kv) {}
+
   at::Tensor input_ids;       // [batch, seq]
   at::Tensor attention_mask;  // [batch, past + seq]: 1 real token, 0 padding (cached ones too)
   at::Tensor position_ids;    // [batch, seq]: each token's position in its own example

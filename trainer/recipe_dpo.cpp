@@ -85,14 +85,11 @@ Recipe dpo_recipe() {
     if (config.dpo().reference_mode() == "precompute" && !config.dpo().reference_free()) {
       precomputed = cached_reference_logps(config, *reference, data.train, e.tokenizer->pad_id());
     }
-    auto algorithm = std::make_unique<algorithms::Dpo>(e.policy, reference, e.tokenizer,
-                                                       std::move(data), config,
-                                                       std::move(precomputed));
-    e.source = std::make_unique<algorithms::DatasetSource>(algorithm->num_train(), config.seed(),
-                                                           config.data().shuffle());
-    e.algorithm = std::move(algorithm);
-    auto policy = e.policy;
-    e.export_final = [policy](const std::string& dir) { models::save_hf_model(*policy, dir); };
+    train_policy_on_rows(e,
+                         std::make_unique<algorithms::Dpo>(e.policy, reference, e.tokenizer,
+                                                           std::move(data), config,
+                                                           std::move(precomputed)),
+                         config);
     return e;
   };
   return r;

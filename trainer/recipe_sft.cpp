@@ -10,13 +10,10 @@ Recipe sft_recipe() {
   Recipe r;
   r.build = [](const ExperimentConfig& config) {
     Experiment e = make_base(config);
-    auto algorithm = std::make_unique<algorithms::Sft>(e.policy, e.tokenizer,
-                                                       load_sft_data(config, *e.tokenizer), config);
-    e.source = std::make_unique<algorithms::DatasetSource>(algorithm->num_train(), config.seed(),
-                                                           config.data().shuffle());
-    e.algorithm = std::move(algorithm);
-    auto policy = e.policy;
-    e.export_final = [policy](const std::string& dir) { models::save_hf_model(*policy, dir); };
+    train_policy_on_rows(e,
+                         std::make_unique<algorithms::Sft>(
+                             e.policy, e.tokenizer, load_sft_data(config, *e.tokenizer), config),
+                         config);
     return e;
   };
   return r;

@@ -42,6 +42,9 @@ class HttpServer::Impl {
   /// Records one answered request in the request metrics.
   void count_request(const std::string& route, int status, double seconds);
   void do_accept();
+  /// After an accept error: waits `accept_backoff`, doubled per consecutive error up to
+  /// kMaxAcceptBackoff, then accepts again (so EMFILE does not spin a core).
+  void retry_accept_later(const boost::system::error_code& ec);
   void unregister(detail::Session* session);
   void begin_shutdown();
 
@@ -53,6 +56,7 @@ class HttpServer::Impl {
   std::atomic<bool> stopped{false};
   uint16_t bound_port = 0;
   Counter requests_rejected;
+  Counter accept_errors;
   Gauge open_connections;
   std::mutex sessions_mutex;
   std::unordered_map<detail::Session*, std::weak_ptr<detail::Session>> sessions;
@@ -60,6 +64,9 @@ class HttpServer::Impl {
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
   net::steady_timer drain_timer{ioc};
+  net::steady_timer accept_timer{ioc};
+  // Touched only by the accept chain (one accept or one timer wait pending at a time).
+  std::chrono::milliseconds accept_backoff{0};
   std::optional<net::signal_set> signals;
 };
 

@@ -217,6 +217,29 @@ TEST_F(HttpServerTest, TokenGuardsEveryRouteButHealthz) {
   EXPECT_EQ(right.request("POST", "/v1/echo", "{}").status, 200);
 }
 
+TEST(HttpServerAuth, BearerSchemeIsCaseInsensitive) {
+  HttpServerOptions o;
+  o.token = "s3cret";
+  HttpServer server(o);
+  server.set_ready(true);
+  const auto status_with = [&](const std::string& authorization) {
+    HttpRequest req;
+    req.method = "GET";
+    req.path = req.target = "/readyz";
+    req.headers["authorization"] = authorization;
+    return server.handle(req).status;
+  };
+  // RFC 7235 2.1: the scheme name is case-insensitive; one or more spaces separate it.
+  for (const char* ok :
+       {"Bearer s3cret", "bearer s3cret", "BEARER s3cret", "bEaReR s3cret", "Bearer   s3cret"}) {
+    EXPECT_EQ(status_with(ok), 200) << "'" << ok << "'";
+  }
+  for (const char* bad : {"Bearer S3CRET", "Basic s3cret", "Bearers3cret", "Bearer", "Bearer ",
+                          "xBearer s3cret", "Bear s3cret", "s3cret"}) {
+    EXPECT_EQ(status_with(bad), 401) << "'" << bad << "'";
+  }
+}
+
 TEST_F(HttpServerTest, ReadyzIs503UntilReady) {
   start();
   HttpClient c = client();

@@ -1,5 +1,9 @@
 #include "core/metrics.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 
 #include "core/error.h"
@@ -10,11 +14,35 @@
 namespace rudder::core {
 namespace {
 
-// Runs Debian's `promtool check metrics` on `text`; returns its exit code and output.
+// The absolute path of `name` in a directory of $PATH, or "" when there is none.
+std::string find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "";
+  for (size_t begin = 0; begin <= dirs.size();) {
+    size_t end = dirs.find(':', begin);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string dir = end > begin ? dirs.substr(begin, end - begin) : ".";
+    const std::string candidate = dir + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    begin = end + 1;
+  }
+  return "";
+}
+
+// Runs Debian's `promtool check metrics` on `text`; returns its exit code and output. A missing
+// promtool is a failure, not a skip: without it these tests would check nothing.
 testing::ProcessResult promtool_check(const std::string& text) {
+  const std::string promtool = find_on_path("promtool");
+  if (promtool.empty()) {
+    const char* path = std::getenv("PATH");
+    ADD_FAILURE() << "promtool not found on PATH (" << (path ? path : "unset")
+                  << "); install the Debian package 'prometheus' (scripts/install-deps.sh)";
+    return {};
+  }
   testing::TempDir dir;
   const std::string file = dir.write("metrics.txt", text);
-  return testing::run_process({"/bin/sh", "-c", "promtool check metrics < '" + file + "'"});
+  return testing::run_process(
+      {"/bin/sh", "-c", "'" + promtool + "' check metrics < '" + file + "'"});
 }
 
 TEST(Metrics, HandlesShareTimeSeriesAndRejectTypeClashes) {
@@ -61,7 +89,9 @@ TEST(Metrics, ServedMetricsPassPromtool) {
 TEST(Metrics, PromtoolRejectsBrokenExposition) {
   // The check above can fail: promtool refuses a malformed exposition.
   const testing::ProcessResult check = promtool_check("# TYPE x counter\nx{ 1\n");
-  EXPECT_NE(check.exit_code, 0);
+  EXPECT_EQ(check.exit_code, 1) << check.out << check.err;
+  EXPECT_NE((check.out + check.err).find("parsing error"), std::string::npos)
+      << check.out << check.err;
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ std::vector<fs::path> golden_tokenizer_dirs() {
   return dirs;
 }
 
-TEST(GoldenTokenizers, EncodeGivesReferenceIdsAndDecodeGivesTheText) {
+TEST(golden_tokenizers, EncodeGivesReferenceIdsAndDecodeGivesTheText) {
   const auto dirs = golden_tokenizer_dirs();
   ASSERT_FALSE(dirs.empty()) << "no tokenizers under " << testing::golden_dir();
   for (const auto& dir : dirs) {

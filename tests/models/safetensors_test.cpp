@@ -53,7 +53,7 @@ TEST_F(SafetensorsTest, RoundTripIsBitwiseForEveryDtype) {
   EXPECT_EQ(read_file(path), read_file(dir.path() + "/y.safetensors"));
 }
 
-TEST_F(SafetensorsTest, ReadsTheGoldenFiles) {
+TEST_F(SafetensorsTest, Reads_golden_Files) {
   const auto content =
       load_safetensors(testing::golden_dir() + "/models/gpt2_hub_layout/model.safetensors");
   EXPECT_EQ(content.tensors.at("h.0.attn.c_attn.weight").sizes(), (std::vector<int64_t>{64, 192}));

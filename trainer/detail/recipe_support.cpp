@@ -139,6 +139,15 @@ algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
   return out;
 }
 
+void train_policy_on_rows(Experiment& e, std::unique_ptr<algorithms::DatasetAlgorithm> algorithm,
+                          const ExperimentConfig& config) {
+  e.source = std::make_unique<algorithms::DatasetSource>(algorithm->num_train(), config.seed(),
+                                                         config.data().shuffle());
+  e.algorithm = std::move(algorithm);
+  auto policy = e.policy;
+  e.export_final = [policy](const std::string& dir) { models::save_hf_model(*policy, dir); };
+}
+
 std::shared_ptr<models::CausalLM> frozen_copy(const models::CausalLM& model) {
   auto copy = std::make_shared<models::CausalLM>(model.spec());
   torch::NoGradGuard no_grad;

@@ -26,6 +26,12 @@ algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
                                                 const data::Tokenizer& tokenizer,
                                                 models::CausalLM& model);
 
+/// Completes `e` for a method that trains the policy on dataset rows: a DatasetSource over
+/// `algorithm`'s rows (seeded, shuffled as the config says), the algorithm, and an export of the
+/// policy in Hugging Face layout.
+void train_policy_on_rows(Experiment& e, std::unique_ptr<algorithms::DatasetAlgorithm> algorithm,
+                          const ExperimentConfig& config);
+
 /// A frozen copy of `model` on its device.
 std::shared_ptr<models::CausalLM> frozen_copy(const models::CausalLM& model);
 

@@ -1,0 +1,54 @@
+"""Shared by the step baselines (sft_step.py, dpo_step.py): the arguments, the trainable model and
+batch, torch.optim.AdamW as Rudder's benchmarks configure theirs, and the run every step benchmark
+makes: CHECK_STEPS steps whose losses are printed and whose resulting weights are written for the
+caller's agreement check, then the timed steps.
+Arguments: MODEL_DIR LR CHECK_STEPS MIN_STEPS MIN_SECONDS THREADS OUT
+Prints `python losses=L1,L2,... step_s=S`."""
+import json
+import os
+import sys
+import time
+
+import torch
+
+from llama import Llama, load_safetensors, save_safetensors
+
+
+def load():
+    """(model, weights, batch, lr) from the command line; the weights require gradients."""
+    model_dir = sys.argv[1]
+    torch.set_num_threads(int(sys.argv[6]))
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    weights = load_safetensors(os.path.join(model_dir, "model.safetensors"))
+    for t in weights.values():
+        t.requires_grad_(True)
+    batch = load_safetensors(os.path.join(model_dir, "bench_batch.safetensors"))
+    return Llama(config, weights), weights, batch, float(sys.argv[2])
+
+
+def adamw(weights, lr):
+    """The update of Rudder's trainer::AdamW with bench::adamw_defaults(): no weight decay."""
+    return torch.optim.AdamW(list(weights.values()), lr=lr, betas=(0.9, 0.999), eps=1e-8,
+                             weight_decay=0.0)
+
+
+def response_logprobs(model, batch):
+    """log p(ids[t] | ids[< t]) for t >= 1 in float32, times the loss mask: [batch, seq - 1]."""
+    ids = batch["input_ids"]
+    logits = model(ids, batch["attention_mask"], batch["position_ids"]).float()
+    logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return logp * batch["loss_mask"][:, 1:].float()
+
+
+def check_then_time(step, weights):
+    """Runs `step` (returns the loss) CHECK_STEPS times, writes the weights to OUT, then times it
+    for at least MIN_STEPS steps and MIN_SECONDS; prints the figures."""
+    check_steps, min_steps, min_seconds = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    losses = [step() for _ in range(check_steps)]
+    save_safetensors(sys.argv[7], {k: v.detach() for k, v in weights.items()})
+    n, start = 0, time.perf_counter()
+    while n < min_steps or time.perf_counter() - start < min_seconds:
+        step()
+        n += 1
+    step_s = (time.perf_counter() - start) / n
+    print(f"python losses={','.join(f'{x:.9g}' for x in losses)} step_s={step_s:.6f}", flush=True)
