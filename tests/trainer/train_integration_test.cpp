@@ -92,10 +92,18 @@ void expect_exact_resume(int nproc, int checkpoint_every,
   r = run_to_end(train_command(config, killed, nproc, resume), killed);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
-  const std::string a = testing::read_file(straight + "/final/model.safetensors");
-  const std::string b = testing::read_file(killed + "/final/model.safetensors");
-  ASSERT_FALSE(a.empty());
-  EXPECT_TRUE(a == b) << "final weights differ after resuming from step " << killed_at;
+  // Every weight file of the export: the model, and a reward model's head.
+  int compared = 0;
+  for (const auto& entry : fs::directory_iterator(straight + "/final")) {
+    if (entry.path().extension() != ".safetensors") continue;
+    const std::string name = entry.path().filename().string();
+    const std::string a = testing::read_file(entry.path().string());
+    const std::string b = testing::read_file(killed + "/final/" + name);
+    ASSERT_FALSE(a.empty()) << name;
+    EXPECT_TRUE(a == b) << name << " differs after resuming from step " << killed_at;
+    ++compared;
+  }
+  EXPECT_GE(compared, config_text.find("reward_model:") != std::string::npos ? 2 : 1);
 }
 
 TEST(TrainIntegration, SftLowersEvalLossAndRaisesGroundTruthScore) {
