@@ -1,5 +1,6 @@
 #include "algorithms/algorithm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -31,10 +32,19 @@ StepStats Algorithm::train_micro_batch(const Batch& batch, const std::vector<siz
                                        double total_units) {
   const double declared = units(batch, items);
   StepStats stats = forward_backward(batch, items, total_units);
-  RUDDER_CHECK_T(core::InternalError, std::abs(stats.units - declared) <= 1e-6 * (1 + declared),
-                 name(), ": a micro-batch of ", items.size(), " items reported ", stats.units,
-                 " loss units, units() declared ", declared,
+  // Integral units (tokens, pairs) must match exactly; fractional ones within rounding.
+  const bool integral = declared == std::floor(declared);
+  const bool same = integral ? stats.units == declared
+                             : std::abs(stats.units - declared) <= 1e-6 * (1 + declared);
+  RUDDER_CHECK_T(core::InternalError, same, name(), ": a micro-batch of ", items.size(),
+                 " items reported ", stats.units, " loss units, units() declared ", declared,
                  "; exact averaging over ranks needs them equal");
+  for (const auto& [metric, value] : stats.sums) {
+    const auto names = metric_names();
+    RUDDER_CHECK_T(core::InternalError,
+                   std::find(names.begin(), names.end(), metric) != names.end(), name(),
+                   ": reports metric '", metric, "', which metric_names() does not declare");
+  }
   return stats;
 }
 

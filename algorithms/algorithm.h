@@ -6,9 +6,11 @@
 // number of units of the whole update over all ranks, so accumulation and data parallelism give
 // the gradient of one big batch.
 //
-// Contract, checked by the non-virtual entry points (a mistake fails loudly on the rank that
-// made it instead of hanging an all-reduce): forward_backward reports exactly the units that
-// units() declared for the same items, and plan_updates returns updates_per_batch() updates.
+// Contract, checked by the non-virtual entry points: forward_backward reports exactly the units
+// that units() declared for the same items, plan_updates returns updates_per_batch() updates,
+// and StepStats::sums holds only names metric_names() declares. The loop agrees on a violation
+// over all ranks before it throws on every one of them, so a mistake fails loudly instead of
+// hanging an all-reduce.
 #pragma once
 
 #include <cstdint>
@@ -72,6 +74,10 @@ class Algorithm {
   /// checkpoint's tensor names).
   virtual torch::nn::Module& trainable() = 0;
 
+  /// Names of the per-unit metrics forward_backward() sums into StepStats::sums. A rank whose
+  /// share of an update is empty reports them as 0; a name not declared here is an error.
+  virtual std::vector<std::string> metric_names() const { return {}; }
+
   /// Learning-rate groups by parameter-name prefix (default: one group at the schedule's rate).
   virtual std::vector<ParamGroup> param_groups() const { return {}; }
 
@@ -86,12 +92,22 @@ class Algorithm {
   /// Restores state(); throws InvalidArgument naming `source` for anything missing or misshapen.
   virtual void load_state(const models::TensorMap& /*state*/, const std::string& /*source*/) {}
 
+  /// State that differs between ranks (a generator seeded per rank); gathered from every rank
+  /// into checkpoints and handed back to each rank on resume.
+  virtual models::TensorMap rank_state() const { return {}; }
+  /// Restores this rank's rank_state(); throws InvalidArgument naming `source`.
+  virtual void load_rank_state(const models::TensorMap& /*state*/, const std::string& /*source*/) {}
+
   /// Optimizer steps per iteration of a multi-round method (a new reference or opponent each
   /// iteration); 0: the whole run is one iteration. A multiple of updates_per_batch().
   virtual uint64_t steps_per_iteration() const { return 0; }
   /// Called before the first batch of iteration `iteration` (0 at the start of a fresh run; on
   /// resume only when the checkpoint sits on an iteration boundary).
   virtual void on_iteration_start(uint64_t /*iteration*/) {}
+  /// Called once after a checkpoint is restored, before training continues, with the iteration
+  /// the run is in: the place to rebuild what an iteration start made that is not in state()
+  /// (e.g. regenerate a dataset from generators that state() saved at the iteration start).
+  virtual void on_resume(uint64_t /*iteration*/) {}
   /// Called after each optimizer step (`step` counts completed steps).
   virtual void on_step_end(uint64_t /*step*/) {}
   /// Called on every rank after a checkpoint of `step` is complete (`path` is "" off the main

@@ -7,9 +7,9 @@ namespace rudder::algorithms {
 void BatchSource::check_batching(uint64_t global_batch, uint64_t micro_batch,
                                  int world_size) const {
   const uint64_t per_rank_multiple = micro_batch * static_cast<uint64_t>(world_size);
-  RUDDER_CHECK(global_batch % per_rank_multiple == 0, "training.global_batch_size (",
-               global_batch, ") must be a multiple of micro_batch_size (", micro_batch,
-               ") x world size (", world_size, ")");
+  RUDDER_CHECK(global_batch % per_rank_multiple == 0, "training.global_batch_size (", global_batch,
+               ") must be a multiple of micro_batch_size (", micro_batch, ") x world size (",
+               world_size, ")");
 }
 
 std::vector<uint64_t> rank_share(const std::vector<uint64_t>& rows, int rank, int world_size) {

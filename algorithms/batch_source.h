@@ -25,8 +25,7 @@ class BatchSource {
 
   /// Checks that `global_batch` rows split evenly: `micro_batch` items per micro-batch and
   /// `world_size` ranks. Throws InvalidArgument naming the settings.
-  virtual void check_batching(uint64_t global_batch, uint64_t micro_batch,
-                              int world_size) const;
+  virtual void check_batching(uint64_t global_batch, uint64_t micro_batch, int world_size) const;
 
   /// This rank's share of the next `global_batch` rows. Every rank calls it once per batch.
   virtual Batch next(uint64_t global_batch, int rank, int world_size) = 0;
@@ -38,8 +37,7 @@ class BatchSource {
   /// This rank's generators and other per-rank state (empty for a dataset source).
   virtual models::TensorMap rank_state() const { return {}; }
   /// Restores rank_state(); throws InvalidArgument naming `source` when something is missing.
-  virtual void load_rank_state(const models::TensorMap& /*state*/,
-                               const std::string& /*source*/) {}
+  virtual void load_rank_state(const models::TensorMap& /*state*/, const std::string& /*source*/) {}
 };
 
 /// Rows 0..size-1 of a training set, epoch after epoch (shuffled per epoch when asked).

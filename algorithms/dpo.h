@@ -42,6 +42,10 @@ class Dpo : public DatasetAlgorithm {
   /// prompts also eval/win_rate, eval/policy_score, eval/reference_score, eval/kl.
   std::map<std::string, double> evaluate() override;
   torch::nn::Module& trainable() override { return *policy_; }
+  std::vector<std::string> metric_names() const override {
+    return {"rewards/chosen", "rewards/rejected", "rewards/accuracies",
+            "rewards/margins", "logps/chosen",   "logps/rejected"};
+  }
   double flops_per_token() const override;
 
  protected:

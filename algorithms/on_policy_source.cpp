@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "data/collate.h"
 #include "data/tokenizer.h"
 #include "models/causal_lm.h"
 #include "rewards/reward_model.h"
@@ -54,7 +55,9 @@ Batch OnPolicySource::next(uint64_t global_batch, int rank, int world_size) {
   std::vector<std::vector<int64_t>> ids;
   std::vector<std::string> prompt_texts;
   for (size_t g = 0; g < rows.size(); ++g) {
-    const std::vector<int64_t> prompt = tokenizer_->encode(prompts_[rows[g]]);
+    const std::vector<int64_t> prompt =
+        data::tokenize_pair(*tokenizer_, prompts_[rows[g]], "", options_.tokenizer, options_.data)
+            .prompt;
     for (uint32_t s = 0; s < options_.samples_per_prompt; ++s) {
       ids.push_back(prompt);
       prompt_texts.push_back(prompts_[rows[g]]);
@@ -64,8 +67,10 @@ Batch OnPolicySource::next(uint64_t global_batch, int rank, int world_size) {
   }
   const bool was_training = policy_->is_training();
   policy_->eval();
-  const auto completions = rollout::generate(*policy_, ids, options_.sampling, tokenizer_->eos_id(),
-                                             tokenizer_->pad_id(), generator_);
+  const bool on_cpu = policy_->parameters().front().is_cpu();
+  const auto completions = rollout::generate(
+      *policy_, ids, options_.sampling, tokenizer_->eos_id(), tokenizer_->pad_id(),
+      on_cpu ? c10::make_optional(generator_) : c10::nullopt);
   policy_->train(was_training);
   std::vector<std::string> texts;
   for (size_t i = 0; i < completions.size(); ++i) {

@@ -3,8 +3,9 @@
 // RewardModel (in process or remote; the source never knows which). Methods that learn from
 // their own samples (PPO, GRPO, RLOO, CTRL) read the batch's rollouts.
 //
-// Randomness: each rank samples with its own generator, seeded from (seed, rank) and saved in
-// checkpoints (rank_state), so a resumed run samples exactly what the uninterrupted one did.
+// Randomness: on the CPU each rank samples with its own generator, seeded from (seed, rank) and
+// saved in checkpoints (rank_state), so a resumed run samples exactly what the uninterrupted one
+// did. On CUDA it samples with the device's default generator, which the trainer saves per rank.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,8 @@ struct OnPolicyOptions {
   SamplingParams sampling;          // temperature, top-k/top-p, max_new_tokens
   uint64_t seed = 0;                // seeds the prompt order and every rank's sampler
   bool shuffle = true;              // a new prompt order each epoch
+  TokenizerConfig tokenizer;        // BOS as for training rows (data::tokenize_pair)
+  DataConfig data;                  // max_prompt_length: longer prompts keep their end
 };
 
 /// Generates and scores a batch of samples per call.

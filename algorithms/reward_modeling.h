@@ -24,6 +24,7 @@ class RewardModeling : public DatasetAlgorithm {
   /// eval/accuracy (pairwise, held-out), eval/margin, eval/loss, eval/reward_mean, eval/reward_std.
   std::map<std::string, double> evaluate() override;
   torch::nn::Module& trainable() override { return *net_; }
+  std::vector<std::string> metric_names() const override { return {"accuracy", "margin"}; }
   double flops_per_token() const override;
 
   /// Every reward of the held-out pairs (chosen and rejected) from the last evaluate().

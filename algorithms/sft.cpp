@@ -41,8 +41,8 @@ StepStats Sft::train_examples(const std::vector<uint64_t>& examples, double tota
   const at::Tensor positions = b.position_ids.to(device);
   models::ForwardInput input{ids, mask, positions};
   if (packing_) input.segment_ids = b.segment_ids.to(device);
-  const at::Tensor logits = model_->forward(input);                 // [B, T, V]
-  at::Tensor logp = models::token_logprobs(logits, ids);            // [B, T]
+  const at::Tensor logits = model_->forward(input);       // [B, T, V]
+  at::Tensor logp = models::token_logprobs(logits, ids);  // [B, T]
   // A packed example's first token follows another example: nothing predicts it.
   if (packing_) logp = logp.masked_fill(positions == 0, 0.0);
   const at::Tensor nll_sum =

@@ -49,8 +49,8 @@ class Sft : public DatasetAlgorithm {
   bool mask_prompt_;
   uint32_t eval_prompts_;
   uint32_t max_new_tokens_;
-  bool packing_;         // several examples per row with block-diagonal attention
-  int64_t max_length_;   // tokens per packed row
+  bool packing_;        // several examples per row with block-diagonal attention
+  int64_t max_length_;  // tokens per packed row
 };
 
 /// Mean NLL per response token of `rows` (no gradients), in batches of `batch`.

@@ -1,10 +1,12 @@
 #include "app/commands.h"
 
+#include <algorithm>
 #include <iostream>
 
 #include "core/config.h"
 #include "core/config_reference.h"
 #include "core/version.h"
+#include "trainer/recipe.h"
 
 namespace rudder::app {
 
@@ -69,6 +71,11 @@ int run_config(const Args& args) {
     }
   }
   const ExperimentConfig config = core::load_experiment_config(args[1], overrides);
+  // What `rudder train` would refuse before any work, refused here too.
+  const std::string method = trainer::method_name(config);
+  const auto known = trainer::recipes().names();
+  if (std::find(known.begin(), known.end(), method) != known.end())
+    trainer::refuse_unused_settings(config, method, trainer::recipes().get(method), args[1]);
   std::cout << core::config_to_yaml(config);
   return 0;
 }

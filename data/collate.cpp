@@ -87,7 +87,8 @@ Batch pack(const std::vector<TokenizedPair>& rows, int64_t pad_id, int64_t max_l
   int64_t longest = 0;
   for (const auto& bin : bins) {
     int64_t len = 0;
-    for (size_t i : bin) len += static_cast<int64_t>(rows[i].prompt.size() + rows[i].response.size());
+    for (size_t i : bin)
+      len += static_cast<int64_t>(rows[i].prompt.size() + rows[i].response.size());
     longest = std::max(longest, len);
   }
   RUDDER_CHECK(longest > 0, "every row of the batch is empty");

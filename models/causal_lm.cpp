@@ -1,16 +1,12 @@
 #include "models/causal_lm.h"
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <set>
 
 #include <torch/torch.h>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "models/detail/projection.h"
-#include "models/lora.h"
 
 namespace rudder::models {
 namespace {
@@ -81,9 +77,8 @@ at::Tensor attention_bias(const ForwardInput& in, int64_t past, int64_t seq,
       torch::arange(past, total, torch::TensorOptions().dtype(torch::kLong).device(device));
   const at::Tensor key_pos =
       torch::arange(total, torch::TensorOptions().dtype(torch::kLong).device(device));
-  const at::Tensor causal = key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);  // [T, S]
-  at::Tensor allowed =
-      causal.unsqueeze(0) & (mask.to(device) != 0).unsqueeze(1);  // [B, T, S]
+  const at::Tensor causal = key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);        // [T, S]
+  at::Tensor allowed = causal.unsqueeze(0) & (mask.to(device) != 0).unsqueeze(1);  // [B, T, S]
   if (in.segment_ids.defined()) {
     RUDDER_CHECK(past == 0, "segment_ids (packed rows) cannot be combined with a KV cache");
     RUDDER_CHECK(in.segment_ids.sizes() == in.input_ids.sizes(), "segment_ids ",
@@ -301,8 +296,9 @@ at::Tensor CausalLM::forward(const ForwardInput& input) {
     const at::Tensor& at_pos = input.logits_positions;  // [B, K]
     RUDDER_CHECK(at_pos.dim() == 2 && at_pos.size(0) == hidden.size(0),
                  "logits_positions must be [batch, k], got ", at_pos.sizes());
-    const at::Tensor index = at_pos.to(hidden.device()).unsqueeze(-1).expand(
-        {at_pos.size(0), at_pos.size(1), hidden.size(-1)});
+    const at::Tensor index = at_pos.to(hidden.device())
+                                 .unsqueeze(-1)
+                                 .expand({at_pos.size(0), at_pos.size(1), hidden.size(-1)});
     hidden = hidden.gather(1, index);  // [B, K, hidden]
   }
   return project_logits(hidden);
@@ -320,7 +316,8 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
   RUDDER_CHECK(input_ids.defined() && input_ids.dim() == 2, "input_ids must be [batch, seq], got ",
                input_ids.defined() ? input_ids.sizes() : c10::IntArrayRef{});
   RUDDER_CHECK(in.position_ids.defined() && in.position_ids.sizes() == input_ids.sizes(),
-               "position_ids ", in.position_ids.defined() ? in.position_ids.sizes() : c10::IntArrayRef{},
+               "position_ids ",
+               in.position_ids.defined() ? in.position_ids.sizes() : c10::IntArrayRef{},
                " must match input_ids ", input_ids.sizes());
   KVCache* cache = in.cache;
   const int64_t past = cache != nullptr ? cache->length() : 0;
@@ -341,9 +338,10 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
     auto& m = *impl_->llama;
     x = m.embed_tokens(input_ids);  // [B, T, hidden]
     record(x);
-    const at::Tensor freqs = impl_->rope_on(device).index_select(0, in.position_ids.reshape(-1))
+    const at::Tensor freqs = impl_->rope_on(device)
+                                 .index_select(0, in.position_ids.reshape(-1))
                                  .view({input_ids.size(0), input_ids.size(1), -1});  // [B, T, D/2]
-    const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, T, D]
+    const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);              // [B, 1, T, D]
     const at::Tensor cos = emb.cos().to(x.scalar_type());
     const at::Tensor sin = emb.sin().to(x.scalar_type());
     for (size_t i = 0; i < m.layers->size(); ++i) {

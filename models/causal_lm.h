@@ -7,14 +7,14 @@
 #pragma once
 
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
 
-#include "models/model_spec.h"
 #include "models/hf_io.h"
+#include "models/model_spec.h"
 #include "models/safetensors.h"
 
 namespace rudder::models {
@@ -55,6 +55,11 @@ struct ForwardInput {
 };
 
 /// The model. Parameters live in submodules named as in Hugging Face checkpoints.
+///
+/// Thread-safety: one thread calls forward() at a time (it keeps its RoPE table on the device
+/// of the last call's inputs). Position ids are checked against max_positions on the host only
+/// when they live on the CPU; on a device, callers keep them in range (generate() checks the
+/// prompt and max_new_tokens before decoding).
 class CausalLM : public torch::nn::Module {
  public:
   /// Builds a model with freshly initialized (seeded by the caller) parameters.

@@ -16,14 +16,14 @@ namespace {
 std::vector<std::string> sample_texts(models::CausalLM& model, const data::Tokenizer& tokenizer,
                                       const std::vector<std::string>& prompts, size_t begin,
                                       size_t end, const PairCollectionOptions& options,
-                                      at::Generator generator) {
+                                      c10::optional<at::Generator> generator) {
   std::vector<std::vector<int64_t>> ids;
   for (size_t i = begin; i < end; ++i) {
     const std::vector<int64_t> prompt = tokenizer.encode(prompts[i]);
     for (uint32_t s = 0; s < options.samples_per_prompt; ++s) ids.push_back(prompt);
   }
-  const auto completions = generate(model, ids, options.sampling, tokenizer.eos_id(),
-                                    tokenizer.pad_id(), generator);
+  const auto completions =
+      generate(model, ids, options.sampling, tokenizer.eos_id(), tokenizer.pad_id(), generator);
   std::vector<std::string> texts;
   for (const auto& c : completions) {
     std::vector<int64_t> tokens = c.tokens;
@@ -41,12 +41,14 @@ std::vector<data::PreferencePair> collect_pairs(models::CausalLM& model,
                                                 const std::vector<std::string>& categories,
                                                 rewards::RewardModel& reward,
                                                 const PairCollectionOptions& options,
-                                                at::Generator generator) {
+                                                c10::optional<at::Generator> generator) {
   RUDDER_CHECK(options.samples_per_prompt >= 2, "pair collection needs at least 2 samples per ",
                "prompt, got ", options.samples_per_prompt);
-  RUDDER_CHECK(categories.empty() || categories.size() == prompts.size(), "pair collection: ",
-               prompts.size(), " prompts but ", categories.size(), " categories");
-  const size_t k = options.samples_per_prompt, chunk = std::max<size_t>(1, options.prompts_per_batch);
+  RUDDER_CHECK(categories.empty() || categories.size() == prompts.size(),
+               "pair collection: ", prompts.size(), " prompts but ", categories.size(),
+               " categories");
+  const size_t k = options.samples_per_prompt,
+               chunk = std::max<size_t>(1, options.prompts_per_batch);
   std::vector<data::PreferencePair> pairs;
   const bool was_training = model.is_training();
   model.eval();

@@ -34,12 +34,13 @@ struct PairCollectionOptions {
 /// One pair per prompt whose samples do not all score the same and whose best and worst are
 /// non-empty: (best, worst, margin = their reward difference). `categories` labels the pairs
 /// (empty, or one per prompt). Puts `model` in eval mode while sampling and restores it.
+/// `generator` seeds the sampling (nullopt: the default generator of the model's device).
 std::vector<data::PreferencePair> collect_pairs(models::CausalLM& model,
                                                 const data::Tokenizer& tokenizer,
                                                 const std::vector<std::string>& prompts,
                                                 const std::vector<std::string>& categories,
                                                 rewards::RewardModel& reward,
                                                 const PairCollectionOptions& options,
-                                                at::Generator generator);
+                                                c10::optional<at::Generator> generator);
 
 }  // namespace rudder::rollout

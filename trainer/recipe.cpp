@@ -97,6 +97,10 @@ const std::map<std::string, std::string>& optional_settings() {
       {"data.format",
        "no loader reads it yet (each line's format is detected from its keys); leave it auto"},
       {"rollout.sampling", ""},
+      {"rollout.sampling.seed",
+       "per-request sampling seeds are not implemented yet (the experiment seed seeds sampling)"},
+      {"eval.sampling.seed",
+       "per-request sampling seeds are not implemented yet (the experiment seed seeds sampling)"},
       {"rollout.endpoints", "remote rollout servers are not implemented yet"},
       {"rollout.decoder", "decoders other than plain sampling are not implemented yet"},
       {"rollout.best_of_n", "best-of-N decoding is not implemented yet"},
@@ -108,13 +112,13 @@ const std::map<std::string, std::string>& optional_settings() {
 }
 
 void refuse_unused_settings(const ExperimentConfig& config, const std::string& method,
-                            const Recipe& recipe) {
+                            const Recipe& recipe, const std::string& origin) {
   for (const auto& [key, reason] : optional_settings()) {
     if (std::find(recipe.uses.begin(), recipe.uses.end(), key) != recipe.uses.end()) continue;
     if (value_at(config, key) == value_at(default_config(), key)) continue;
     throw core::InvalidArgument(core::str(
-        "config error: ", key, " is set, but method '", method, "' does not use it",
-        reason.empty() ? std::string() : ": " + reason, "; remove it"));
+        "config error: ", origin.empty() ? "" : origin + ": ", key, " is set, but method '", method,
+        "' does not use it", reason.empty() ? std::string() : ": " + reason, "; remove it"));
   }
 }
 

@@ -66,8 +66,9 @@ std::string method_name(const ExperimentConfig& config);
 const std::map<std::string, std::string>& optional_settings();
 
 /// Throws InvalidArgument naming the first optional setting that differs from its default and
-/// that `recipe` does not use: a key that is set is either used or refused.
+/// that `recipe` does not use (and `origin`, the config's file, when not empty): a key that is
+/// set is either used or refused.
 void refuse_unused_settings(const ExperimentConfig& config, const std::string& method,
-                            const Recipe& recipe);
+                            const Recipe& recipe, const std::string& origin = "");
 
 }  // namespace rudder::trainer

@@ -85,11 +85,11 @@ Recipe dpo_recipe() {
     if (config.dpo().reference_mode() == "precompute" && !config.dpo().reference_free()) {
       precomputed = cached_reference_logps(config, *reference, data.train, e.tokenizer->pad_id());
     }
-    train_policy_on_rows(e,
-                         std::make_unique<algorithms::Dpo>(e.policy, reference, e.tokenizer,
-                                                           std::move(data), config,
-                                                           std::move(precomputed)),
-                         config);
+    train_policy_on_rows(
+        e,
+        std::make_unique<algorithms::Dpo>(e.policy, reference, e.tokenizer, std::move(data), config,
+                                          std::move(precomputed)),
+        config);
     return e;
   };
   return r;

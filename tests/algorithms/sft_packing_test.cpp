@@ -32,8 +32,8 @@ StepResult sft_step(bool packing) {
   SftData data;
   for (const auto& ex : data::SyntheticTasks({"mixed"}, 3).examples(12, 0)) {
     const auto sft = data::SyntheticTasks::sft(ex);
-    data.train.push_back(
-        data::tokenize_pair(*tokenizer, sft.prompt, sft.completion, config.tokenizer(), config.data()));
+    data.train.push_back(data::tokenize_pair(*tokenizer, sft.prompt, sft.completion,
+                                             config.tokenizer(), config.data()));
   }
   Sft method(model, tokenizer, data, config);
   Batch batch;
@@ -43,7 +43,8 @@ StepResult sft_step(bool packing) {
   const double units = method.units(batch, items);
   StepResult run;
   run.stats = method.train_micro_batch(batch, items, units);
-  for (const auto& item : model->named_parameters(true)) run.grads[item.key()] = item.value().grad();
+  for (const auto& item : model->named_parameters(true))
+    run.grads[item.key()] = item.value().grad();
   return run;
 }
 

@@ -46,6 +46,17 @@ TEST(Cli, ConfigCheckAppliesSetOverrides) {
   EXPECT_NE(r.out.find("seed: 7"), std::string::npos) << r.out;
 }
 
+TEST(Cli, ConfigCheckRefusesASettingTheMethodDoesNotUse) {
+  // Valid schema, but SFT reads no rollout servers (and none are implemented yet): a key is
+  // used or refused, by `config check` as by `train`.
+  expect_config_failure("sft: {}\nrollout: {endpoints: [\"127.0.0.1:9\"]}\n", "rollout.endpoints",
+                        "method 'sft' does not use it: remote rollout servers are not implemented");
+  expect_config_failure("sft: {}\nmodel: {reference_path: /tmp/ref}\n", "model.reference_path",
+                        "method 'sft' does not use it");
+  expect_config_failure("dpo: {}\neval: {sampling: {seed: 5}}\n", "eval.sampling.seed",
+                        "per-request sampling seeds are not implemented yet");
+}
+
 TEST(Cli, ConfigCheckUnknownKey) {
   expect_config_failure("training:\n  max_stepz: 3\n", "training.max_stepz", "unknown key");
 }

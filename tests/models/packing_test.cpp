@@ -61,8 +61,8 @@ TEST_P(PackingTest, PackedExamplesGetTheLogitsTheyGetAlone) {
   }
   for (size_t i = 0; i < rows.size(); ++i) {
     const data::Batch alone = data::collate({rows[i]}, 0);
-    const at::Tensor expected = model.forward({alone.input_ids, alone.attention_mask,
-                                               alone.position_ids});  // [1, L, V]
+    const at::Tensor expected =
+        model.forward({alone.input_ids, alone.attention_mask, alone.position_ids});  // [1, L, V]
     const int64_t len = expected.size(1);
     expect_tensor_near(logits[row_of[i]].narrow(0, start_of[i], len), expected[0], 1e-5,
                        "example " + std::to_string(i));

@@ -20,8 +20,8 @@ class TwoTensorMethod : public algorithms::DatasetAlgorithm {
     critic_ = module_.register_module("critic", std::make_shared<torch::nn::Module>());
     critic_->register_parameter("b", torch::ones({2, 2}));
   }
-  double unit_error = 0;         // added to the units the method reports
-  uint64_t extra_updates = 0;    // updates_per_batch() claims this many more than planned
+  double unit_error = 0;       // added to the units the method reports
+  uint64_t extra_updates = 0;  // updates_per_batch() claims this many more than planned
   std::vector<algorithms::ParamGroup> groups;
 
   std::string name() const override { return "two_tensor"; }
@@ -55,10 +55,11 @@ class TwoTensorMethod : public algorithms::DatasetAlgorithm {
   std::shared_ptr<torch::nn::Module> critic_;
 };
 
-ExperimentConfig config_for(const std::string& out) {
+ExperimentConfig config_for(const std::string& out, uint64_t max_steps) {
   ExperimentConfig c;
   core::parse_config_text("output_dir: " + out +
-                              "\ntraining: {max_steps: 1, micro_batch_size: 4, "
+                              "\ntraining: {max_steps: " + std::to_string(max_steps) +
+                              ", micro_batch_size: 4, "
                               "global_batch_size: 4}\noptimizer: {lr: 0.1, weight_decay: 0}\n",
                           "loop contract test", {}, &c);
   return c;
@@ -69,7 +70,7 @@ std::string run_error(TwoTensorMethod& method) {
   algorithms::DatasetSource source(method.num_train(), 1, false);
   auto group = core::ProcessGroup::single();
   try {
-    Trainer(config_for(dir.path()), method, source, *group, {}).run();
+    Trainer(config_for(dir.path(), method.updates_per_batch()), method, source, *group, {}).run();
   } catch (const core::Error& e) {
     return e.what();
   }
@@ -90,6 +91,23 @@ TEST(LoopContract, AWrongNumberOfUpdatesFailsLoudly) {
   EXPECT_NE(error.find("planned 1 updates for a batch, updates_per_batch() says 2"),
             std::string::npos)
       << error;
+}
+
+TEST(LoopContract, MaxStepsMustEndOnABatchBoundary) {
+  TwoTensorMethod method;
+  method.extra_updates = 1;  // two updates per batch
+  testing::TempDir dir;
+  algorithms::DatasetSource source(method.num_train(), 1, false);
+  auto group = core::ProcessGroup::single();
+  try {
+    Trainer(config_for(dir.path(), 3), method, source, *group, {}).run();
+    FAIL() << "expected max_steps 3 to be refused";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("training.max_steps (3) must be a multiple of "
+                                         "two_tensor's 2 updates per batch"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(LoopContract, ParameterGroupsScaleTheLearningRate) {

@@ -38,6 +38,7 @@ class Reinforce : public algorithms::Algorithm {
 
   std::map<std::string, double> evaluate() override { return {}; }
   torch::nn::Module& trainable() override { return *policy_; }
+  std::vector<std::string> metric_names() const override { return {"reward"}; }
   double flops_per_token() const override { return algorithms::training_flops_per_token(*policy_); }
 
   models::TensorMap state() const override {
@@ -81,7 +82,8 @@ class Reinforce : public algorithms::Algorithm {
       for (uint64_t m = 0; m < kMiniBatches; ++m) {
         std::vector<size_t> items;
         for (int64_t k = 0; k < per; ++k)
-          items.push_back(static_cast<size_t>(order[static_cast<int64_t>(m) * per + k].item<int64_t>()));
+          items.push_back(
+              static_cast<size_t>(order[static_cast<int64_t>(m) * per + k].item<int64_t>()));
         updates.push_back(items);
       }
     }
@@ -122,7 +124,8 @@ class Reinforce : public algorithms::Algorithm {
     s.units = b.loss_mask.sum().item<double>();
     s.tokens = b.attention_mask.sum().item<double>();
     s.sums["reward"] = 0;
-    for (size_t i : items) s.sums["reward"] += r.rewards[i] * static_cast<double>(r.responses[i].size());
+    for (size_t i : items)
+      s.sums["reward"] += r.rewards[i] * static_cast<double>(r.responses[i].size());
     return s;
   }
 
@@ -142,8 +145,8 @@ trainer::Experiment build(const ExperimentConfig& config) {
   e.policy = models::make_model(config.model(), e.tokenizer->vocab_size());
   const std::vector<std::string> names(config.data().synthetic().tasks().begin(),
                                        config.data().synthetic().tasks().end());
-  const auto tasks = data::SyntheticTasks(names, config.seed())
-                         .examples(config.data().synthetic().num_train(), 0);
+  const auto tasks =
+      data::SyntheticTasks(names, config.seed()).examples(config.data().synthetic().num_train(), 0);
   std::vector<std::string> prompts;
   for (const auto& t : tasks) prompts.push_back(t.prompt);
   algorithms::OnPolicyOptions options;
@@ -151,6 +154,8 @@ trainer::Experiment build(const ExperimentConfig& config) {
   options.sampling = config.rollout().sampling();
   options.seed = config.seed();
   options.shuffle = config.data().shuffle();
+  options.tokenizer = config.tokenizer();
+  options.data = config.data();
   e.source = std::make_unique<algorithms::OnPolicySource>(
       e.policy, e.tokenizer, prompts, std::make_shared<rewards::TaskReward>(tasks), options);
   e.algorithm = std::make_unique<Reinforce>(e.policy, e.tokenizer->pad_id(), config.seed());

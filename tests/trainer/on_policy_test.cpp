@@ -37,13 +37,13 @@ data: {synthetic: {tasks: [mixed], num_train: 16, num_eval: 4}, max_length: 32, 
 rollout: {sampling: {temperature: 1, max_new_tokens: 6}}
 optimizer: {lr: 1.0e-3}
 training: {max_steps: 16, micro_batch_size: 2, global_batch_size: 4, log_every: 1}
-checkpoint: {keep_last: 0, every_steps: 4}
 )";
 
 int train_main(int argc, char** argv) {
   try {
     register_on_policy_recipe();
-    ExperimentConfig config = core::load_experiment_config(argv[2], {"output_dir=" + std::string(argv[3])});
+    ExperimentConfig config =
+        core::load_experiment_config(argv[2], {"output_dir=" + std::string(argv[3])});
     auto group = core::ProcessGroup::from_environment(config.distributed());
     trainer::TrainOptions options;
     options.recipe = kOnPolicyRecipe;
@@ -106,9 +106,13 @@ uint64_t latest_step(const std::string& out) {
 }
 
 // An uninterrupted run against one killed (SIGKILL) after its first checkpoint and resumed.
-void expect_exact_resume(int nproc) {
+// Checkpoints fall on batch boundaries (every 4 steps): `every_steps` 6 puts the periodic
+// checkpoints inside batches, so the first lands at step 8.
+void expect_exact_resume(int nproc, int every_steps = 4) {
   TempDir dir;
-  const std::string config = dir.write("on_policy.yaml", kConfig);
+  const std::string config = dir.write(
+      "on_policy.yaml", std::string(kConfig) + "checkpoint: {keep_last: 0, every_steps: " +
+                            std::to_string(every_steps) + "}\n");
   const std::string straight = dir.path() + "/straight", killed = dir.path() + "/killed";
   expect_all_succeed(start_ranks(config, straight, nproc, false, "run"), straight, "run");
 
@@ -120,6 +124,7 @@ void expect_exact_resume(int nproc) {
   for (int pid : pids) wait_process(pid);
   const uint64_t killed_at = latest_step(killed);
   ASSERT_GE(killed_at, 4u) << read_file(killed + "/first-rank0.err");
+  EXPECT_EQ(killed_at % 4, 0u) << "a checkpoint inside a batch";
   ASSERT_LT(killed_at, 16u) << "the run finished before it could be killed";
   std::cout << "killed after checkpoint step " << killed_at << " (" << nproc << " rank(s))\n";
 
@@ -135,7 +140,9 @@ TEST(OnPolicy, TrainsThroughTheLoopWithSeveralUpdatesPerBatch) {
   register_on_policy_recipe();
   TempDir dir;
   ExperimentConfig config;
-  core::parse_config_text(kConfig, "on-policy test", {"output_dir=" + dir.path()}, &config);
+  core::parse_config_text(
+      kConfig, "on-policy test",
+      {"output_dir=" + dir.path(), "checkpoint.every_steps=4", "checkpoint.keep_last=0"}, &config);
   auto group = core::ProcessGroup::single();
   trainer::TrainOptions options;
   options.recipe = kOnPolicyRecipe;
@@ -165,6 +172,8 @@ TEST(OnPolicy, KillAndResumeIsBitIdentical) { expect_exact_resume(1); }
 
 TEST(OnPolicy, KillAndResumeIsBitIdenticalOnTwoGlooRanks) { expect_exact_resume(2); }
 
+TEST(OnPolicy, PeriodicCheckpointsInsideABatchWaitForItsEnd) { expect_exact_resume(1, 6); }
+
 TEST(OnPolicy, ARecipeThatSetsAnUnusedKeyIsRefused) {
   register_on_policy_recipe();
   ExperimentConfig config;
@@ -184,7 +193,8 @@ TEST(OnPolicy, ARecipeThatSetsAnUnusedKeyIsRefused) {
 }  // namespace rudder::testing
 
 int main(int argc, char** argv) {
-  if (argc >= 4 && std::string(argv[1]) == "--train") return rudder::testing::train_main(argc, argv);
+  if (argc >= 4 && std::string(argv[1]) == "--train")
+    return rudder::testing::train_main(argc, argv);
   testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

@@ -1,7 +1,6 @@
 #include "trainer/detail/rank_state.h"
 
 #include <cstring>
-#include <functional>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -42,24 +41,10 @@ std::vector<models::TensorMap> gather_rank_states(const models::TensorMap& mine,
     std::vector<at::Tensor> table = {torch::zeros({world, values.numel()}, torch::kDouble)};
     table[0][group.rank()].copy_(values);
     group.allreduce_sum(table);
-    for (int r = 0; r < world; ++r) out[static_cast<size_t>(r)][name] = from_byte_values(table[0][r], t);
+    for (int r = 0; r < world; ++r)
+      out[static_cast<size_t>(r)][name] = from_byte_values(table[0][r], t);
   }
   return out;
-}
-
-void check_same_names(const std::map<std::string, double>& sums, core::ProcessGroup& group,
-                      const std::string& method) {
-  if (group.world_size() == 1) return;
-  std::string joined;
-  for (const auto& [name, v] : sums) joined += name + '\n';
-  // 40 bits of the hash: exact in a double, and a sum over ranks cannot overflow its mantissa.
-  const double mine = static_cast<double>(std::hash<std::string>{}(joined) & ((1ULL << 40) - 1));
-  const auto total = group.allreduce_sum({mine, static_cast<double>(sums.size())});
-  const double world = group.world_size();
-  RUDDER_CHECK_T(core::InternalError,
-                 total[0] == world * mine && total[1] == world * static_cast<double>(sums.size()),
-                 method, ": rank ", group.rank(), " reports the metrics [", joined,
-                 "] but another rank reports different ones; every rank must report the same names");
 }
 
 at::Tensor default_cpu_generator_state() {

@@ -1,5 +1,4 @@
-// Per-rank state (generators) gathered onto every rank for checkpoints, and the check that every
-// rank reports the same metric names before their values are all-reduced.
+// Per-rank state (generators) gathered onto every rank for checkpoints.
 #pragma once
 
 #include <map>
@@ -15,11 +14,6 @@ namespace rudder::trainer::detail {
 /// sizes (the same code made them). World size 1: {mine}, without communication.
 std::vector<models::TensorMap> gather_rank_states(const models::TensorMap& mine,
                                                   core::ProcessGroup& group);
-
-/// Throws InternalError on every rank when the ranks' metric names differ (summing values of
-/// different names would mix metrics, and vectors of different lengths would hang).
-void check_same_names(const std::map<std::string, double>& sums, core::ProcessGroup& group,
-                      const std::string& method);
 
 /// libtorch's default CPU generator state.
 at::Tensor default_cpu_generator_state();

@@ -51,8 +51,12 @@ std::vector<data::PreferencePair> sampled_pairs(const ExperimentConfig& c, model
     categories.push_back(t.category);
   }
   rewards::TaskReward ground_truth(tasks);
-  auto pairs = rollout::collect_pairs(model, tok, prompts, categories, ground_truth, options,
-                                      at::make_generator<at::CPUGeneratorImpl>(c.seed() + 7));
+  // On CUDA the device's default generator samples (seeded by the experiment seed).
+  c10::optional<at::Generator> generator;
+  if (model.parameters().front().is_cpu())
+    generator = at::make_generator<at::CPUGeneratorImpl>(c.seed() + 7);
+  auto pairs =
+      rollout::collect_pairs(model, tok, prompts, categories, ground_truth, options, generator);
   RUDDER_LOG(kInfo) << "made " << pairs.size() << " preference pairs from " << tasks.size()
                     << " prompts x " << options.samples_per_prompt
                     << " samples of the starting model";
