@@ -8,7 +8,9 @@
 // the batch before a periodic or requested checkpoint, so no rollout buffer needs saving.
 //
 // Preemption: request_stop() (async-signal-safe; the CLI calls it on SIGTERM/SIGINT) makes the
-// loop finish the current step, write a checkpoint and return with stopped_by_signal set.
+// loop finish the current batch (one step for dataset methods; all of a batch's updates for
+// on-policy ones), write a checkpoint and return with stopped_by_signal set. A request that
+// arrives between batches is honoured before the next batch is drawn.
 #pragma once
 
 #include <map>
