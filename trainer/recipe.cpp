@@ -111,6 +111,12 @@ const std::map<std::string, std::string>& optional_settings() {
   return settings;
 }
 
+void refuse_if_set(const ExperimentConfig& config, const std::string& key, const std::string& why) {
+  if (value_at(config, key) == value_at(default_config(), key)) return;
+  throw core::InvalidArgument(
+      core::str("config error: ", key, " is set, but it is not used: ", why, "; remove it"));
+}
+
 void refuse_unused_settings(const ExperimentConfig& config, const std::string& method,
                             const Recipe& recipe, const std::string& origin) {
   for (const auto& [key, reason] : optional_settings()) {

@@ -65,6 +65,10 @@ std::string method_name(const ExperimentConfig& config);
 /// but unused ("" when some method uses it; else why no method does yet).
 const std::map<std::string, std::string>& optional_settings();
 
+/// Throws InvalidArgument when the setting at `key` ("data.synthetic") differs from its default:
+/// for settings a recipe reads only in some cases, refused in the others (`why`).
+void refuse_if_set(const ExperimentConfig& config, const std::string& key, const std::string& why);
+
 /// Throws InvalidArgument naming the first optional setting that differs from its default and
 /// that `recipe` does not use (and `origin`, the config's file, when not empty): a key that is
 /// set is either used or refused.

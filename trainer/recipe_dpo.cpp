@@ -74,6 +74,8 @@ Recipe dpo_recipe() {
   r.uses = {"model.reference_path", "data.synthetic.pair_source",
             "data.synthetic.samples_per_prompt"};
   r.build = [](const ExperimentConfig& config) {
+    if (config.dpo().reference_free())
+      refuse_if_set(config, "model.reference_path", "dpo.reference_free drops the reference");
     Experiment e = make_base(config);
     std::shared_ptr<models::CausalLM> reference =
         config.model().reference_path().empty()

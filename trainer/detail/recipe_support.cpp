@@ -94,7 +94,15 @@ Experiment make_base(const ExperimentConfig& config) {
   return e;
 }
 
+// The synthetic tasks' settings are read only when no data file is named.
+void refuse_synthetic_with_files(const ExperimentConfig& c) {
+  if (!c.data().train_path().empty())
+    refuse_if_set(c, "data.synthetic",
+                  "data.train_path names a file, so no synthetic task is made");
+}
+
 algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer) {
+  refuse_synthetic_with_files(c);
   algorithms::SftData out;
   std::vector<data::SftExample> train, eval;
   const bool skip = c.data().on_bad_line() == "skip";
@@ -117,6 +125,11 @@ algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokeniz
 algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
                                                 const data::Tokenizer& tokenizer,
                                                 models::CausalLM& model) {
+  refuse_synthetic_with_files(c);
+  if (c.data().synthetic().pair_source() != "policy_samples") {
+    refuse_if_set(c, "data.synthetic.samples_per_prompt",
+                  "it counts samples of data.synthetic.pair_source policy_samples");
+  }
   algorithms::PreferenceData out;
   std::vector<data::PreferencePair> train, eval;
   const bool skip = c.data().on_bad_line() == "skip";

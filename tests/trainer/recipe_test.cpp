@@ -1,0 +1,54 @@
+#include "trainer/recipe.h"
+
+#include <gtest/gtest.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "tests/support/test_support.h"
+#include "trainer/experiment.h"
+
+namespace rudder::trainer {
+namespace {
+
+// The message build_experiment refuses `yaml` with ("" when it builds).
+std::string refusal(const std::string& yaml) {
+  ExperimentConfig config;
+  core::parse_config_text(yaml, "recipe test", {}, &config);
+  try {
+    build_experiment(config);
+  } catch (const core::InvalidArgument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Recipes, TheBuiltinsAreTheOneTable) {
+  const auto names = recipes().names();
+  EXPECT_EQ(names, (std::vector<std::string>{"dpo", "reward_model", "sft"}));
+  EXPECT_NE(refusal("ppo: {}\n")
+                .find("method 'ppo' is not implemented yet (implemented: dpo, "
+                      "reward_model, sft)"),
+            std::string::npos);
+  EXPECT_NE(refusal("").find("the config names no method: add one of dpo, reward_model, sft"),
+            std::string::npos);
+  RecipeRegistry registry;
+  register_builtins(registry);
+  EXPECT_THROW(registry.add("sft", recipes().get("sft")), core::InvalidArgument);
+}
+
+TEST(Recipes, SettingsReadOnlyInSomeCasesAreRefusedInTheOthers) {
+  testing::TempDir dir;
+  const std::string file = dir.write("train.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}\n");
+  EXPECT_NE(refusal("sft: {}\ndata: {train_path: " + file + ", synthetic: {num_train: 5}}\n")
+                .find("data.synthetic is set, but it is not used: data.train_path names a file"),
+            std::string::npos);
+  EXPECT_NE(refusal("dpo: {reference_free: true}\nmodel: {reference_path: /tmp/ref}\n")
+                .find("model.reference_path is set, but it is not used: dpo.reference_free"),
+            std::string::npos);
+  EXPECT_NE(refusal("dpo: {}\ndata: {synthetic: {samples_per_prompt: 8}}\n")
+                .find("data.synthetic.samples_per_prompt is set, but it is not used"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace rudder::trainer
