@@ -39,8 +39,8 @@ StepStats Algorithm::train_micro_batch(const Batch& batch, const std::vector<siz
   RUDDER_CHECK_T(core::InternalError, same, name(), ": a micro-batch of ", items.size(),
                  " items reported ", stats.units, " loss units, units() declared ", declared,
                  "; exact averaging over ranks needs them equal");
+  const auto names = metric_names();
   for (const auto& [metric, value] : stats.sums) {
-    const auto names = metric_names();
     RUDDER_CHECK_T(core::InternalError,
                    std::find(names.begin(), names.end(), metric) != names.end(), name(),
                    ": reports metric '", metric, "', which metric_names() does not declare");

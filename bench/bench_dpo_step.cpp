@@ -16,6 +16,7 @@
 #include "bench/bench_util.h"
 #include "core/runtime.h"
 #include "models/causal_lm.h"
+#include "models/hf_io.h"
 #include "models/logprobs.h"
 #include "models/safetensors.h"
 #include "trainer/optimizer.h"

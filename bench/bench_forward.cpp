@@ -14,6 +14,7 @@
 #include "bench/bench_util.h"
 #include "core/runtime.h"
 #include "models/causal_lm.h"
+#include "models/hf_io.h"
 #include "models/safetensors.h"
 
 using namespace rudder;

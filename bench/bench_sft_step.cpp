@@ -16,6 +16,7 @@
 #include "core/runtime.h"
 #include "data/collate.h"
 #include "models/causal_lm.h"
+#include "models/hf_io.h"
 #include "models/logprobs.h"
 #include "models/safetensors.h"
 #include "trainer/optimizer.h"

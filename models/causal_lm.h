@@ -13,7 +13,6 @@
 
 #include <torch/nn/module.h>
 
-#include "models/hf_io.h"
 #include "models/model_spec.h"
 #include "models/safetensors.h"
 

@@ -1,6 +1,7 @@
 #include "models/factory.h"
 
 #include "core/error.h"
+#include "models/hf_io.h"
 #include "models/hft.h"
 #include "models/lora.h"
 #include "proto/rudder.pb.h"

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/hf_io.h"
 #include "models/safetensors.h"
 
 namespace rudder::rewards {

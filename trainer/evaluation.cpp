@@ -10,6 +10,7 @@
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "models/causal_lm.h"
+#include "models/hf_io.h"
 #include "rewards/scalar_reward_model.h"
 
 namespace rudder::trainer {

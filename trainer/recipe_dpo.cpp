@@ -11,6 +11,7 @@
 #include "algorithms/dpo.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "models/hf_io.h"
 #include "models/safetensors.h"
 #include "trainer/detail/recipe_support.h"
 #include "trainer/detail/recipes.h"

@@ -186,8 +186,9 @@ algorithms::StepStats Trainer::Impl::accumulate(const algorithms::Batch& batch,
   } catch (const std::exception& e) {
     *violation = e.what();
   }
-  for (const auto& name : algorithm_.metric_names()) stats.sums[name] += 0.0;  // same keys
-  if (stats.sums.size() != algorithm_.metric_names().size() && violation->empty())
+  const auto names = algorithm_.metric_names();
+  for (const auto& name : names) stats.sums[name] += 0.0;  // the same keys on every rank
+  if (stats.sums.size() != names.size() && violation->empty())
     *violation = algorithm_.name() + ": metric_names() lists a name twice";
   return stats;
 }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/hf_io.h"
 #include "tests/support/tensor_testing.h"
 #include "tests/support/test_support.h"
 

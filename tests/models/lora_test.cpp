@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "models/hf_io.h"
 #include "models/hft.h"
 #include "proto/rudder.pb.h"
 #include "tests/support/tensor_testing.h"

@@ -8,6 +8,7 @@
 #include "data/collate.h"
 #include "data/synthetic.h"
 #include "models/factory.h"
+#include "models/hf_io.h"
 #include "models/logprobs.h"
 #include "rewards/task_reward.h"
 

@@ -2,9 +2,7 @@
 // several updates per batch, exact resume after SIGKILL with sampling at temperature 1, two Gloo
 // ranks, and the loop's contract checks. The binary doubles as the trainer process the tests
 // start and kill: `on_policy_tests --train CONFIG OUT [--resume]`.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/distributed.h"
+#include "core/launcher.h"
 #include "core/error.h"
 #include "models/safetensors.h"
 #include "tests/support/test_support.h"
@@ -59,25 +58,13 @@ int train_main(int argc, char** argv) {
 
 std::string self_binary() { return fs::read_symlink("/proc/self/exe").string(); }
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Starts `nproc` ranks training into `out`; returns their pids.
 std::vector<int> start_ranks(const std::string& config, const std::string& out, int nproc,
                              bool resume, const std::string& log_tag) {
   fs::create_directories(out);
   std::vector<std::string> argv = {self_binary(), "--train", config, out};
   if (resume) argv.push_back("--resume");
-  const std::string port = std::to_string(free_port());
+  const std::string port = std::to_string(core::free_local_port());
   std::vector<int> pids;
   for (int r = 0; r < nproc; ++r) {
     std::vector<std::string> env;

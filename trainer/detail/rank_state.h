@@ -1,7 +1,6 @@
 // Per-rank state (generators) gathered onto every rank for checkpoints.
 #pragma once
 
-#include <map>
 #include <string>
 #include <vector>
 

@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "data/synthetic.h"
 #include "models/factory.h"
+#include "models/hf_io.h"
 #include "rewards/task_reward.h"
 #include "rollout/pair_collection.h"
 
