@@ -1,0 +1,90 @@
+// Inference for a CausalLM at decoding speed: an immutable snapshot of its weights with the
+// projections that read one input fused (q, k and v; gate and up), and a KV cache preallocated
+// for a fixed number of slots and written in place.
+//
+// A slot holds one sequence, left-aligned: its length is the position of its next token, so no
+// row carries padding. prefill() appends a run of tokens to one slot; step() appends one token
+// to each of the slots 0..n-1 at once, which is why callers keep their live sequences in the
+// lowest slots (copy() moves one). The results match CausalLM::forward on the same tokens
+// within float rounding.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "models/model_spec.h"
+
+namespace rudder::models {
+
+class CausalLM;
+
+/// The fused weights of a model at one moment (LoRA adapters folded in), on the model's device
+/// and in its dtype. Immutable once built, so any number of Decoders may share one.
+class DecoderWeights {
+ public:
+  /// Snapshots `model`'s current parameters; later changes to the model do not reach it.
+  explicit DecoderWeights(const CausalLM& model);
+  ~DecoderWeights();
+
+  /// The sizes of the snapshotted model.
+  const ModelSpec& spec() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// A KV cache of `slots` sequences of up to `max_length` tokens, and the forward passes that
+/// fill it. Not thread-safe: one thread drives a Decoder. Runs without gradients.
+class Decoder {
+ public:
+  /// Allocates the cache (memory is touched only as slots fill). Throws InvalidArgument when
+  /// slots or max_length is not positive or max_length exceeds the model's positions.
+  Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, int64_t max_length);
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  int64_t slots() const { return slots_; }
+  int64_t max_length() const { return max_length_; }
+  /// Tokens held by `slot`; also the position of its next token.
+  int64_t length(int64_t slot) const;
+  /// The weights in use.
+  const std::shared_ptr<const DecoderWeights>& weights() const { return weights_; }
+  /// Replaces the weights; every slot must be empty (throws InvalidArgument otherwise). The new
+  /// model must have the old one's sizes.
+  void set_weights(std::shared_ptr<const DecoderWeights> weights);
+
+  /// Appends `tokens` [T] (int64, any device) to `slot`. Returns the logits [T, vocab] of every
+  /// appended position when `all_logits`, else [1, vocab] of the last. Throws InvalidArgument
+  /// when the slot would exceed max_length.
+  at::Tensor prefill(int64_t slot, const at::Tensor& tokens, bool all_logits);
+
+  /// Appends tokens[i] to slot i for i < n = tokens.size(0) (one decode step of a batch);
+  /// returns the logits [n, vocab] of the appended positions.
+  at::Tensor step(const at::Tensor& tokens);
+
+  /// Makes `dst` a copy of `src` (its tokens and length); `src` is unchanged.
+  void copy(int64_t src, int64_t dst);
+  /// Empties `slot`.
+  void clear(int64_t slot);
+  /// Keeps the first `length` tokens of `slot` (a shorter length drops the rest).
+  void truncate(int64_t slot, int64_t length);
+
+ private:
+  void check_slot(int64_t slot) const;
+
+  std::shared_ptr<const DecoderWeights> weights_;
+  int64_t slots_;
+  int64_t max_length_;
+  std::vector<int64_t> lengths_;  // per slot, on the host
+  struct Cache;
+  std::unique_ptr<Cache> cache_;
+};
+
+}  // namespace rudder::models

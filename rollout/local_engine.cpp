@@ -1,0 +1,278 @@
+#include "rollout/local_engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "data/tokenizer.h"
+#include "models/causal_lm.h"
+#include "models/decoder.h"
+
+namespace rudder::rollout {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The generator of sample `index` of a request seeded with `seed`.
+std::mt19937_64 sample_generator(uint64_t seed, uint32_t index) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), index};
+  return std::mt19937_64(seq);
+}
+
+}  // namespace
+
+struct LocalEngine::Job {
+  GenerateInput input;
+  Done done;
+  GenerateOutput out;
+  uint32_t admitted = 0;   // samples given a slot so far
+  uint32_t remaining = 0;  // samples not finished
+  Clock::time_point submitted = Clock::now();
+  bool started = false, first_token = false;
+};
+
+struct LocalEngine::Row {
+  std::shared_ptr<Job> job;
+  uint32_t index = 0;  // the sample's index in its request
+  std::mt19937_64 rng;
+  Sample sample;
+  bool text_done = false;  // a stop string already fixed the text
+};
+
+LocalEngine::LocalEngine(const models::CausalLM& model, LocalEngineOptions options,
+                         std::string version)
+    : options_(std::move(options)), version_(std::move(version)), seeder_(options_.seed) {
+  RUDDER_CHECK(options_.max_batch > 0, "rollout engine: max_batch must be positive, got ",
+               options_.max_batch);
+  const int64_t positions = model.spec().max_positions;
+  if (options_.max_length <= 0) options_.max_length = positions;
+  RUDDER_CHECK(options_.max_length <= positions, "rollout engine: max_length ", options_.max_length,
+               " exceeds the model's ", positions, " positions");
+  decoder_ = std::make_unique<models::Decoder>(std::make_shared<models::DecoderWeights>(model),
+                                               options_.max_batch, options_.max_length);
+}
+
+LocalEngine::~LocalEngine() = default;
+
+void LocalEngine::load_weights(std::shared_ptr<const models::DecoderWeights> weights,
+                               std::string version) {
+  RUDDER_CHECK(!busy(), "rollout engine: weights change only while no request runs");
+  decoder_->set_weights(std::move(weights));
+  version_ = std::move(version);
+}
+
+void LocalEngine::submit(GenerateInput request, Done done) {
+  const SamplingParams& p = request.sampling;
+  validate_sampling(p, "generate request");
+  RUDDER_CHECK(request.n >= 1, "generate request: n must be at least 1");
+  if (request.prompt.empty()) {
+    RUDDER_CHECK(options_.tokenizer != nullptr,
+                 "generate request: a text prompt needs an engine with a tokenizer");
+    request.prompt = options_.tokenizer->encode(request.prompt_text);
+  }
+  RUDDER_CHECK(!request.prompt.empty(), "generate request: the prompt is empty");
+  RUDDER_CHECK(p.stop().empty() || options_.tokenizer != nullptr,
+               "generate request: stop strings need an engine with a tokenizer");
+  const int64_t vocab = decoder_->weights()->spec().vocab_size;
+  for (const int64_t id : request.prompt) {
+    RUDDER_CHECK(id >= 0 && id < vocab, "generate request: prompt token ", id,
+                 " outside the vocabulary of ", vocab);
+  }
+  const auto length = static_cast<int64_t>(request.prompt.size());
+  RUDDER_CHECK(length + p.max_new_tokens() <= options_.max_length, "generate request: prompt (",
+               length, " tokens) + max_new_tokens (", p.max_new_tokens(),
+               ") exceeds the engine's max_length ", options_.max_length);
+  if (request.sampling.seed() == 0) request.sampling.set_seed(seeder_() | 1);
+  auto job = std::make_shared<Job>();
+  job->remaining = request.n;
+  job->out.samples.resize(request.n);
+  job->input = std::move(request);
+  job->done = std::move(done);
+  waiting_.push_back(std::move(job));
+}
+
+void LocalEngine::admit() {
+  while (!waiting_.empty() && running() < options_.max_batch) {
+    const std::shared_ptr<Job> job = waiting_.front();
+    const auto slot = static_cast<int64_t>(rows_.size());
+    const at::Tensor prompt = torch::tensor(job->input.prompt, torch::kLong);
+    const at::Tensor first = decoder_->prefill(slot, prompt, false);  // [1, vocab]
+    for (const auto& g : options_.guidance) g->on_prefill(slot, job->input.prompt);
+    if (!job->started) job->out.queue_seconds = seconds_since(job->submitted);
+    job->started = true;
+    const auto count = static_cast<uint32_t>(
+        std::min<int64_t>(job->input.n - job->admitted, options_.max_batch - slot));
+    for (uint32_t j = 0; j < count; ++j) {
+      if (j > 0) {
+        decoder_->copy(slot, slot + j);
+        for (const auto& g : options_.guidance) g->on_copy(slot, slot + j);
+      }
+      auto row = std::make_unique<Row>();
+      row->job = job;
+      row->index = job->admitted + j;
+      row->rng = sample_generator(job->input.sampling.seed(), row->index);
+      rows_.push_back(std::move(row));
+    }
+    const at::Tensor added = first.expand({count, first.size(1)});
+    logits_ = logits_.defined() ? torch::cat({logits_, added}) : added.contiguous();
+    job->admitted += count;
+    if (job->admitted == job->input.n) waiting_.pop_front();
+  }
+}
+
+bool LocalEngine::finished_after(Row& row, int64_t token) {
+  const SamplingParams& p = row.job->input.sampling;
+  const auto count = static_cast<uint32_t>(row.sample.tokens.size());
+  const bool may_stop = count >= p.min_new_tokens();
+  if (may_stop && token == options_.eos_id && !p.ignore_eos()) {
+    row.sample.finish_reason = FinishReason::kEos;
+    return true;
+  }
+  if (may_stop && std::find(p.stop_token_ids().begin(), p.stop_token_ids().end(), token) !=
+                      p.stop_token_ids().end()) {
+    row.sample.finish_reason = FinishReason::kStop;
+    return true;
+  }
+  if (may_stop && !p.stop().empty()) {
+    const std::string text = options_.tokenizer->decode(row.sample.tokens);
+    size_t cut = std::string::npos;
+    for (const auto& stop : p.stop()) cut = std::min(cut, text.find(stop));
+    if (cut != std::string::npos) {
+      row.sample.text = text.substr(0, cut);
+      row.text_done = true;
+      row.sample.finish_reason = FinishReason::kStop;
+      return true;
+    }
+  }
+  row.sample.finish_reason = FinishReason::kLength;
+  return count >= p.max_new_tokens();
+}
+
+void LocalEngine::move_row(size_t from, size_t to) {
+  decoder_->copy(static_cast<int64_t>(from), static_cast<int64_t>(to));
+  for (const auto& g : options_.guidance) g->on_copy(from, to);
+  rows_[to] = std::move(rows_[from]);
+}
+
+void LocalEngine::retire(const std::vector<size_t>& finished) {
+  for (auto it = finished.rbegin(); it != finished.rend(); ++it) {
+    const size_t r = *it;
+    Row& row = *rows_[r];
+    Job& job = *row.job;
+    if (options_.tokenizer != nullptr && !row.text_done) {
+      std::vector<int64_t> ids = row.sample.tokens;
+      if (row.sample.finish_reason == FinishReason::kEos) ids.pop_back();
+      row.sample.text = options_.tokenizer->decode(ids);
+    }
+    job.out.samples[row.index] = std::move(row.sample);
+    const std::shared_ptr<Job> owner = row.job;
+    const size_t last = rows_.size() - 1;
+    if (r != last) move_row(last, r);
+    decoder_->clear(static_cast<int64_t>(last));
+    for (const auto& g : options_.guidance) g->on_clear(last);
+    rows_.pop_back();
+    if (--owner->remaining == 0) {
+      owner->out.policy_version = version_;
+      owner->out.total_seconds = seconds_since(owner->submitted);
+      if (owner->done) owner->done(std::move(owner->out));
+    }
+  }
+}
+
+void LocalEngine::step() {
+  c10::InferenceMode inference;
+  admit();
+  if (rows_.empty()) return;
+  std::vector<RowView> views;
+  std::vector<std::mt19937_64*> generators;
+  for (auto& row : rows_) {
+    views.push_back({&row->job->input.sampling, &row->job->input.prompt, &row->sample.tokens});
+    generators.push_back(&row->rng);
+  }
+  at::Tensor scores = logits_.to(torch::kFloat, /*non_blocking=*/false, /*copy=*/true);
+  apply_processors(scores, views, options_.eos_id, options_.guidance);
+  const Choice choice = choose_tokens(logits_, scores, views, generators);
+  std::vector<size_t> finished;
+  for (size_t r = 0; r < rows_.size(); ++r) {
+    Row& row = *rows_[r];
+    row.sample.tokens.push_back(choice.tokens[r]);
+    row.sample.logprobs.push_back(choice.logprobs[r]);
+    row.sample.policy_logprobs.push_back(choice.policy_logprobs[r]);
+    if (!row.job->first_token) row.job->out.first_token_seconds = seconds_since(row.job->submitted);
+    row.job->first_token = true;
+    if (finished_after(row, choice.tokens[r])) finished.push_back(r);
+  }
+  retire(finished);
+  if (rows_.empty()) {
+    logits_ = at::Tensor();
+    return;
+  }
+  std::vector<int64_t> next;
+  for (const auto& row : rows_) next.push_back(row->sample.tokens.back());
+  const at::Tensor tokens = torch::tensor(next, torch::kLong);
+  logits_ = decoder_->step(tokens);
+  for (const auto& g : options_.guidance) g->on_step(tokens);
+}
+
+std::vector<GenerateOutput> LocalEngine::generate(const std::vector<GenerateInput>& requests) {
+  RUDDER_CHECK(!busy(), "rollout engine: generate() while other requests run");
+  std::vector<GenerateOutput> out(requests.size());
+  try {
+    for (size_t i = 0; i < requests.size(); ++i) {
+      try {
+        submit(requests[i], [&out, i](GenerateOutput o) { out[i] = std::move(o); });
+      } catch (const core::InvalidArgument& e) {
+        throw core::InvalidArgument(core::str("request ", i, ": ", e.what()));
+      }
+    }
+  } catch (...) {
+    waiting_.clear();  // nothing ran yet: leave the engine as it was
+    throw;
+  }
+  while (busy()) step();
+  return out;
+}
+
+std::vector<std::vector<float>> LocalEngine::score(const std::vector<ScoreInput>& inputs) {
+  RUDDER_CHECK(running() < options_.max_batch, "rollout engine: no free slot to score in");
+  c10::InferenceMode inference;
+  const auto slot = static_cast<int64_t>(rows_.size());
+  std::vector<std::vector<float>> out;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ScoreInput& in = inputs[i];
+    RUDDER_CHECK(!in.prefix.empty() && !in.continuation.empty(), "score input ", i,
+                 ": the prefix and the continuation must both be non-empty");
+    const int64_t vocab = decoder_->weights()->spec().vocab_size;
+    std::vector<int64_t> ids = in.prefix;
+    ids.insert(ids.end(), in.continuation.begin(), in.continuation.end());
+    RUDDER_CHECK(static_cast<int64_t>(ids.size()) <= options_.max_length, "score input ", i, ": ",
+                 ids.size(), " tokens exceed the engine's max_length ", options_.max_length);
+    for (const int64_t id : ids) {
+      RUDDER_CHECK(id >= 0 && id < vocab, "score input ", i, ": token ", id,
+                   " outside the vocabulary of ", vocab);
+    }
+    const auto p = static_cast<int64_t>(in.prefix.size());
+    const auto c = static_cast<int64_t>(in.continuation.size());
+    const at::Tensor logits = decoder_->prefill(slot, torch::tensor(ids, torch::kLong), true);
+    decoder_->clear(slot);
+    const at::Tensor logp =
+        logits.narrow(0, p - 1, c)
+            .to(torch::kFloat)
+            .log_softmax(-1)
+            .gather(1, torch::tensor(in.continuation).unsqueeze(1).to(logits.device()))
+            .squeeze(1)
+            .cpu()
+            .contiguous();
+    out.emplace_back(logp.data_ptr<float>(), logp.data_ptr<float>() + c);
+  }
+  return out;
+}
+
+}  // namespace rudder::rollout

@@ -1,0 +1,168 @@
+// The decoder's prefill and decode steps give CausalLM::forward's logits for every family and
+// option (grouped-query attention, q/k/v biases, untied heads, GPT-2, LoRA), whatever the
+// slots hold beside a sequence; copies, truncation and weight swaps keep the cache consistent.
+#include "models/decoder.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "models/causal_lm.h"
+#include "models/lora.h"
+#include "proto/rudder.pb.h"
+#include "tests/support/tensor_testing.h"
+
+namespace rudder::models {
+namespace {
+
+using testing::expect_tensor_near;
+
+constexpr double kTol = 1e-5;
+
+struct Variant {
+  const char* name;
+  Architecture architecture;
+  int64_t kv_heads;
+  bool qkv_bias;
+  bool tied;
+};
+
+ModelSpec spec_of(const Variant& v) {
+  ModelSpec s;
+  s.architecture = v.architecture;
+  s.model_type = v.architecture == Architecture::kLlama ? "llama" : "gpt2";
+  s.vocab_size = 50;
+  s.hidden_size = 32;
+  s.num_layers = 2;
+  s.num_heads = 4;
+  s.num_kv_heads = v.kv_heads;
+  s.head_dim = 8;
+  s.intermediate_size = 48;
+  s.max_positions = 64;
+  s.qkv_bias = v.qkv_bias;
+  s.o_bias = v.qkv_bias;
+  s.tie_word_embeddings = v.tied;
+  return s;
+}
+
+// Logits [T, V] of a whole sequence by one full forward.
+at::Tensor full_logits(CausalLM& model, const std::vector<int64_t>& ids) {
+  const auto T = static_cast<int64_t>(ids.size());
+  return model
+      .forward({torch::tensor(ids).unsqueeze(0), torch::ones({1, T}, torch::kLong),
+                torch::arange(T).unsqueeze(0)})
+      .squeeze(0);
+}
+
+class DecoderTest : public testing::SeededTest, public ::testing::WithParamInterface<Variant> {
+ protected:
+  void SetUp() override {
+    SeededTest::SetUp();
+    model = std::make_unique<CausalLM>(spec_of(GetParam()));
+    model->eval();
+    // Non-trivial norm weights and biases, so a misplaced one shows.
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 0.05);
+  }
+  std::unique_ptr<CausalLM> model;
+};
+
+TEST_P(DecoderTest, PrefillThenStepsMatchFullForwards) {
+  torch::NoGradGuard no_grad;
+  Decoder decoder(std::make_shared<DecoderWeights>(*model), 3, 32);
+  const std::vector<int64_t> prompt = {3, 7, 1, 9, 4};
+  std::vector<int64_t> seq = prompt;
+  const at::Tensor all = decoder.prefill(0, torch::tensor(prompt), true);
+  expect_tensor_near(all, full_logits(*model, seq), kTol, "prefill logits");
+  const at::Tensor last = decoder.prefill(1, torch::tensor(prompt), false);
+  expect_tensor_near(last, all.narrow(0, 4, 1), kTol, "prefill last logits");
+  for (int64_t next : {11, 2, 30, 5}) {
+    seq.push_back(next);
+    const at::Tensor step = decoder.step(torch::tensor({next, next}));  // slots 0 and 1
+    const at::Tensor want = full_logits(*model, seq).narrow(0, seq.size() - 1, 1);
+    expect_tensor_near(step.narrow(0, 0, 1), want, kTol, "step logits, slot 0");
+    expect_tensor_near(step.narrow(0, 1, 1), want, kTol, "step logits, slot 1");
+  }
+  EXPECT_EQ(decoder.length(0), 9);
+}
+
+TEST_P(DecoderTest, RowsOfDifferentLengthsStepTogether) {
+  torch::NoGradGuard no_grad;
+  Decoder decoder(std::make_shared<DecoderWeights>(*model), 4, 40);
+  std::vector<std::vector<int64_t>> seqs = {{1, 2}, {5, 6, 7, 8, 9, 10, 11}, {12}};
+  for (size_t b = 0; b < seqs.size(); ++b) decoder.prefill(b, torch::tensor(seqs[b]), false);
+  for (int step = 0; step < 5; ++step) {
+    std::vector<int64_t> next;
+    for (size_t b = 0; b < seqs.size(); ++b) next.push_back((step * 7 + b * 3) % 50);
+    const at::Tensor logits = decoder.step(torch::tensor(next));
+    for (size_t b = 0; b < seqs.size(); ++b) {
+      seqs[b].push_back(next[b]);
+      expect_tensor_near(logits.narrow(0, b, 1),
+                         full_logits(*model, seqs[b]).narrow(0, seqs[b].size() - 1, 1), kTol,
+                         "row of a mixed batch");
+    }
+  }
+}
+
+TEST_P(DecoderTest, PrefillContinuesASlotAndCopiesFork) {
+  torch::NoGradGuard no_grad;
+  Decoder decoder(std::make_shared<DecoderWeights>(*model), 3, 32);
+  decoder.prefill(0, torch::tensor(std::vector<int64_t>{4, 4, 8}), false);
+  decoder.copy(0, 2);
+  const at::Tensor more = decoder.prefill(2, torch::tensor(std::vector<int64_t>{1, 2, 3}), true);
+  expect_tensor_near(more, full_logits(*model, {4, 4, 8, 1, 2, 3}).narrow(0, 3, 3), kTol,
+                     "continued prefill of a forked slot");
+  decoder.truncate(2, 3);  // back to the shared prefix, then another branch
+  const at::Tensor other = decoder.step(torch::tensor(std::vector<int64_t>{9, 0, 7}));
+  expect_tensor_near(other.narrow(0, 0, 1), full_logits(*model, {4, 4, 8, 9}).narrow(0, 3, 1), kTol,
+                     "source slot after the fork");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Families, DecoderTest,
+    ::testing::Values(Variant{"LlamaGqaTied", Architecture::kLlama, 2, false, true},
+                      Variant{"LlamaMhaBiasesUntied", Architecture::kLlama, 4, true, false},
+                      Variant{"Gpt2", Architecture::kGpt2, 4, false, true}),
+    [](const ::testing::TestParamInfo<Variant>& info) { return std::string(info.param.name); });
+
+TEST(DecoderLora, FoldsAdaptersAndSnapshotsWeights) {
+  torch::manual_seed(7);
+  CausalLM model(spec_of({"", Architecture::kLlama, 2, false, true}));
+  model.eval();
+  LoraConfig config;
+  config.set_rank(4);
+  config.set_alpha(8);
+  apply_lora(model, config);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : lora_state_dict(model)) t.normal_(0, 0.2);
+  auto weights = std::make_shared<DecoderWeights>(model);
+  Decoder decoder(weights, 1, 16);
+  const std::vector<int64_t> ids = {1, 2, 3, 4};
+  const at::Tensor want = full_logits(model, ids);
+  expect_tensor_near(decoder.prefill(0, torch::tensor(ids), true), want, kTol, "LoRA model");
+  for (auto& p : model.parameters()) p.add_(1.0);  // the snapshot must not see this
+  decoder.clear(0);
+  expect_tensor_near(decoder.prefill(0, torch::tensor(ids), true), want, kTol, "snapshot");
+}
+
+TEST(DecoderLimits, RefusesOverflowBadSlotsAndBusyWeightSwaps) {
+  torch::manual_seed(3);
+  CausalLM model(spec_of({"", Architecture::kLlama, 2, false, true}));
+  auto weights = std::make_shared<DecoderWeights>(model);
+  EXPECT_THROW(Decoder(weights, 0, 8), core::InvalidArgument);
+  EXPECT_THROW(Decoder(weights, 1, 65), core::InvalidArgument);
+  Decoder decoder(weights, 2, 4);
+  EXPECT_THROW(decoder.prefill(2, torch::tensor(std::vector<int64_t>{1}), false),
+               core::InvalidArgument);
+  EXPECT_THROW(decoder.prefill(0, torch::tensor(std::vector<int64_t>{1, 2, 3, 4, 5}), false),
+               core::InvalidArgument);
+  decoder.prefill(0, torch::tensor(std::vector<int64_t>{1, 2, 3, 4}), false);
+  EXPECT_EQ(decoder.length(0), 4);  // a refused prefill left the slot as it was
+  EXPECT_THROW(decoder.step(torch::tensor(std::vector<int64_t>{1})), core::InvalidArgument);
+  EXPECT_THROW(decoder.set_weights(weights), core::InvalidArgument);
+  decoder.clear(0);
+  EXPECT_NO_THROW(decoder.set_weights(std::make_shared<DecoderWeights>(model)));
+}
+
+}  // namespace
+}  // namespace rudder::models
