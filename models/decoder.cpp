@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "models/causal_lm.h"
+#include "models/detail/small_matmul.h"
 #include "models/lora.h"
 
 namespace rudder::models {
@@ -16,21 +17,24 @@ namespace rudder::models {
 struct DecoderWeights::Impl {
   ModelSpec spec;
   struct Layer {
-    at::Tensor norm1_w, norm1_b;  // the biases are GPT-2's LayerNorm ones
-    at::Tensor qkv_w, qkv_b;      // [(H + 2 Hkv) D, hidden]: q, k and v stacked
-    at::Tensor o_w, o_b;          // [hidden, H D]
-    at::Tensor norm2_w, norm2_b;
-    at::Tensor up_w, up_b;      // Llama: gate and up stacked [2 I, hidden]; GPT-2: c_fc [I, hidden]
+    at::Tensor norm1_w, norm1_b;  // GPT-2's LayerNorms (Llama's RMSNorm weights are folded
+    at::Tensor norm2_w, norm2_b;  // into the projection that follows each norm)
+    // Projections are stored [out, in], as nn.Linear keeps them; fused ones stacked.
+    at::Tensor qkv_w, qkv_b;    // [(H + 2 Hkv) D, hidden]: q, k and v stacked
+    at::Tensor o_w, o_b;        // [hidden, H D]
+    at::Tensor up_w, up_b;      // Llama: gate and up stacked [2 I, hidden]; GPT-2: c_fc
     at::Tensor down_w, down_b;  // [hidden, I]
   };
   std::vector<Layer> layers;
-  at::Tensor embed;      // [vocab, hidden]
-  at::Tensor positions;  // GPT-2's learned positions [max_positions, hidden]
-  at::Tensor final_w, final_b;
-  at::Tensor head;  // [vocab, hidden]
-  // RoPE (Su et al. 2021) per position [max_positions, D], HF's half-split layout; rope_sin has
-  // its first half negated so that rotate_half(x) * sin == cat(x2, x1) * rope_sin.
-  at::Tensor rope_cos, rope_sin;
+  at::Tensor embed;             // [vocab, hidden]
+  at::Tensor positions;         // GPT-2's learned positions [max_positions, hidden]
+  at::Tensor final_w, final_b;  // GPT-2's final LayerNorm
+  at::Tensor head;              // [vocab, hidden]
+  // RoPE (Su et al. 2021) as complex rotations [max_positions, D/2] (complex float). The q and
+  // k projections' output rows are permuted within each head from HF's half-split layout
+  // (pairs i, i + D/2) to interleaved pairs (2i, 2i + 1), so that rotating is one complex
+  // multiply; attention only takes dot products of q with k, which the permutation keeps.
+  at::Tensor rope;
 };
 
 namespace {
@@ -49,47 +53,63 @@ class WeightReader {
   at::Tensor maybe(const std::string& name) const {
     return tensors_.count(name) ? get(name) : at::Tensor();
   }
-  // GPT-2's Conv1D stores [in, out]; the decoder multiplies by [out, in] transposed.
-  at::Tensor conv1d(const std::string& name) const { return get(name).t().contiguous(); }
 
  private:
   TensorMap tensors_;
 };
 
+// Rows (outputs) of a q or k projection [heads * D, ...] reordered from half-split to
+// interleaved pairs within each head.
+at::Tensor interleave_heads(const at::Tensor& rows, int64_t head_dim) {
+  const int64_t half = head_dim / 2;
+  std::vector<int64_t> order;
+  for (int64_t h = 0; h < rows.size(0) / head_dim; ++h) {
+    for (int64_t i = 0; i < half; ++i) {
+      order.push_back(h * head_dim + i);
+      order.push_back(h * head_dim + half + i);
+    }
+  }
+  return rows.index_select(0, torch::tensor(order).to(rows.device()));
+}
+
+// [out, in] Linear weights stacked, with an RMSNorm weight [in] folded in.
+at::Tensor fused(const std::vector<at::Tensor>& parts, const at::Tensor& norm_weight) {
+  at::Tensor w = torch::cat(parts);
+  if (norm_weight.defined()) w = w * norm_weight;
+  return w.contiguous();
+}
+
 void read_llama(const WeightReader& w, Impl* out) {
   const ModelSpec& s = out->spec;
+  const int64_t D = s.head_dim;
   out->embed = w.get("model.embed_tokens.weight");
   for (int64_t i = 0; i < s.num_layers; ++i) {
     const std::string p = str("model.layers.", i, ".");
     const std::string a = p + "self_attn.";
     Impl::Layer l;
-    l.norm1_w = w.get(p + "input_layernorm.weight");
-    l.qkv_w = torch::cat(
-        {w.get(a + "q_proj.weight"), w.get(a + "k_proj.weight"), w.get(a + "v_proj.weight")});
+    const at::Tensor norm1 = w.get(p + "input_layernorm.weight");
+    l.qkv_w = fused({interleave_heads(w.get(a + "q_proj.weight"), D),
+                     interleave_heads(w.get(a + "k_proj.weight"), D), w.get(a + "v_proj.weight")},
+                    norm1);
     if (s.qkv_bias) {
-      l.qkv_b = torch::cat(
-          {w.get(a + "q_proj.bias"), w.get(a + "k_proj.bias"), w.get(a + "v_proj.bias")});
+      l.qkv_b =
+          torch::cat({interleave_heads(w.get(a + "q_proj.bias"), D),
+                      interleave_heads(w.get(a + "k_proj.bias"), D), w.get(a + "v_proj.bias")});
     }
-    l.o_w = w.get(a + "o_proj.weight");
+    l.o_w = fused({w.get(a + "o_proj.weight")}, {});
     l.o_b = w.maybe(a + "o_proj.bias");
-    l.norm2_w = w.get(p + "post_attention_layernorm.weight");
-    l.up_w = torch::cat({w.get(p + "mlp.gate_proj.weight"), w.get(p + "mlp.up_proj.weight")});
-    l.down_w = w.get(p + "mlp.down_proj.weight");
+    l.up_w = fused({w.get(p + "mlp.gate_proj.weight"), w.get(p + "mlp.up_proj.weight")},
+                   w.get(p + "post_attention_layernorm.weight"));
+    l.down_w = fused({w.get(p + "mlp.down_proj.weight")}, {});
     out->layers.push_back(std::move(l));
   }
-  out->final_w = w.get("model.norm.weight");
-  out->head = s.tie_word_embeddings ? out->embed : w.get("lm_head.weight");
-
-  const int64_t half = s.head_dim / 2;
+  out->head = fused({s.tie_word_embeddings ? out->embed : w.get("lm_head.weight")},
+                    w.get("model.norm.weight"));
   const at::Tensor inv_freq =
-      torch::pow(s.rope_theta, -torch::arange(0, half, torch::kDouble) * 2.0 / s.head_dim)
+      torch::pow(s.rope_theta, -torch::arange(0, D / 2, torch::kDouble) * 2.0 / D)
           .to(torch::kFloat);
   const at::Tensor angles = torch::arange(s.max_positions, torch::kFloat).unsqueeze(-1) * inv_freq;
-  const at::Tensor emb = torch::cat({angles, angles}, -1);  // [max_positions, D]
-  const at::Tensor sin = emb.sin();
-  out->rope_cos = emb.cos().to(out->embed.options());
-  out->rope_sin =
-      torch::cat({-sin.narrow(1, 0, half), sin.narrow(1, half, half)}, 1).to(out->embed.options());
+  out->rope = torch::polar(torch::ones_like(angles), angles).to(out->embed.device());
 }
 
 void read_gpt2(const WeightReader& w, Impl* out) {
@@ -97,18 +117,18 @@ void read_gpt2(const WeightReader& w, Impl* out) {
   out->positions = w.get("transformer.wpe.weight");
   for (int64_t i = 0; i < out->spec.num_layers; ++i) {
     const std::string p = str("transformer.h.", i, ".");
-    Impl::Layer l;
+    Impl::Layer l;  // Conv1D weights are [in, out]: transposed to [out, in]
     l.norm1_w = w.get(p + "ln_1.weight");
     l.norm1_b = w.get(p + "ln_1.bias");
-    l.qkv_w = w.conv1d(p + "attn.c_attn.weight");
+    l.qkv_w = w.get(p + "attn.c_attn.weight").t().contiguous();
     l.qkv_b = w.get(p + "attn.c_attn.bias");
-    l.o_w = w.conv1d(p + "attn.c_proj.weight");
+    l.o_w = w.get(p + "attn.c_proj.weight").t().contiguous();
     l.o_b = w.get(p + "attn.c_proj.bias");
     l.norm2_w = w.get(p + "ln_2.weight");
     l.norm2_b = w.get(p + "ln_2.bias");
-    l.up_w = w.conv1d(p + "mlp.c_fc.weight");
+    l.up_w = w.get(p + "mlp.c_fc.weight").t().contiguous();
     l.up_b = w.get(p + "mlp.c_fc.bias");
-    l.down_w = w.conv1d(p + "mlp.c_proj.weight");
+    l.down_w = w.get(p + "mlp.c_proj.weight").t().contiguous();
     l.down_b = w.get(p + "mlp.c_proj.bias");
     out->layers.push_back(std::move(l));
   }
@@ -117,38 +137,49 @@ void read_gpt2(const WeightReader& w, Impl* out) {
   out->head = out->embed;
 }
 
-// RMSNorm as CausalLM computes it: w * x * rsqrt(mean(x^2) + eps), in float32.
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
-  const at::Tensor x32 = x.to(at::kFloat);
-  const at::Tensor scale = x32.pow(2).mean(-1, true).add_(eps).rsqrt_();
-  return w * (x32 * scale).to(x.scalar_type());
-}
-
+// Llama's RMSNorm without its weight (folded into the next projection): x * rsqrt(mean(x^2) +
+// eps), computed in float32. GPT-2's LayerNorm.
 at::Tensor norm(const Impl& w, const at::Tensor& x, const at::Tensor& weight,
                 const at::Tensor& bias) {
-  if (w.spec.architecture == Architecture::kLlama) return rms_norm(x, weight, w.spec.norm_eps);
-  return at::layer_norm(x, {w.spec.hidden_size}, weight, bias, w.spec.norm_eps);
+  if (w.spec.architecture == Architecture::kGpt2) {
+    return at::layer_norm(x, {w.spec.hidden_size}, weight, bias, w.spec.norm_eps);
+  }
+  if (x.scalar_type() == at::kFloat) {
+    return x * x.pow(2).mean(-1, true).add_(w.spec.norm_eps).rsqrt_();
+  }
+  const at::Tensor x32 = x.to(at::kFloat);
+  return (x32 * x32.pow(2).mean(-1, true).add_(w.spec.norm_eps).rsqrt_()).to(x.scalar_type());
 }
 
-// x [N, in] times weight [out, in] transposed (+ bias), added to `residual` when it is defined.
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                  const at::Tensor& residual = {}) {
-  at::Tensor y = residual.defined() ? at::addmm(residual, x, weight.t()) : at::mm(x, weight.t());
+// x [N, in] times weight [out, in] transposed (+ bias), added to `residual` when defined.
+at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                   const at::Tensor& residual = {}) {
+  at::Tensor y;
+  if (detail::small_matmul_applies(x, weight)) {
+    y = detail::small_matmul(x, weight, residual);
+  } else {
+    y = residual.defined() ? at::addmm(residual, x, weight.t()) : at::mm(x, weight.t());
+  }
   if (bias.defined()) y.add_(bias);
   return y;
 }
 
-// x [N, heads, D] rotated by cos/sin [N, 1, D].
-at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
-  const at::Tensor swapped = at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-  return (x * cos).add_(swapped * sin);
+// Rotates the q and k heads `qk` [N, heads, D] (interleaved pairs) in place by `rope` [N, 1,
+// D/2] (complex).
+void rotate(const at::Tensor& qk, const at::Tensor& rope) {
+  const auto sizes = qk.sizes();
+  const std::vector<int64_t> pairs = {sizes[0], sizes[1], sizes[2] / 2, 2};
+  if (qk.scalar_type() == at::kFloat) {
+    at::view_as_complex(qk.view(pairs)).mul_(rope);
+    return;
+  }
+  const at::Tensor rotated = at::view_as_complex(qk.to(at::kFloat).view(pairs)) * rope;
+  qk.copy_(at::view_as_real(rotated).view(sizes));
 }
 
-// Attention of one layer: given q [N, H, D] and the new k, v [N, Hkv, D] of the N tokens, writes
-// k and v into the cache and returns the attention output [N, H D].
-using AttendFn = std::function<at::Tensor(size_t layer, const at::Tensor& q, const at::Tensor& k,
-                                          const at::Tensor& v)>;
+// Attention of one layer: given q [N, H, D] and kv [N, 2, Hkv, D] (the new keys and values of
+// the N tokens), writes kv into the cache and returns the attention output [N, H D].
+using AttendFn = std::function<at::Tensor(size_t layer, const at::Tensor& q, const at::Tensor& kv)>;
 
 // The transformer over N tokens `x` [N, hidden] at positions `pos` [N]; returns the final
 // norm's output [N, hidden].
@@ -156,30 +187,25 @@ at::Tensor run_layers(const Impl& w, at::Tensor x, const at::Tensor& pos, const 
   const ModelSpec& s = w.spec;
   const int64_t N = x.size(0), H = s.num_heads, Hkv = s.num_kv_heads, D = s.head_dim;
   const bool llama = s.architecture == Architecture::kLlama;
-  at::Tensor cos, sin;
-  if (llama) {
-    cos = w.rope_cos.index_select(0, pos).unsqueeze(1);  // [N, 1, D]
-    sin = w.rope_sin.index_select(0, pos).unsqueeze(1);
-  }
+  const at::Tensor rope = llama ? w.rope.index_select(0, pos).unsqueeze(1) : at::Tensor();
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const Impl::Layer& l = w.layers[i];
     const at::Tensor qkv =
-        linear(norm(w, x, l.norm1_w, l.norm1_b), l.qkv_w, l.qkv_b).view({N, H + 2 * Hkv, D});
-    at::Tensor qk = qkv.narrow(1, 0, H + Hkv);
-    if (llama) qk = rope(qk, cos, sin);
+        project(norm(w, x, l.norm1_w, l.norm1_b), l.qkv_w, l.qkv_b).view({N, H + 2 * Hkv, D});
+    if (llama) rotate(qkv.narrow(1, 0, H + Hkv), rope);
     const at::Tensor out =
-        attend(i, qk.narrow(1, 0, H), qk.narrow(1, H, Hkv), qkv.narrow(1, H + Hkv, Hkv));
-    x = linear(out, l.o_w, l.o_b, x);
+        attend(i, qkv.narrow(1, 0, H), qkv.narrow(1, H, 2 * Hkv).view({N, 2, Hkv, D}));
+    x = project(out, l.o_w, l.o_b, x);
     const at::Tensor h = norm(w, x, l.norm2_w, l.norm2_b);
     at::Tensor act;
     if (llama) {
-      const at::Tensor gate_up = at::mm(h, l.up_w.t());  // [N, 2 I]
+      const at::Tensor gate_up = project(h, l.up_w, at::Tensor());  // [N, 2 I]
       const int64_t inner = s.intermediate_size;
       act = at::silu(gate_up.narrow(1, 0, inner)).mul_(gate_up.narrow(1, inner, inner));
     } else {
-      act = at::gelu(linear(h, l.up_w, l.up_b), "tanh");  // gelu_new
+      act = at::gelu(project(h, l.up_w, l.up_b), "tanh");  // gelu_new
     }
-    x = linear(act, l.down_w, l.down_b, x);
+    x = project(act, l.down_w, l.down_b, x);
   }
   return norm(w, x, w.final_w, w.final_b);
 }
@@ -213,11 +239,11 @@ DecoderWeights::~DecoderWeights() = default;
 
 const ModelSpec& DecoderWeights::spec() const { return impl_->spec; }
 
-// Per layer [slots, Hkv, max_length, D]; `row_base[b][h]` is the flat row of (slot b, head h,
-// position 0) in a cache viewed as [slots * Hkv * max_length, D].
+// Per layer [slots, Hkv, 2, max_length, D]: keys at [:, :, 0], values at [:, :, 1], so that one
+// write stores both and [n, Hkv] of either view as one batch dimension for bmm.
 struct Decoder::Cache {
-  std::vector<at::Tensor> keys, values;
-  at::Tensor row_base;  // [slots, Hkv]
+  std::vector<at::Tensor> kv;
+  at::Tensor slot_index, head_index, kv_index;  // [slots, 1, 1], [1, Hkv, 1], [1, 1, 2]
 };
 
 Decoder::Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, int64_t max_length)
@@ -232,12 +258,12 @@ Decoder::Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, i
   cache_ = std::make_unique<Cache>();
   const auto options = weights_->impl().embed.options();
   for (int64_t i = 0; i < s.num_layers; ++i) {
-    cache_->keys.push_back(torch::empty({slots, s.num_kv_heads, max_length, s.head_dim}, options));
-    cache_->values.push_back(torch::empty_like(cache_->keys.back()));
+    cache_->kv.push_back(torch::empty({slots, s.num_kv_heads, 2, max_length, s.head_dim}, options));
   }
   const auto longs = options.dtype(torch::kLong);
-  cache_->row_base =
-      torch::arange(slots * s.num_kv_heads, longs).mul_(max_length).view({slots, s.num_kv_heads});
+  cache_->slot_index = torch::arange(slots, longs).view({slots, 1, 1});
+  cache_->head_index = torch::arange(s.num_kv_heads, longs).view({1, s.num_kv_heads, 1});
+  cache_->kv_index = torch::arange(2, longs).view({1, 1, 2});
 }
 
 Decoder::~Decoder() = default;
@@ -288,20 +314,20 @@ at::Tensor Decoder::prefill(int64_t slot, const at::Tensor& tokens, bool all_log
           .masked_fill_(causal.logical_not(), -std::numeric_limits<float>::max())
           .repeat({G, 1});  // [G T, total]
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  Cache& c = *cache_;
-  auto attend = [&](size_t i, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-    c.keys[i][slot].narrow(1, past, T).copy_(k.transpose(0, 1));
-    c.values[i][slot].narrow(1, past, T).copy_(v.transpose(0, 1));
+  auto attend = [&](size_t i, const at::Tensor& q, const at::Tensor& kv) {
+    const at::Tensor cache = cache_->kv[i][slot];  // [Hkv, 2, max_length, D]
+    cache.narrow(2, past, T).copy_(kv.permute({2, 1, 0, 3}));
     const at::Tensor q3 = q.reshape({T, Hkv, G, D}).permute({1, 2, 0, 3}).reshape({Hkv, G * T, D});
-    const at::Tensor k3 = c.keys[i][slot].narrow(1, 0, total);  // [Hkv, total, D]
+    const at::Tensor k3 = cache.select(1, 0).narrow(1, 0, total);  // [Hkv, total, D]
+    const at::Tensor v3 = cache.select(1, 1).narrow(1, 0, total);
     const at::Tensor scores = at::baddbmm(bias, q3, k3.transpose(1, 2), 1.0, scale);
-    const at::Tensor out = at::bmm(attention_probs(scores), c.values[i][slot].narrow(1, 0, total));
+    const at::Tensor out = at::bmm(attention_probs(scores), v3);  // [Hkv, G T, D]
     return out.view({Hkv, G, T, D}).permute({2, 0, 1, 3}).reshape({T, Hkv * G * D});
   };
   at::Tensor h = run_layers(w, embed(w, ids, pos), pos, attend);  // [T, hidden]
   lengths_[slot] = total;
   if (!all_logits) h = h.narrow(0, T - 1, 1);
-  return at::mm(h, w.head.t());
+  return project(h, w.head, at::Tensor());
 }
 
 at::Tensor Decoder::step(const at::Tensor& tokens) {
@@ -331,24 +357,23 @@ at::Tensor Decoder::step(const at::Tensor& tokens) {
           .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::max())
           .expand({n, Hkv, longest})
           .reshape({n * Hkv, 1, longest});
-  const at::Tensor rows = (cache_->row_base.narrow(0, 0, n) + pos.unsqueeze(1)).view(-1);
-  const int64_t flat = slots_ * Hkv * max_length_;
+  const at::Tensor slot_index = cache_->slot_index.narrow(0, 0, n);
+  const at::Tensor pos_index = pos.view({n, 1, 1});
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  Cache& c = *cache_;
-  auto attend = [&](size_t i, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-    c.keys[i].view({flat, D}).index_copy_(0, rows, k.reshape({n * Hkv, D}));
-    c.values[i].view({flat, D}).index_copy_(0, rows, v.reshape({n * Hkv, D}));
-    const at::Tensor k3 =
-        c.keys[i].narrow(0, 0, n).narrow(2, 0, longest).view({n * Hkv, longest, D});
-    const at::Tensor v3 =
-        c.values[i].narrow(0, 0, n).narrow(2, 0, longest).view({n * Hkv, longest, D});
+  auto attend = [&](size_t i, const at::Tensor& q, const at::Tensor& kv) {
+    at::Tensor& cache = cache_->kv[i];  // [slots, Hkv, 2, max_length, D]
+    cache.index_put_({slot_index, cache_->head_index, cache_->kv_index, pos_index},
+                     kv.permute({0, 2, 1, 3}));
+    const at::Tensor live = cache.narrow(0, 0, n).narrow(3, 0, longest);
+    const at::Tensor k3 = live.select(2, 0).view({n * Hkv, longest, D});
+    const at::Tensor v3 = live.select(2, 1).view({n * Hkv, longest, D});
     const at::Tensor scores =
         at::baddbmm(bias, q.reshape({n * Hkv, G, D}), k3.transpose(1, 2), 1.0, scale);
     return at::bmm(attention_probs(scores), v3).view({n, Hkv * G * D});
   };
   const at::Tensor h = run_layers(w, embed(w, ids, pos), pos, attend);  // [n, hidden]
   for (int64_t b = 0; b < n; ++b) ++lengths_[b];
-  return at::mm(h, w.head.t());
+  return project(h, w.head, at::Tensor());
 }
 
 void Decoder::copy(int64_t src, int64_t dst) {
@@ -358,9 +383,8 @@ void Decoder::copy(int64_t src, int64_t dst) {
   const int64_t len = lengths_[src];
   if (len > 0) {
     c10::InferenceMode inference;
-    for (size_t i = 0; i < cache_->keys.size(); ++i) {
-      cache_->keys[i][dst].narrow(1, 0, len).copy_(cache_->keys[i][src].narrow(1, 0, len));
-      cache_->values[i][dst].narrow(1, 0, len).copy_(cache_->values[i][src].narrow(1, 0, len));
+    for (const at::Tensor& layer : cache_->kv) {
+      layer[dst].narrow(2, 0, len).copy_(layer[src].narrow(2, 0, len));
     }
   }
   lengths_[dst] = len;

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "models/causal_lm.h"
+#include "models/detail/small_matmul.h"
 #include "models/lora.h"
 #include "proto/rudder.pb.h"
 #include "tests/support/tensor_testing.h"
@@ -162,6 +163,23 @@ TEST(DecoderLimits, RefusesOverflowBadSlotsAndBusyWeightSwaps) {
   EXPECT_THROW(decoder.set_weights(weights), core::InvalidArgument);
   decoder.clear(0);
   EXPECT_NO_THROW(decoder.set_weights(std::make_shared<DecoderWeights>(model)));
+}
+
+TEST(SmallMatmul, MatchesBlasForEveryRowCountAndOddSizes) {
+  torch::manual_seed(5);
+  for (const int64_t K : {1, 31, 64, 100}) {
+    for (const int64_t M : {1, 2, 3, 4}) {
+      const at::Tensor x = torch::randn({M, K});
+      const at::Tensor w = torch::randn({37, K});
+      const at::Tensor residual = torch::randn({M, 37});
+      ASSERT_TRUE(detail::small_matmul_applies(x, w));
+      expect_tensor_near(detail::small_matmul(x, w, {}), torch::mm(x, w.t()), 1e-4, "no residual");
+      expect_tensor_near(detail::small_matmul(x, w, residual), torch::addmm(residual, x, w.t()),
+                         1e-4, "with residual");
+    }
+  }
+  EXPECT_FALSE(detail::small_matmul_applies(torch::randn({5, 8}), torch::randn({3, 8})));
+  EXPECT_FALSE(detail::small_matmul_applies(torch::randn({1, 8}), torch::randn({8, 3}).t()));
 }
 
 }  // namespace

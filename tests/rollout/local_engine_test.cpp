@@ -15,7 +15,11 @@
 namespace rudder::rollout {
 namespace {
 
+// Engine against engine (the same arithmetic, other batch company).
 constexpr double kTol = 1e-5;
+// Engine against CausalLM::forward: two float32 implementations that order their arithmetic
+// differently (fused projections, folded norm weights), on logits of magnitude ~10.
+constexpr double kCrossTol = 1e-4;
 
 models::ModelSpec tiny_spec() {
   models::ModelSpec s;
@@ -87,7 +91,7 @@ TEST_F(LocalEngineTest, GreedyEqualsArgmaxOverFullForwards) {
     for (size_t t = 0; t < s.tokens.size(); ++t) {
       const at::Tensor logp = full_logits(seq)[seq.size() - 1].log_softmax(-1);
       EXPECT_EQ(s.tokens[t], logp.argmax().item<int64_t>()) << "prompt " << i << " step " << t;
-      EXPECT_NEAR(s.policy_logprobs[t], logp[s.tokens[t]].item<float>(), kTol);
+      EXPECT_NEAR(s.policy_logprobs[t], logp[s.tokens[t]].item<float>(), kCrossTol);
       EXPECT_EQ(s.logprobs[t], 0.0f);  // a greedy choice is a point mass
       seq.push_back(s.tokens[t]);
     }
@@ -145,8 +149,8 @@ TEST_F(LocalEngineTest, SampledLogprobsFollowTheProcessedDistribution) {
     const int64_t tok = s.tokens[0];
     const auto pos = (top == tok).nonzero();
     ASSERT_EQ(pos.size(0), 1) << "token " << tok << " outside the top 3";
-    EXPECT_NEAR(s.logprobs[0], kept[pos.item<int64_t>()].item<float>(), kTol);
-    EXPECT_NEAR(s.policy_logprobs[0], policy[tok].item<float>(), kTol);
+    EXPECT_NEAR(s.logprobs[0], kept[pos.item<int64_t>()].item<float>(), kCrossTol);
+    EXPECT_NEAR(s.policy_logprobs[0], policy[tok].item<float>(), kCrossTol);
     seen.insert(tok);
   }
   EXPECT_GE(seen.size(), 2u);
@@ -192,11 +196,11 @@ TEST_F(LocalEngineTest, ScoreGivesContinuationLogprobs) {
   const auto out = e.score({{{3, 4, 5}, {6, 7}}, {{9}, {10, 11, 12}}});
   ASSERT_EQ(out.size(), 2u);
   const at::Tensor a = full_logits({3, 4, 5, 6, 7}).log_softmax(-1);
-  EXPECT_NEAR(out[0][0], a[2][6].item<float>(), kTol);
-  EXPECT_NEAR(out[0][1], a[3][7].item<float>(), kTol);
+  EXPECT_NEAR(out[0][0], a[2][6].item<float>(), kCrossTol);
+  EXPECT_NEAR(out[0][1], a[3][7].item<float>(), kCrossTol);
   const at::Tensor b = full_logits({9, 10, 11, 12}).log_softmax(-1);
   ASSERT_EQ(out[1].size(), 3u);
-  EXPECT_NEAR(out[1][2], b[2][12].item<float>(), kTol);
+  EXPECT_NEAR(out[1][2], b[2][12].item<float>(), kCrossTol);
 }
 
 TEST_F(LocalEngineTest, BadRequestsAreRefusedAndTheEngineCarriesOn) {
