@@ -142,6 +142,67 @@ double percentile(const std::vector<double>& sorted, double q) {
   return sorted[std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()))];
 }
 
+// What the phases measured.
+struct Figures {
+  double ceiling = 0, batch_s = 0, one_at_a_time = 0, saturated = 0, p50 = 0, p99 = 0;
+  size_t requests = 0;
+};
+
+std::shared_ptr<rewards::ScalarRewardModel> make_model(int64_t hidden, int64_t layers,
+                                                       int64_t seq) {
+  torch::manual_seed(0);
+  auto lm =
+      std::make_shared<models::CausalLM>(bench::llama_spec(hidden, layers, 4, 2, hidden * 11 / 4));
+  TokenizerConfig tc;
+  tc.set_add_eos(true);
+  DataConfig dc;
+  dc.set_max_length(static_cast<uint32_t>(seq));
+  dc.set_max_prompt_length(static_cast<uint32_t>(seq / 2));
+  return std::make_shared<rewards::ScalarRewardModel>(
+      std::make_shared<rewards::ScalarRewardNet>(lm), data::make_byte_tokenizer(), tc, dc,
+      rewards::RewardNormalization{});
+}
+
+RewardServerConfig server_config(size_t batch, int64_t seq, int delay_ms) {
+  RewardServerConfig config;
+  config.set_max_batch_size(static_cast<uint32_t>(batch));
+  config.set_max_batch_tokens(static_cast<uint32_t>(batch * seq));
+  config.set_max_queue_delay_ms(static_cast<uint32_t>(delay_ms));
+  config.set_max_queue(4096);
+  config.set_request_timeout_ms(60000);
+  config.set_max_samples_per_request(256);
+  config.set_max_sequence_tokens(static_cast<uint32_t>(seq));
+  return config;
+}
+
+// One client, one pair per request, for `seconds`: sequences per second.
+double one_at_a_time(uint16_t port, double seconds, const std::vector<std::string>& p,
+                     const std::vector<std::string>& r) {
+  core::HttpClient client(client_options(port));
+  int64_t done = 0;
+  const auto start = Clock::now();
+  for (size_t i = 0; seconds_since(start) < seconds; ++i)
+    done += score_one(client, p[i % p.size()], r[i % r.size()]);
+  return done / seconds_since(start);
+}
+
+void print_report(const Figures& f, size_t batch, int delay_ms, int clients) {
+  const double bound = 2 * (delay_ms / 1000.0 + f.batch_s);
+  std::printf("\n%-44s %10s %10s\n", "", "seq/s", "of ceiling");
+  std::printf("%-44s %10.1f %9.0f%%\n", "in-process batched forward (ceiling)", f.ceiling, 100.0);
+  std::printf("%-44s %10.1f %9.0f%%\n", "server, one request at a time", f.one_at_a_time,
+              100 * f.one_at_a_time / f.ceiling);
+  std::printf("%-44s %10.1f %9.0f%%   (target >= 80%%)\n",
+              ("server, " + std::to_string(clients) + " concurrent clients").c_str(), f.saturated,
+              100 * f.saturated / f.ceiling);
+  std::printf("\none batch of %zu: %.1f ms; dynamic batching / one at a time: %.2fx\n", batch,
+              1000 * f.batch_s, f.saturated / f.one_at_a_time);
+  std::printf(
+      "latency at 70%% of capacity (%.1f seq/s, %zu requests): p50 %.1f ms, p99 %.1f ms;"
+      " bound 2 x (delay + batch) = %.1f ms; p99 / bound = %.2f (target <= 1)\n",
+      0.7 * f.saturated, f.requests, 1000 * f.p50, 1000 * f.p99, 1000 * bound, f.p99 / bound);
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -154,22 +215,13 @@ int run(int argc, char** argv) {
                                          {"clients", "64"},
                                          {"seconds", "5"},
                                          {"threads", "0"}});
-  const int64_t hidden = std::stoll(flags.at("hidden")), seq = std::stoll(flags.at("seq"));
+  const int64_t seq = std::stoll(flags.at("seq"));
   const size_t batch = std::stoul(flags.at("batch"));
   const int delay_ms = std::stoi(flags.at("delay-ms")), clients = std::stoi(flags.at("clients"));
   const double seconds = std::stod(flags.at("seconds"));
   core::configure_runtime(std::stoi(flags.at("threads")));
-  torch::manual_seed(0);
-  auto lm = std::make_shared<models::CausalLM>(
-      bench::llama_spec(hidden, std::stoll(flags.at("layers")), 4, 2, hidden * 11 / 4));
-  TokenizerConfig tc;
-  tc.set_add_eos(true);
-  DataConfig dc;
-  dc.set_max_length(static_cast<uint32_t>(seq));
-  dc.set_max_prompt_length(static_cast<uint32_t>(seq / 2));
-  auto model = std::make_shared<rewards::ScalarRewardModel>(
-      std::make_shared<rewards::ScalarRewardNet>(lm), data::make_byte_tokenizer(), tc, dc,
-      rewards::RewardNormalization{});
+  const auto model =
+      make_model(std::stoll(flags.at("hidden")), std::stoll(flags.at("layers")), seq);
   int64_t params = 0;
   for (const auto& t : model->net().parameters()) params += t.numel();
   std::vector<std::string> prompts, responses;
@@ -183,63 +235,31 @@ int run(int argc, char** argv) {
   // thread setup (the process's main thread may run libtorch with another intra-op team).
   // Measured before and after the server phases; the faster run is the ceiling (the machine
   // is shared, and a slow ceiling would flatter the server).
-  int worker_threads = 0;
   const auto measure_ceiling = [&] {
     std::pair<double, double> out;
-    std::thread([&] {
-      worker_threads = at::get_num_threads();
-      out = ceiling(*model, prompts, responses, batch, seconds);
-    }).join();
+    std::thread([&] { out = ceiling(*model, prompts, responses, batch, seconds); }).join();
     return out;
   };
   const auto ceiling_before = measure_ceiling();
 
-  RewardServerConfig config;
-  config.set_max_batch_size(static_cast<uint32_t>(batch));
-  config.set_max_batch_tokens(static_cast<uint32_t>(batch * seq));
-  config.set_max_queue_delay_ms(static_cast<uint32_t>(delay_ms));
-  config.set_max_queue(4096);
-  config.set_request_timeout_ms(60000);
-  config.set_max_samples_per_request(256);
-  config.set_max_sequence_tokens(static_cast<uint32_t>(seq));
   core::HttpServerOptions http;
   http.threads = clients + 8;
-  services::RewardServer server(config, http);
+  services::RewardServer server(server_config(batch, seq, delay_ms), http);
   server.start();
   server.serve(model);
-  const uint16_t port = server.port();
-
   std::atomic<int64_t> failures{0};
-  core::HttpClient single(client_options(port));
-  int64_t one_done = 0;
-  const auto one_start = Clock::now();
-  for (size_t i = 0; seconds_since(one_start) < seconds; ++i)
-    one_done += score_one(single, prompts[i % prompts.size()], responses[i % responses.size()]);
-  const double one_rate = one_done / seconds_since(one_start);
-  const double saturated = closed_loop(port, clients, seconds, prompts, responses, &failures);
+  Figures f;
+  f.one_at_a_time = one_at_a_time(server.port(), seconds, prompts, responses);
+  f.saturated = closed_loop(server.port(), clients, seconds, prompts, responses, &failures);
   const auto latencies =
-      open_loop(port, 0.7 * saturated, seconds, clients, prompts, responses, &failures);
-  const double p50 = percentile(latencies, 0.5), p99 = percentile(latencies, 0.99);
+      open_loop(server.port(), 0.7 * f.saturated, seconds, clients, prompts, responses, &failures);
+  f.p50 = percentile(latencies, 0.5);
+  f.p99 = percentile(latencies, 0.99);
+  f.requests = latencies.size();
   const auto ceiling_after = measure_ceiling();
-  const auto [ceiling_rate, batch_s] = std::max(ceiling_before, ceiling_after);
-  std::printf("ceiling runs: %.1f and %.1f seq/s; intra-op threads on a worker thread: %d\n",
-              ceiling_before.first, ceiling_after.first, worker_threads);
-  const double bound = 2 * (delay_ms / 1000.0 + batch_s);
-
-  std::printf("\n%-44s %10s %10s\n", "", "seq/s", "of ceiling");
-  std::printf("%-44s %10.1f %9.0f%%\n", "in-process batched forward (ceiling)", ceiling_rate,
-              100.0);
-  std::printf("%-44s %10.1f %9.0f%%\n", "server, one request at a time", one_rate,
-              100 * one_rate / ceiling_rate);
-  std::printf("%-44s %10.1f %9.0f%%   (target >= 80%%)\n",
-              ("server, " + std::to_string(clients) + " concurrent clients").c_str(), saturated,
-              100 * saturated / ceiling_rate);
-  std::printf("\none batch of %zu: %.1f ms; dynamic batching / one at a time: %.2fx\n", batch,
-              1000 * batch_s, saturated / one_rate);
-  std::printf(
-      "latency at 70%% of capacity (%.1f seq/s, %zu requests): p50 %.1f ms, p99 %.1f ms;"
-      " bound 2 x (delay + batch) = %.1f ms; p99 / bound = %.2f (target <= 1)\n",
-      0.7 * saturated, latencies.size(), 1000 * p50, 1000 * p99, 1000 * bound, p99 / bound);
+  std::tie(f.ceiling, f.batch_s) = std::max(ceiling_before, ceiling_after);
+  std::printf("ceiling runs: %.1f and %.1f seq/s\n", ceiling_before.first, ceiling_after.first);
+  print_report(f, batch, delay_ms, clients);
   std::printf("failed requests: %lld\n", static_cast<long long>(failures.load()));
   server.shutdown();
   server.wait();
