@@ -21,6 +21,10 @@ commands:
   launch --nproc N -- train CONFIG ... run N data-parallel ranks on this machine (Gloo)
   eval CONFIG --policy DIR --reference DIR [--reward DIR]
                                        win rate and KL of a policy against its reference
+  serve reward CONFIG [--set KEY=VALUE]...
+                                       the reward server (/v1/score, /get_reward), until SIGTERM
+  score CONFIG --in IN.jsonl --out OUT.jsonl
+                                       score prompt/response lines or preference pairs
   demo [--output DIR]                  SFT -> reward model -> DPO on the embedded default
   version                              version, git hash, libtorch, BLAS, threads, CUDA
   config check FILE [--set KEY=VALUE]  validate a config and print it resolved (YAML)

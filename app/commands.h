@@ -25,6 +25,12 @@ int run_launch(const Args& args, const std::string& self);
 /// `rudder eval CONFIG --policy DIR --reference DIR [--reward DIR]`: the win-rate table.
 int run_eval(const Args& args);
 
+/// `rudder serve reward CONFIG [--set k=v]...`: the reward server until SIGTERM.
+int run_serve(const Args& args);
+
+/// `rudder score CONFIG --in IN.jsonl --out OUT.jsonl`: scores a JSONL file.
+int run_score(const Args& args);
+
 /// `rudder demo [--output DIR]`: SFT -> reward model -> DPO on the embedded default, then the
 /// table.
 int run_demo(const Args& args);

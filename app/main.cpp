@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
     if (command == "train") return app::run_train(args);
     if (command == "eval") return app::run_eval(args);
     if (command == "demo") return app::run_demo(args);
+    if (command == "serve") return app::run_serve(args);
+    if (command == "score") return app::run_score(args);
     if (command == "launch") return app::run_launch(args, "/proc/self/exe");
     if (command == "config") return app::run_config(args);
     std::cerr << "rudder: unknown command '" << command << "'\n" << app::usage();

@@ -80,6 +80,15 @@ std::vector<double> ScalarRewardModel::score(const std::vector<std::string>& pro
   return out;
 }
 
+int64_t ScalarRewardModel::count_tokens(const std::string& prompt,
+                                        const std::string& response) const {
+  const bool bos = tokenizer_config_.add_bos() && tokenizer_->bos_id();
+  const auto prompt_tokens = static_cast<int64_t>(tokenizer_->encode(prompt).size()) + bos;
+  const auto response_tokens =
+      static_cast<int64_t>(tokenizer_->encode(response).size()) + tokenizer_config_.add_eos();
+  return std::min<int64_t>(prompt_tokens, data_config_.max_prompt_length()) + response_tokens;
+}
+
 void ScalarRewardModel::save(const std::string& dir) const {
   models::save_hf_model(net_->lm(), dir);
   models::save_safetensors(

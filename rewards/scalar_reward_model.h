@@ -56,6 +56,13 @@ class ScalarRewardModel : public RewardModel {
                             const std::vector<std::string>& responses) override;
   std::string version() const override { return version_; }
 
+  /// BOS (when configured), the prompt's last `data.max_prompt_length` tokens (prompts are cut
+  /// as in training), the response and EOS (when configured). Thread-safe.
+  int64_t count_tokens(const std::string& prompt, const std::string& response) const override;
+
+  /// `data.max_length`: longer pairs would have their response cut.
+  int64_t max_tokens() const override { return data_config_.max_length(); }
+
   const RewardNormalization& normalization() const { return normalization_; }
   ScalarRewardNet& net() { return *net_; }
 

@@ -104,9 +104,16 @@ const std::map<std::string, std::string>& optional_settings() {
       {"rollout.endpoints", "remote rollout servers are not implemented yet"},
       {"rollout.decoder", "decoders other than plain sampling are not implemented yet"},
       {"rollout.best_of_n", "best-of-N decoding is not implemented yet"},
-      {"reward.endpoints", "remote reward servers are not implemented yet"},
+      {"reward.endpoints", "no method scores on reward servers yet"},
+      {"reward.request_timeout_ms", "no method scores on reward servers yet"},
+      {"reward.max_retries", "no method scores on reward servers yet"},
+      {"reward.retry_backoff_ms", "no method scores on reward servers yet"},
+      {"reward.endpoint_cooldown_ms", "no method scores on reward servers yet"},
+      {"reward.max_items_per_request", "no method scores on reward servers yet"},
+      {"reward.token_env", "no method scores on reward servers yet"},
       {"reward.model_path", "training against a learned reward model is not implemented yet"},
-      {"server", "the `rudder serve` commands are not implemented yet"},
+      {"server", "only the `rudder serve` commands read it"},
+      {"reward_server", "only `rudder serve reward` reads it"},
   };
   return settings;
 }

@@ -39,11 +39,13 @@ void Session::start() {
 void Session::drain() {
   net::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->idle_ || self->closing_) return;
-    // A read for the next request is pending: half-close and let that read end the session.
+    // A read for the next request is pending and no response is unsent: close now. (A new
+    // expiry would not reach the pending read, which keeps its idle timeout, so a client that
+    // ignores the half-close would hold the drain until drain_timeout.)
     self->closing_ = true;
     beast::error_code ec;
     self->stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    self->stream_.expires_after(kLingerTimeout);
+    self->stream_.socket().close(ec);
   });
 }
 

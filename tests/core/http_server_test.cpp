@@ -361,6 +361,21 @@ TEST_F(HttpServerTest, ShutdownLetsInFlightRequestsFinish) {
   EXPECT_EQ(done.load(), 3);
 }
 
+TEST_F(HttpServerTest, ShutdownClosesIdleKeepAliveConnectionsAtOnce) {
+  HttpServerOptions o;
+  o.drain_timeout = 30s;
+  start(o);
+  // Keep-alive connections left idle by clients that are not reading (a blocking client
+  // between calls): the drain must not wait for them.
+  HttpClient a = client(), b = client();
+  ASSERT_EQ(a.request("GET", "/healthz").status, 200);
+  ASSERT_EQ(b.request("GET", "/healthz").status, 200);
+  const auto start_time = std::chrono::steady_clock::now();
+  server_->shutdown();
+  server_->wait();
+  EXPECT_LT(std::chrono::steady_clock::now() - start_time, 10s);
+}
+
 TEST(HttpServerOptionsTest, NonLoopbackBindNeedsAToken) {
   HttpServerOptions o;
   o.host = "0.0.0.0";

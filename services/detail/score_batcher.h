@@ -1,0 +1,96 @@
+// Dynamic batching for the reward server: HTTP threads hand requests to one worker thread that
+// owns the model, through a bounded queue of samples and one future per request.
+//
+// Batches form from the front of the queue (first come, first served; a request's samples may
+// span several batches) up to `max_batch_size` samples and `max_batch_tokens` tokens; the worker
+// starts a batch when it is full or when its oldest sample has waited `max_queue_delay`.
+// A request whose samples do not fit in the queue is refused at once (429); one not answered by
+// its deadline is answered 503 and its samples are dropped unscored.
+//
+// Thread-safety: score() may be called from any number of threads; the model is only ever
+// called from the worker thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rewards/reward_model.h"
+
+namespace rudder::services::detail {
+
+/// Limits of a ScoreBatcher (see RewardServerConfig in the proto).
+struct BatcherOptions {
+  size_t max_batch_size = 32;
+  int64_t max_batch_tokens = 8192;
+  std::chrono::milliseconds max_queue_delay{5};
+  size_t max_queue = 4096;
+};
+
+/// One request's samples, validated by the HTTP thread.
+struct ScoreTask {
+  std::vector<std::string> prompts;
+  std::vector<std::string> responses;
+  std::vector<int64_t> tokens;  // per sample, as the model counts them
+  rewards::ScoreOptions options;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+/// What became of a ScoreTask: 200 and one detail per sample, or an error status and message.
+struct ScoreOutcome {
+  int status = 200;
+  std::string error;
+  std::vector<rewards::ScoreDetail> details;
+};
+
+struct PendingRequest;
+
+/// The queue and its worker thread.
+class ScoreBatcher {
+ public:
+  /// Starts the worker; throws InvalidArgument for limits below 1.
+  ScoreBatcher(std::shared_ptr<rewards::RewardModel> model, BatcherOptions options);
+  /// Stops the worker; requests still queued are answered 503.
+  ~ScoreBatcher();
+  ScoreBatcher(const ScoreBatcher&) = delete;
+  ScoreBatcher& operator=(const ScoreBatcher&) = delete;
+
+  /// Queues `task` and blocks until it is scored, refused (429) or past its deadline (503).
+  /// Never throws.
+  ScoreOutcome score(ScoreTask task);
+
+  /// Samples waiting in the queue.
+  size_t queue_depth() const;
+
+  /// The model the worker owns (for its thread-safe queries).
+  const rewards::RewardModel& model() const { return *model_; }
+
+ private:
+  struct Row {
+    std::shared_ptr<PendingRequest> request;
+    size_t index;
+  };
+
+  void run_worker();
+  bool batch_ready() const;
+  std::vector<Row> take_batch();
+  void score_batch(const std::vector<Row>& batch);
+  void score_rows(const std::vector<Row>& rows, bool isolate_failures);
+
+  std::shared_ptr<rewards::RewardModel> model_;
+  BatcherOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Row> queue_;
+  int64_t queued_tokens_ = 0;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+}  // namespace rudder::services::detail
