@@ -239,6 +239,8 @@ DecoderWeights::~DecoderWeights() = default;
 
 const ModelSpec& DecoderWeights::spec() const { return impl_->spec; }
 
+at::TensorOptions DecoderWeights::options() const { return impl_->embed.options(); }
+
 // Per layer [slots, Hkv, 2, max_length, D]: keys at [:, :, 0], values at [:, :, 1], so that one
 // write stores both and [n, Hkv] of either view as one batch dimension for bmm.
 struct Decoder::Cache {

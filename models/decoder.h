@@ -31,6 +31,8 @@ class DecoderWeights {
 
   /// The sizes of the snapshotted model.
   const ModelSpec& spec() const;
+  /// The dtype and device of the weights.
+  at::TensorOptions options() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
