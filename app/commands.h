@@ -31,6 +31,10 @@ int run_serve(const Args& args);
 /// `rudder score CONFIG --in IN.jsonl --out OUT.jsonl`: scores a JSONL file.
 int run_score(const Args& args);
 
+/// `rudder generate CONFIG --prompts IN.jsonl [--out OUT.jsonl] [--n N] [--max-batch B]`:
+/// completions of a JSONL file of prompts with model.path and rollout.sampling.
+int run_generate(const Args& args);
+
 /// `rudder demo [--output DIR]`: SFT -> reward model -> DPO on the embedded default, then the
 /// table.
 int run_demo(const Args& args);

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
     if (command == "demo") return app::run_demo(args);
     if (command == "serve") return app::run_serve(args);
     if (command == "score") return app::run_score(args);
+    if (command == "generate") return app::run_generate(args);
     if (command == "launch") return app::run_launch(args, "/proc/self/exe");
     if (command == "config") return app::run_config(args);
     std::cerr << "rudder: unknown command '" << command << "'\n" << app::usage();

@@ -1,0 +1,26 @@
+// The tiny model shapes tests build and decode with.
+#pragma once
+
+#include <cstdint>
+
+#include "models/model_spec.h"
+
+namespace rudder::testing {
+
+/// A Llama with the byte tokenizer's vocabulary (260), tied embeddings, head_dim 8.
+inline models::ModelSpec tiny_llama(int64_t hidden = 32, int64_t layers = 1, int64_t kv_heads = 2,
+                                    int64_t positions = 128) {
+  models::ModelSpec s;
+  s.vocab_size = 260;
+  s.hidden_size = hidden;
+  s.num_layers = layers;
+  s.num_heads = hidden / 8;
+  s.num_kv_heads = kv_heads;
+  s.head_dim = 8;
+  s.intermediate_size = hidden * 3 / 2;
+  s.max_positions = positions;
+  s.tie_word_embeddings = true;
+  return s;
+}
+
+}  // namespace rudder::testing
