@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "models/causal_lm.h"
+#include "models/detail/decode_attention.h"
 #include "models/detail/small_matmul.h"
 #include "models/lora.h"
 
@@ -312,9 +313,10 @@ at::Tensor Decoder::prefill(int64_t slot, const at::Tensor& tokens, bool all_log
   const at::Tensor keys = torch::arange(total, pos.options());
   const at::Tensor causal = keys.unsqueeze(0) <= pos.unsqueeze(1);  // [T, total]
   const at::Tensor bias =
-      torch::zeros({T, total}, w.embed.options())
+      torch::zeros({T, total}, w.embed.options().dtype(torch::kFloat))
           .masked_fill_(causal.logical_not(), -std::numeric_limits<float>::max())
-          .repeat({G, 1});  // [G T, total]
+          .repeat({G, 1})  // [G T, total]; every query sees at least key 0
+          .to(w.embed.scalar_type());
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   auto attend = [&](size_t i, const at::Tensor& q, const at::Tensor& kv) {
     const at::Tensor cache = cache_->kv[i][slot];  // [Hkv, 2, max_length, D]
@@ -351,14 +353,20 @@ at::Tensor Decoder::step(const at::Tensor& tokens) {
                              .to(device, /*non_blocking=*/false,
                                  /*copy=*/true);
   const at::Tensor ids = tokens.to(device, torch::kLong);
-  // Row b sees keys 0..length(b) (its new token included); one bias row per (b, kv head).
-  const at::Tensor allowed =
-      torch::arange(longest, pos.options()).unsqueeze(0) <= pos.unsqueeze(1);  // [n, longest]
-  const at::Tensor bias =
-      torch::zeros({n, 1, longest}, w.embed.options())
-          .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::max())
-          .expand({n, Hkv, longest})
-          .reshape({n * Hkv, 1, longest});
+  // Row b sees keys 0..length(b), its new token included.
+  std::vector<int64_t> visible(lengths_.begin(), lengths_.begin() + n);
+  for (auto& v : visible) ++v;
+  const bool fused = detail::decode_attention_applies(w.embed, cache_->kv[0]);
+  at::Tensor bias;  // [n Hkv, 1, longest]: one bias row per (b, kv head), for the bmm path
+  if (!fused) {
+    const at::Tensor allowed =
+        torch::arange(longest, pos.options()).unsqueeze(0) <= pos.unsqueeze(1);  // [n, longest]
+    bias = torch::zeros({n, 1, longest}, w.embed.options().dtype(torch::kFloat))
+               .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::max())
+               .expand({n, Hkv, longest})
+               .reshape({n * Hkv, 1, longest})
+               .to(w.embed.scalar_type());
+  }
   const at::Tensor slot_index = cache_->slot_index.narrow(0, 0, n);
   const at::Tensor pos_index = pos.view({n, 1, 1});
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
@@ -366,6 +374,7 @@ at::Tensor Decoder::step(const at::Tensor& tokens) {
     at::Tensor& cache = cache_->kv[i];  // [slots, Hkv, 2, max_length, D]
     cache.index_put_({slot_index, cache_->head_index, cache_->kv_index, pos_index},
                      kv.permute({0, 2, 1, 3}));
+    if (fused) return detail::decode_attention(q.reshape({n, Hkv, G, D}), cache, visible, scale);
     const at::Tensor live = cache.narrow(0, 0, n).narrow(3, 0, longest);
     const at::Tensor k3 = live.select(2, 0).view({n * Hkv, longest, D});
     const at::Tensor v3 = live.select(2, 1).view({n * Hkv, longest, D});

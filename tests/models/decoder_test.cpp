@@ -165,6 +165,28 @@ TEST(DecoderLimits, RefusesOverflowBadSlotsAndBusyWeightSwaps) {
   EXPECT_NO_THROW(decoder.set_weights(std::make_shared<DecoderWeights>(model)));
 }
 
+// bfloat16 weights take the general path (BLAS products, batched attention) instead of the
+// float32 kernels; it must agree with the model's own bfloat16 forward.
+TEST(DecoderBf16, TheGeneralPathMatchesTheModel) {
+  torch::manual_seed(9);
+  CausalLM model(spec_of({"", Architecture::kLlama, 2, false, true}));
+  model.eval();
+  model.to(torch::kBFloat16);
+  torch::NoGradGuard no_grad;
+  Decoder decoder(std::make_shared<DecoderWeights>(model), 2, 16);
+  std::vector<int64_t> seq = {4, 9, 2};
+  decoder.prefill(0, torch::tensor(seq), false);
+  decoder.prefill(1, torch::tensor(std::vector<int64_t>{7}), false);
+  for (const int64_t next : {3, 8}) {
+    seq.push_back(next);
+    const at::Tensor logits = decoder.step(torch::tensor({next, next}));
+    EXPECT_EQ(logits.scalar_type(), torch::kBFloat16);
+    expect_tensor_near(logits.narrow(0, 0, 1).to(torch::kFloat),
+                       full_logits(model, seq).narrow(0, seq.size() - 1, 1).to(torch::kFloat), 5e-2,
+                       "bfloat16 step");
+  }
+}
+
 TEST(SmallMatmul, MatchesBlasForEveryRowCountAndOddSizes) {
   torch::manual_seed(5);
   for (const int64_t K : {1, 31, 64, 100}) {
