@@ -296,42 +296,86 @@ void Decoder::set_weights(std::shared_ptr<const DecoderWeights> weights) {
 }
 
 at::Tensor Decoder::prefill(int64_t slot, const at::Tensor& tokens, bool all_logits) {
-  check_slot(slot);
-  RUDDER_CHECK(tokens.defined() && tokens.dim() == 1 && tokens.size(0) > 0,
-               "prefill needs a non-empty 1-d token tensor");
-  const int64_t past = lengths_[slot], T = tokens.size(0), total = past + T;
-  RUDDER_CHECK(total <= max_length_, "slot ", slot, " would hold ", total,
-               " tokens, beyond the decoder's max_length ", max_length_);
   c10::InferenceMode inference;
+  at::Tensor h = prefill_hidden({slot}, {tokens});  // [T, hidden]
+  if (!all_logits) h = h.narrow(0, h.size(0) - 1, 1);
+  return project(h, weights_->impl().head, at::Tensor());
+}
+
+at::Tensor Decoder::prefill(const std::vector<int64_t>& slots,
+                            const std::vector<at::Tensor>& tokens) {
+  c10::InferenceMode inference;
+  const at::Tensor h = prefill_hidden(slots, tokens);  // [sum of T, hidden]
+  std::vector<int64_t> last;
+  int64_t end = 0;
+  for (const auto& t : tokens) last.push_back((end += t.size(0)) - 1);
+  const at::Tensor rows = torch::tensor(last).to(h.device());
+  return project(h.index_select(0, rows), weights_->impl().head, at::Tensor());
+}
+
+at::Tensor Decoder::prefill_hidden(const std::vector<int64_t>& slots,
+                                   const std::vector<at::Tensor>& tokens) {
+  RUDDER_CHECK(!slots.empty() && slots.size() == tokens.size(),
+               "prefill needs one token run per "
+               "slot, got ",
+               tokens.size(), " for ", slots.size(), " slots");
+  std::vector<int64_t> past, length, offset;
+  for (size_t j = 0; j < slots.size(); ++j) {
+    check_slot(slots[j]);
+    for (size_t k = 0; k < j; ++k) {
+      RUDDER_CHECK(slots[k] != slots[j], "prefill names slot ", slots[j], " twice");
+    }
+    RUDDER_CHECK(tokens[j].defined() && tokens[j].dim() == 1 && tokens[j].size(0) > 0,
+                 "prefill needs non-empty 1-d token tensors");
+    const int64_t T = tokens[j].size(0), total = lengths_[slots[j]] + T;
+    RUDDER_CHECK(total <= max_length_, "slot ", slots[j], " would hold ", total,
+                 " tokens, beyond the decoder's max_length ", max_length_);
+    offset.push_back(offset.empty() ? 0 : offset.back() + length.back());
+    past.push_back(lengths_[slots[j]]);
+    length.push_back(T);
+  }
   const Impl& w = weights_->impl();
   const ModelSpec& s = w.spec;
   const int64_t Hkv = s.num_kv_heads, G = s.num_heads / Hkv, D = s.head_dim;
   const auto device = w.embed.device();
-  const at::Tensor ids = tokens.to(device, torch::kLong);
-  const at::Tensor pos = torch::arange(past, total, torch::dtype(torch::kLong).device(device));
-  // Query t (position past + t) sees keys 0..past + t; rows ordered (group, t).
-  const at::Tensor keys = torch::arange(total, pos.options());
-  const at::Tensor causal = keys.unsqueeze(0) <= pos.unsqueeze(1);  // [T, total]
-  const at::Tensor bias =
-      torch::zeros({T, total}, w.embed.options().dtype(torch::kFloat))
-          .masked_fill_(causal.logical_not(), -std::numeric_limits<float>::max())
-          .repeat({G, 1})  // [G T, total]; every query sees at least key 0
-          .to(w.embed.scalar_type());
+  const auto longs = torch::dtype(torch::kLong).device(device);
+  std::vector<at::Tensor> ids, positions, biases;
+  for (size_t j = 0; j < slots.size(); ++j) {
+    const int64_t total = past[j] + length[j];
+    ids.push_back(tokens[j].to(device, torch::kLong));
+    positions.push_back(torch::arange(past[j], total, longs));
+    // Query t (position past + t) sees keys 0..past + t; rows ordered (group, t).
+    const at::Tensor causal =
+        torch::arange(total, longs).unsqueeze(0) <= positions.back().unsqueeze(1);  // [T, total]
+    biases.push_back(torch::zeros({length[j], total}, w.embed.options().dtype(torch::kFloat))
+                         .masked_fill_(causal.logical_not(), -std::numeric_limits<float>::max())
+                         .repeat({G, 1})  // [G T, total]; every query sees at least key 0
+                         .to(w.embed.scalar_type()));
+  }
+  const at::Tensor pos = torch::cat(positions);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  // Projections run over every run's tokens at once; attention per run, in its own slot.
   auto attend = [&](size_t i, const at::Tensor& q, const at::Tensor& kv) {
-    const at::Tensor cache = cache_->kv[i][slot];  // [Hkv, 2, max_length, D]
-    cache.narrow(2, past, T).copy_(kv.permute({2, 1, 0, 3}));
-    const at::Tensor q3 = q.reshape({T, Hkv, G, D}).permute({1, 2, 0, 3}).reshape({Hkv, G * T, D});
-    const at::Tensor k3 = cache.select(1, 0).narrow(1, 0, total);  // [Hkv, total, D]
-    const at::Tensor v3 = cache.select(1, 1).narrow(1, 0, total);
-    const at::Tensor scores = at::baddbmm(bias, q3, k3.transpose(1, 2), 1.0, scale);
-    const at::Tensor out = at::bmm(attention_probs(scores), v3);  // [Hkv, G T, D]
-    return out.view({Hkv, G, T, D}).permute({2, 0, 1, 3}).reshape({T, Hkv * G * D});
+    std::vector<at::Tensor> outs;
+    for (size_t j = 0; j < slots.size(); ++j) {
+      const int64_t T = length[j], total = past[j] + T;
+      const at::Tensor cache = cache_->kv[i][slots[j]];  // [Hkv, 2, max_length, D]
+      cache.narrow(2, past[j], T).copy_(kv.narrow(0, offset[j], T).permute({2, 1, 0, 3}));
+      const at::Tensor q3 = q.narrow(0, offset[j], T)
+                                .reshape({T, Hkv, G, D})
+                                .permute({1, 2, 0, 3})
+                                .reshape({Hkv, G * T, D});
+      const at::Tensor k3 = cache.select(1, 0).narrow(1, 0, total);  // [Hkv, total, D]
+      const at::Tensor v3 = cache.select(1, 1).narrow(1, 0, total);
+      const at::Tensor scores = at::baddbmm(biases[j], q3, k3.transpose(1, 2), 1.0, scale);
+      const at::Tensor out = at::bmm(attention_probs(scores), v3);  // [Hkv, G T, D]
+      outs.push_back(out.view({Hkv, G, T, D}).permute({2, 0, 1, 3}).reshape({T, Hkv * G * D}));
+    }
+    return outs.size() == 1 ? outs[0] : torch::cat(outs);
   };
-  at::Tensor h = run_layers(w, embed(w, ids, pos), pos, attend);  // [T, hidden]
-  lengths_[slot] = total;
-  if (!all_logits) h = h.narrow(0, T - 1, 1);
-  return project(h, w.head, at::Tensor());
+  const at::Tensor h = run_layers(w, embed(w, torch::cat(ids), pos), pos, attend);
+  for (size_t j = 0; j < slots.size(); ++j) lengths_[slots[j]] = past[j] + length[j];
+  return h;
 }
 
 at::Tensor Decoder::step(const at::Tensor& tokens) {

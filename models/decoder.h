@@ -67,6 +67,11 @@ class Decoder {
   /// when the slot would exceed max_length.
   at::Tensor prefill(int64_t slot, const at::Tensor& tokens, bool all_logits);
 
+  /// Appends tokens[j] to slots[j] for every j in one pass (the projections see every run's
+  /// tokens at once); returns the logits [runs, vocab] of each run's last token. The slots must
+  /// differ. Throws InvalidArgument, changing nothing, when a slot would exceed max_length.
+  at::Tensor prefill(const std::vector<int64_t>& slots, const std::vector<at::Tensor>& tokens);
+
   /// Appends tokens[i] to slot i for i < n = tokens.size(0) (one decode step of a batch);
   /// returns the logits [n, vocab] of the appended positions.
   at::Tensor step(const at::Tensor& tokens);
@@ -80,6 +85,8 @@ class Decoder {
 
  private:
   void check_slot(int64_t slot) const;
+  at::Tensor prefill_hidden(const std::vector<int64_t>& slots,
+                            const std::vector<at::Tensor>& tokens);
 
   std::shared_ptr<const DecoderWeights> weights_;
   int64_t slots_;

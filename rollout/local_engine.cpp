@@ -51,6 +51,9 @@ LocalEngine::LocalEngine(const models::CausalLM& model, LocalEngineOptions optio
     : options_(std::move(options)), version_(std::move(version)), seeder_(options_.seed) {
   RUDDER_CHECK(options_.max_batch > 0, "rollout engine: max_batch must be positive, got ",
                options_.max_batch);
+  RUDDER_CHECK(options_.max_prefill_tokens > 0,
+               "rollout engine: max_prefill_tokens must be positive, got ",
+               options_.max_prefill_tokens);
   const int64_t positions = model.spec().max_positions;
   if (options_.max_length <= 0) options_.max_length = positions;
   RUDDER_CHECK(options_.max_length <= positions, "rollout engine: max_length ", options_.max_length,
@@ -99,31 +102,61 @@ void LocalEngine::submit(GenerateInput request, Done done) {
 }
 
 void LocalEngine::admit() {
-  while (!waiting_.empty() && running() < options_.max_batch) {
-    const std::shared_ptr<Job> job = waiting_.front();
-    const auto slot = static_cast<int64_t>(rows_.size());
-    const at::Tensor prompt = torch::tensor(job->input.prompt, torch::kLong);
-    const at::Tensor first = decoder_->prefill(slot, prompt, false);  // [1, vocab]
-    for (const auto& g : options_.guidance) g->on_prefill(slot, job->input.prompt);
-    if (!job->started) job->out.queue_seconds = seconds_since(job->submitted);
-    job->started = true;
+  // Plan: waiting requests in order, as many samples as free slots allow, and prompts up to
+  // max_prefill_tokens in all (at least one); then one prefill pass for all of them.
+  struct Admission {
+    std::shared_ptr<Job> job;
+    int64_t slot;
+    uint32_t count;
+  };
+  std::vector<Admission> plan;
+  int64_t next = running(), tokens = 0;
+  for (const auto& job : waiting_) {
+    const auto length = static_cast<int64_t>(job->input.prompt.size());
+    if (next >= options_.max_batch ||
+        (!plan.empty() && tokens + length > options_.max_prefill_tokens)) {
+      break;
+    }
     const auto count = static_cast<uint32_t>(
-        std::min<int64_t>(job->input.n - job->admitted, options_.max_batch - slot));
-    for (uint32_t j = 0; j < count; ++j) {
-      if (j > 0) {
-        decoder_->copy(slot, slot + j);
-        for (const auto& g : options_.guidance) g->on_copy(slot, slot + j);
+        std::min<int64_t>(job->input.n - job->admitted, options_.max_batch - next));
+    plan.push_back({job, next, count});
+    next += count;
+    tokens += length;
+    if (job->admitted + count < job->input.n) break;  // the rest of its samples wait
+  }
+  if (plan.empty()) return;
+  std::vector<int64_t> slots;
+  std::vector<at::Tensor> prompts;
+  for (const auto& a : plan) {
+    slots.push_back(a.slot);
+    prompts.push_back(torch::tensor(a.job->input.prompt, torch::kLong));
+  }
+  const at::Tensor first = decoder_->prefill(slots, prompts);  // [plan, vocab]
+  std::vector<at::Tensor> added;
+  for (size_t j = 0; j < plan.size(); ++j) {
+    Job& job = *plan[j].job;
+    const int64_t slot = plan[j].slot;
+    for (const auto& g : options_.guidance) g->on_prefill(slot, job.input.prompt);
+    if (!job.started) job.out.queue_seconds = seconds_since(job.submitted);
+    job.started = true;
+    for (uint32_t c = 0; c < plan[j].count; ++c) {
+      if (c > 0) {
+        decoder_->copy(slot, slot + c);
+        for (const auto& g : options_.guidance) g->on_copy(slot, slot + c);
       }
       auto row = std::make_unique<Row>();
-      row->job = job;
-      row->index = job->admitted + j;
-      row->rng = sample_generator(job->input.sampling.seed(), row->index);
+      row->job = plan[j].job;
+      row->index = job.admitted + c;
+      row->rng = sample_generator(job.input.sampling.seed(), row->index);
       rows_.push_back(std::move(row));
     }
-    const at::Tensor added = first.expand({count, first.size(1)});
-    logits_ = logits_.defined() ? torch::cat({logits_, added}) : added.contiguous();
-    job->admitted += count;
-    if (job->admitted == job->input.n) waiting_.pop_front();
+    job.admitted += plan[j].count;
+    added.push_back(first.narrow(0, j, 1).expand({plan[j].count, first.size(1)}));
+  }
+  if (logits_.defined()) added.insert(added.begin(), logits_);
+  logits_ = torch::cat(added);
+  while (!waiting_.empty() && waiting_.front()->admitted == waiting_.front()->input.n) {
+    waiting_.pop_front();
   }
 }
 

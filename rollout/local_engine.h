@@ -34,6 +34,8 @@ struct LocalEngineOptions {
   int64_t max_batch = 32;
   // Longest sequence (prompt + completion) a slot holds; 0: the model's positions.
   int64_t max_length = 0;
+  // Prompt tokens prefilled together in one pass (at least one prompt always is); > 0.
+  int64_t max_prefill_tokens = 4096;
   // The end-of-sequence token; < 0: none.
   int64_t eos_id = -1;
   // Encodes text prompts, decodes completions and finds stop strings; may be null (then

@@ -119,6 +119,32 @@ TEST_P(DecoderTest, PrefillContinuesASlotAndCopiesFork) {
                      "source slot after the fork");
 }
 
+TEST_P(DecoderTest, BatchedPrefillMatchesEachRunAlone) {
+  torch::NoGradGuard no_grad;
+  Decoder decoder(std::make_shared<DecoderWeights>(*model), 3, 32);
+  decoder.prefill(1, torch::tensor(std::vector<int64_t>{5, 5}), false);  // slot 1 continues
+  const std::vector<std::vector<int64_t>> runs = {{3, 1, 4, 1, 5}, {9, 2}, {6}};
+  const at::Tensor logits = decoder.prefill(
+      {0, 1, 2}, {torch::tensor(runs[0]), torch::tensor(runs[1]), torch::tensor(runs[2])});
+  ASSERT_EQ(logits.size(0), 3);
+  const std::vector<std::vector<int64_t>> whole = {runs[0], {5, 5, 9, 2}, runs[2]};
+  for (int64_t j = 0; j < 3; ++j) {
+    expect_tensor_near(logits.narrow(0, j, 1),
+                       full_logits(*model, whole[j]).narrow(0, whole[j].size() - 1, 1), kTol,
+                       "batched prefill run");
+    EXPECT_EQ(decoder.length(j), static_cast<int64_t>(whole[j].size()));
+  }
+  const at::Tensor next = decoder.step(torch::tensor(std::vector<int64_t>{7, 7, 7}));
+  for (int64_t j = 0; j < 3; ++j) {
+    std::vector<int64_t> seq = whole[j];
+    seq.push_back(7);
+    expect_tensor_near(next.narrow(0, j, 1), full_logits(*model, seq).narrow(0, seq.size() - 1, 1),
+                       kTol, "step after a batched prefill");
+  }
+  EXPECT_THROW(decoder.prefill({0, 0}, {torch::tensor(runs[1]), torch::tensor(runs[1])}),
+               core::InvalidArgument);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Families, DecoderTest,
     ::testing::Values(Variant{"LlamaGqaTied", Architecture::kLlama, 2, false, true},
