@@ -101,7 +101,7 @@ const std::map<std::string, std::string>& optional_settings() {
        "per-request sampling seeds are not implemented yet (the experiment seed seeds sampling)"},
       {"eval.sampling.seed",
        "per-request sampling seeds are not implemented yet (the experiment seed seeds sampling)"},
-      {"rollout.endpoints", "remote rollout servers are not implemented yet"},
+      {"rollout.endpoints", "only methods that train a policy push it to rollout servers"},
       {"rollout.decoder", "decoders other than plain sampling are not implemented yet"},
       {"rollout.best_of_n", "best-of-N decoding is not implemented yet"},
       {"reward.endpoints", "no method scores on reward servers yet"},
