@@ -114,6 +114,7 @@ const std::map<std::string, std::string>& optional_settings() {
       {"reward.model_path", "training against a learned reward model is not implemented yet"},
       {"server", "only the `rudder serve` commands read it"},
       {"reward_server", "only `rudder serve reward` reads it"},
+      {"rollout_server", "only `rudder serve rollout` reads it"},
   };
   return settings;
 }
