@@ -1,15 +1,21 @@
-// `rudder serve reward` and `rudder score`: wiring only.
+// `rudder serve reward`, `rudder serve rollout` and `rudder score`: wiring only.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
+
+#include <torch/torch.h>
 
 #include "app/commands.h"
 #include "core/config.h"
 #include "core/http_server.h"
 #include "core/log.h"
+#include "data/tokenizer.h"
+#include "models/factory.h"
 #include "rewards/factory.h"
 #include "rewards/score_jsonl.h"
 #include "services/reward_server.h"
+#include "services/rollout_server.h"
 
 namespace rudder::app {
 namespace {
@@ -33,17 +39,30 @@ bool parse_overrides(const Args& args, size_t from, std::vector<std::string>* ov
   return true;
 }
 
-}  // namespace
-
-int run_serve(const Args& args) {
-  if (args.size() < 2 || args[0] != "reward") {
-    std::cerr << "usage: rudder serve reward CONFIG [--set KEY=VALUE]...\n"
-                 "(serve rollout and serve trainer arrive with their issues)\n";
-    return 2;
+// The policy of `rudder serve rollout` and its tokenizer: model.path, on the configured device.
+std::shared_ptr<models::CausalLM> load_policy(const ExperimentConfig& config,
+                                              std::shared_ptr<const data::Tokenizer>* tokenizer) {
+  const std::string& dir = config.model().path();
+  RUDDER_CHECK(!dir.empty(),
+               "model.path is empty: name a policy directory (such as runs/sft/final, written by "
+               "`rudder train configs/sft.yaml`)");
+  RUDDER_CHECK_T(core::NotFound, std::filesystem::is_directory(dir), "policy directory '", dir,
+                 "' does not exist: train one first (`rudder train configs/sft.yaml` writes "
+                 "runs/sft/final) or point model.path at a Hugging Face model directory");
+  *tokenizer = data::make_tokenizer(config.tokenizer(), dir);
+  auto model = models::make_model(config.model(), (*tokenizer)->vocab_size());
+  const std::string& device = config.device();
+  RUDDER_CHECK(device == "auto" || device == "cpu" || device.rfind("cuda", 0) == 0, "device '",
+               device, "': expected auto, cpu, cuda or cuda:N");
+  if (device.rfind("cuda", 0) == 0 || (device == "auto" && torch::cuda::is_available())) {
+    RUDDER_CHECK(torch::cuda::is_available(), "device '", device, "' but CUDA is not available");
+    model->to(torch::Device(device == "auto" ? "cuda" : device));
   }
-  std::vector<std::string> overrides;
-  if (!parse_overrides(args, 2, &overrides, nullptr)) return 2;
-  const ExperimentConfig config = core::load_experiment_config(args[1], overrides);
+  model->eval();
+  return model;
+}
+
+int serve_reward(const ExperimentConfig& config) {
   RUDDER_CHECK(config.reward().endpoints_size() == 0,
                "reward.endpoints is set: a reward server scores in process; set "
                "reward.model_path instead");
@@ -64,6 +83,37 @@ int run_serve(const Args& args) {
   RUDDER_LOG(kInfo) << "reward model " << config.reward().model_path() << " loaded; ready";
   server.wait();
   return 0;
+}
+
+int serve_rollout(const ExperimentConfig& config) {
+  RUDDER_CHECK(config.rollout().endpoints_size() == 0,
+               "rollout.endpoints is set: a rollout server generates in process; set model.path "
+               "instead");
+  services::RolloutServer server(config.rollout_server(),
+                                 core::server_options_from_config(config.server()));
+  std::shared_ptr<const data::Tokenizer> tokenizer;
+  const auto policy = load_policy(config, &tokenizer);
+  server.serve(*policy, std::move(tokenizer));
+  server.start();
+  server.handle_signals();
+  std::cout << "listening on " << config.server().host() << ":" << server.port() << std::endl;
+  RUDDER_LOG(kInfo) << "policy " << config.model().path() << " loaded; ready";
+  server.wait();
+  return 0;
+}
+
+}  // namespace
+
+int run_serve(const Args& args) {
+  if (args.size() < 2 || (args[0] != "reward" && args[0] != "rollout")) {
+    std::cerr << "usage: rudder serve reward|rollout CONFIG [--set KEY=VALUE]...\n"
+                 "(serve trainer arrives with its issue)\n";
+    return 2;
+  }
+  std::vector<std::string> overrides;
+  if (!parse_overrides(args, 2, &overrides, nullptr)) return 2;
+  const ExperimentConfig config = core::load_experiment_config(args[1], overrides);
+  return args[0] == "reward" ? serve_reward(config) : serve_rollout(config);
 }
 
 int run_score(const Args& args) {

@@ -23,6 +23,8 @@ commands:
                                        win rate and KL of a policy against its reference
   serve reward CONFIG [--set KEY=VALUE]...
                                        the reward server (/v1/score, /get_reward), until SIGTERM
+  serve rollout CONFIG [--set KEY=VALUE]...
+                                       the rollout server (/v1/generate, /v1/weights), until SIGTERM
   score CONFIG --in IN.jsonl --out OUT.jsonl
                                        score prompt/response lines or preference pairs
   generate CONFIG --prompts IN.jsonl [--out OUT.jsonl] [--n N] [--max-batch B]

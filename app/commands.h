@@ -25,7 +25,7 @@ int run_launch(const Args& args, const std::string& self);
 /// `rudder eval CONFIG --policy DIR --reference DIR [--reward DIR]`: the win-rate table.
 int run_eval(const Args& args);
 
-/// `rudder serve reward CONFIG [--set k=v]...`: the reward server until SIGTERM.
+/// `rudder serve reward|rollout CONFIG [--set k=v]...`: a server until SIGTERM.
 int run_serve(const Args& args);
 
 /// `rudder score CONFIG --in IN.jsonl --out OUT.jsonl`: scores a JSONL file.

@@ -4,26 +4,15 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
-#include <thread>
 
-#include <nlohmann/json.hpp>
-
+#include "core/endpoint_pool.h"
 #include "core/error.h"
 #include "core/http_client.h"
-#include "core/log.h"
 #include "core/proto_http.h"
 #include "proto/rudder.pb.h"
 
 namespace rudder::rewards {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Why one attempt on one endpoint failed, and whether the endpoint should rest.
-struct Failure {
-  std::string message;
-  bool cooldown = true;
-};
 
 // An answer no other server would change: the request itself is bad.
 class BadRequest : public core::InvalidArgument {
@@ -31,129 +20,69 @@ class BadRequest : public core::InvalidArgument {
   using core::InvalidArgument::InvalidArgument;
 };
 
-// The message of a JSON error body, or the start of the body.
-std::string error_message(const core::HttpResponse& response) {
-  try {
-    return nlohmann::json::parse(response.body).at("error").at("message").get<std::string>();
-  } catch (const std::exception&) {
-    return response.body.substr(0, 200);
-  }
+core::EndpointPoolOptions pool_options(const RemoteRewardOptions& o) {
+  RUDDER_CHECK(o.max_items_per_request >= 1, "max_items_per_request must be >= 1");
+  core::EndpointPoolOptions p;
+  p.what = "reward server";
+  p.endpoints = o.endpoints;
+  p.request_timeout = o.request_timeout;
+  p.max_retries = o.max_retries;
+  p.retry_backoff = o.retry_backoff;
+  p.endpoint_cooldown = o.endpoint_cooldown;
+  p.token = o.token;
+  return p;
 }
-
-struct Endpoint {
-  std::string name;  // host:port
-  std::unique_ptr<core::HttpClient> client;
-  Clock::time_point skip_until{};
-  std::string last_error;
-};
 
 }  // namespace
 
 class RemoteRewardModel::Impl {
  public:
-  explicit Impl(RemoteRewardOptions o) : options(std::move(o)) {
-    RUDDER_CHECK(!options.endpoints.empty(), "a remote reward model needs at least one endpoint");
-    RUDDER_CHECK(options.max_items_per_request >= 1, "max_items_per_request must be >= 1");
-    RUDDER_CHECK(options.max_retries >= 0, "max_retries must be >= 0, got ", options.max_retries);
-    for (const auto& text : options.endpoints) endpoints.push_back(make_endpoint(text));
-  }
-
-  Endpoint make_endpoint(const std::string& text) const {
-    std::string s = text.rfind("http://", 0) == 0 ? text.substr(7) : text;
-    while (!s.empty() && s.back() == '/') s.pop_back();
-    const auto colon = s.rfind(':');
-    RUDDER_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < s.size(),
-                 "reward endpoint '", text, "': expected host:port");
-    const std::string port_text = s.substr(colon + 1);
-    RUDDER_CHECK(
-        port_text.size() <= 5 && port_text.find_first_not_of("0123456789") == std::string::npos,
-        "reward endpoint '", text, "': port '", port_text, "' is not a number");
-    const int port = std::stoi(port_text);
-    RUDDER_CHECK(port >= 1 && port <= 65535, "reward endpoint '", text, "': port ", port,
-                 " is outside 1..65535");
-    core::HttpClientOptions c;
-    c.host = s.substr(0, colon);
-    c.port = static_cast<uint16_t>(port);
-    c.request_timeout = options.request_timeout;
-    c.connect_timeout = std::min(options.request_timeout, std::chrono::milliseconds(5000));
-    c.max_retries = 0;  // retries and failover are decided here, over every endpoint
-    c.token = options.token;
-    return Endpoint{s, std::make_unique<core::HttpClient>(c), {}, ""};
-  }
-
-  // The order of one round: live endpoints from the round-robin cursor on, then resting ones.
-  std::vector<Endpoint*> round_order() {
-    std::vector<Endpoint*> live, resting;
-    const auto now = Clock::now();
-    for (size_t k = 0; k < endpoints.size(); ++k) {
-      Endpoint& e = endpoints[(cursor + k) % endpoints.size()];
-      (e.skip_until <= now ? live : resting).push_back(&e);
-    }
-    cursor = (cursor + 1) % endpoints.size();
-    live.insert(live.end(), resting.begin(), resting.end());
-    return live;
-  }
+  explicit Impl(RemoteRewardOptions o) : options(std::move(o)), pool(pool_options(options)) {}
 
   // One attempt; fills `reply` or returns the failure.
-  std::optional<Failure> attempt(Endpoint& e, const std::string& body, size_t items,
-                                 ScoreResponse* reply) {
+  static std::optional<core::AttemptFailure> attempt(core::HttpClient& client,
+                                                     const std::string& name,
+                                                     const std::string& body, size_t items,
+                                                     ScoreResponse* reply) {
     core::HttpResponse response;
     try {
       const std::string type(core::media_type(core::Wire::kProtobuf));
-      response = e.client->request("POST", "/v1/score", body, type, type);
+      response = client.request("POST", "/v1/score", body, type, type);
     } catch (const std::exception& err) {
-      return Failure{err.what(), true};
+      return core::AttemptFailure{err.what(), true};
     }
     if (response.status == 400 || response.status == 413)
-      throw BadRequest(core::str("reward server ", e.name, " refused the request (HTTP ",
-                                 response.status, "): ", error_message(response)));
+      throw BadRequest(core::str("reward server ", name, " refused the request (HTTP ",
+                                 response.status, "): ", core::error_message(response)));
     if (response.status != 200) {
-      return Failure{core::str("HTTP ", response.status, ": ", error_message(response)),
-                     response.status != 429 && response.status != 503};
+      return core::AttemptFailure{
+          core::str("HTTP ", response.status, ": ", core::error_message(response)),
+          response.status != 429 && response.status != 503};
     }
     const bool proto = response.content_type.find(core::kProtobufType) != std::string::npos;
     try {
       core::decode_message(response.body, proto ? core::Wire::kProtobuf : core::Wire::kJson, reply);
     } catch (const std::exception& err) {
-      return Failure{core::str("malformed reply: ", err.what()), true};
+      return core::AttemptFailure{core::str("malformed reply: ", err.what()), true};
     }
     if (static_cast<size_t>(reply->rewards_size()) != items)
-      return Failure{
+      return core::AttemptFailure{
           core::str("reply has ", reply->rewards_size(), " rewards for ", items, " items"), true};
     for (float r : reply->rewards()) {
-      if (!std::isfinite(r)) return Failure{core::str("reply has a non-finite reward ", r), true};
+      if (!std::isfinite(r))
+        return core::AttemptFailure{core::str("reply has a non-finite reward ", r), true};
     }
     return std::nullopt;
   }
 
   ScoreResponse send(const ScoreRequest& request) {
     const std::string body = core::encode_message(request, core::Wire::kProtobuf);
-    auto backoff = options.retry_backoff;
-    bool failed_before = false;
-    for (int round = 0; round <= options.max_retries; ++round) {
-      if (round > 0) {
-        std::this_thread::sleep_for(backoff);
-        backoff *= 2;
-      }
-      for (Endpoint* e : round_order()) {
-        ScoreResponse reply;
-        const auto failure = attempt(*e, body, request.items_size(), &reply);
-        if (!failure) {
-          e->skip_until = {};
-          if (failed_before) ++failovers;
-          return reply;
-        }
-        failed_before = true;
-        e->last_error = failure->message;
-        if (failure->cooldown) e->skip_until = Clock::now() + options.endpoint_cooldown;
-        RUDDER_LOG(kWarn) << "reward server " << e->name << ": " << failure->message
-                          << (endpoints.size() > 1 ? "; trying another" : "");
-      }
-    }
-    std::string errors;
-    for (const auto& e : endpoints) errors += core::str("; ", e.name, ": ", e.last_error);
-    throw core::Unavailable(
-        core::str("every reward server failed after ", options.max_retries + 1, " rounds", errors));
+    ScoreResponse reply;
+    pool.run([&](core::HttpClient& client, const std::string& name) {
+      reply.Clear();
+      return attempt(client, name, body, static_cast<size_t>(request.items_size()), &reply);
+    });
+    return reply;
   }
 
   std::vector<ScoreDetail> score(const std::vector<std::string>& prompts,
@@ -196,9 +125,7 @@ class RemoteRewardModel::Impl {
   }
 
   RemoteRewardOptions options;
-  std::vector<Endpoint> endpoints;
-  size_t cursor = 0;
-  int64_t failovers = 0;
+  core::EndpointPool pool;
   std::string version = "remote";
   mutable std::mutex mutex;
 };
@@ -245,7 +172,7 @@ std::string RemoteRewardModel::version() const {
 
 int64_t RemoteRewardModel::failovers() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->failovers;
+  return impl_->pool.failovers();
 }
 
 }  // namespace rudder::rewards

@@ -8,6 +8,7 @@
 #include "core/proto_http.h"
 #include "proto/rudder.pb.h"
 #include "rewards/reward_model.h"
+#include "services/detail/guarded.h"
 #include "services/detail/openrlhf_protocol.h"
 #include "services/detail/score_batcher.h"
 
@@ -24,25 +25,10 @@ struct Serving {
   std::string limit_source;  // which setting the limit comes from, for error messages
 };
 
-// A handler that never throws: errors become JSON error responses.
-template <typename F>
-core::HttpHandler guarded(F f) {
-  return [f](const HttpRequest& request) -> HttpResponse {
-    try {
-      return f(request);
-    } catch (const std::exception& e) {
-      const int status = core::status_for_exception(e);
-      if (status >= 500)
-        RUDDER_LOG(kError) << request.method << " " << request.path << ": " << e.what();
-      return core::error_response(status, e.what());
-    }
-  };
-}
+using detail::guarded;
 
 HttpResponse outcome_error(const detail::ScoreOutcome& outcome) {
-  HttpResponse r = core::error_response(outcome.status, outcome.error);
-  if (outcome.status == 429 || outcome.status == 503) r.headers.emplace_back("Retry-After", "1");
-  return r;
+  return detail::status_error(outcome.status, outcome.error);
 }
 
 }  // namespace

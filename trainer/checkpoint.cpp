@@ -13,10 +13,10 @@
 #include <sstream>
 
 #include <google/protobuf/util/json_util.h>
-#include <openssl/evp.h>
 #include <torch/torch.h>
 
 #include "core/config.h"
+#include "core/digest.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -120,25 +120,6 @@ CheckpointManifest read_manifest(const fs::path& dir) {
 
 }  // namespace
 
-std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  RUDDER_CHECK(in.good(), path, ": cannot open");
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  std::ostringstream hex;
-  for (unsigned int i = 0; i < len; ++i)
-    hex << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(digest[i]);
-  return hex.str();
-}
-
 std::string save_checkpoint(const std::string& dir_text, const CheckpointState& state,
                             uint32_t keep_last) {
   const fs::path dir(dir_text);
@@ -167,7 +148,7 @@ std::string save_checkpoint(const std::string& dir_text, const CheckpointState& 
     auto* entry = manifest.add_files();
     entry->set_path(file);
     entry->set_size_bytes(fs::file_size(tmp / file));
-    entry->set_sha256(sha256_file((tmp / file).string()));
+    entry->set_sha256(core::sha256_file((tmp / file).string()));
   }
   *manifest.mutable_config() = state.config;
   std::string json;
@@ -205,7 +186,7 @@ CheckpointManifest verify_checkpoint(const std::string& path_text) {
     RUDDER_CHECK(fs::exists(p), p.string(), ": missing from the checkpoint");
     RUDDER_CHECK(fs::file_size(p) == file.size_bytes(), p.string(), ": ", fs::file_size(p),
                  " bytes, the manifest says ", file.size_bytes(), " (truncated?)");
-    RUDDER_CHECK(sha256_file(p.string()) == file.sha256(), p.string(),
+    RUDDER_CHECK(core::sha256_file(p.string()) == file.sha256(), p.string(),
                  ": SHA-256 differs from the manifest (altered)");
   }
   return manifest;

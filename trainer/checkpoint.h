@@ -51,7 +51,4 @@ CheckpointState load_checkpoint(const std::string& path);
 /// checkpoints exist but `latest` is missing or invalid, or when none verifies.
 std::string find_resume_checkpoint(const std::string& dir);
 
-/// Hex SHA-256 of a file's content.
-std::string sha256_file(const std::string& path);
-
 }  // namespace rudder::trainer

@@ -101,7 +101,7 @@ const std::map<std::string, std::string>& optional_settings() {
        "per-request sampling seeds are not implemented yet (the experiment seed seeds sampling)"},
       {"eval.sampling.seed",
        "per-request sampling seeds are not implemented yet (the experiment seed seeds sampling)"},
-      {"rollout.endpoints", "remote rollout servers are not implemented yet"},
+      {"rollout.endpoints", "only methods that train a policy push it to rollout servers"},
       {"rollout.decoder", "decoders other than plain sampling are not implemented yet"},
       {"rollout.best_of_n", "best-of-N decoding is not implemented yet"},
       {"reward.endpoints", "no method scores on reward servers yet"},
@@ -114,6 +114,7 @@ const std::map<std::string, std::string>& optional_settings() {
       {"reward.model_path", "training against a learned reward model is not implemented yet"},
       {"server", "only the `rudder serve` commands read it"},
       {"reward_server", "only `rudder serve reward` reads it"},
+      {"rollout_server", "only `rudder serve rollout` reads it"},
   };
   return settings;
 }

@@ -73,7 +73,7 @@ algorithms::ReferenceLogps cached_reference_logps(const ExperimentConfig& c,
 Recipe dpo_recipe() {
   Recipe r;
   r.uses = {"model.reference_path", "data.synthetic.pair_source",
-            "data.synthetic.samples_per_prompt"};
+            "data.synthetic.samples_per_prompt", "rollout.endpoints"};
   r.build = [](const ExperimentConfig& config) {
     if (config.dpo().reference_free())
       refuse_if_set(config, "model.reference_path", "dpo.reference_free drops the reference");

@@ -8,6 +8,7 @@ namespace rudder::trainer::detail {
 
 Recipe sft_recipe() {
   Recipe r;
+  r.uses = {"rollout.endpoints"};
   r.build = [](const ExperimentConfig& config) {
     Experiment e = make_base(config);
     train_policy_on_rows(e,

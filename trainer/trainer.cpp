@@ -289,6 +289,8 @@ bool Trainer::Impl::finish_batch(uint64_t first_step_of_batch, bool stop) {
   if ((periodic || step_ == total_ || stop) && last_saved_step_ != step_) {
     result_.last_checkpoint = save();
     algorithm_.on_checkpoint(step_, result_.last_checkpoint);
+    if (options_.on_checkpoint && !result_.last_checkpoint.empty())
+      options_.on_checkpoint(step_, result_.last_checkpoint);
   }
   group_.barrier();
   if (!stop) return false;

@@ -13,6 +13,7 @@
 // arrives between batches is honoured before the next batch is drawn.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -28,6 +29,9 @@ struct TrainOptions {
   std::string resume;  // "": fresh; "auto": the newest good checkpoint if any; else a path
   bool allow_config_change = false;  // resume even if global batch or model settings changed
   std::string recipe;  // "": the recipe of the config's method; else a registered recipe's name
+  /// Called on the main rank after each checkpoint of `step` is complete, with its directory
+  /// (run_experiment pushes the policy to rollout servers here). Its exceptions end the run.
+  std::function<void(uint64_t step, const std::string& path)> on_checkpoint;
 };
 
 /// What a run did.

@@ -47,10 +47,11 @@ TEST(Cli, ConfigCheckAppliesSetOverrides) {
 }
 
 TEST(Cli, ConfigCheckRefusesASettingTheMethodDoesNotUse) {
-  // Valid schema, but SFT reads no rollout servers (and none are implemented yet): a key is
-  // used or refused, by `config check` as by `train`.
-  expect_config_failure("sft: {}\nrollout: {endpoints: [\"127.0.0.1:9\"]}\n", "rollout.endpoints",
-                        "method 'sft' does not use it: remote rollout servers are not implemented");
+  // Valid schema, but a reward model has no policy to push to rollout servers: a key is used or
+  // refused, by `config check` as by `train`.
+  expect_config_failure("reward_model: {}\nrollout: {endpoints: [\"127.0.0.1:9\"]}\n",
+                        "rollout.endpoints",
+                        "method 'reward_model' does not use it: only methods that train a policy");
   expect_config_failure("sft: {}\nmodel: {reference_path: /tmp/ref}\n", "model.reference_path",
                         "method 'sft' does not use it");
   expect_config_failure("dpo: {}\neval: {sampling: {seed: 5}}\n", "eval.sampling.seed",

@@ -1,0 +1,35 @@
+// Weight updates of the rollout server, read and checked on the HTTP thread that received them
+// (the worker keeps decoding meanwhile): the version rule, the SHA-256, the file and its sizes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "models/model_spec.h"
+#include "proto/rudder.pb.h"
+
+namespace rudder::models {
+class DecoderWeights;
+}
+
+namespace rudder::services::detail {
+
+/// The number a weight version stands for; nothing when it is not a decimal integer.
+std::optional<uint64_t> parse_version(const std::string& version);
+
+/// New weights, ready to swap in.
+struct LoadedWeights {
+  std::shared_ptr<const models::DecoderWeights> weights;
+  std::string sha256;  // of the file that was loaded
+};
+
+/// Checks `update`'s SHA-256 against its file, loads it and checks its sizes against `served`,
+/// and snapshots it on `device`. Throws NotFound for a missing path or file, InvalidArgument
+/// for a malformed or wrong SHA-256, a file that does not load or other sizes; each message
+/// names the file and the bad value.
+LoadedWeights load_weight_update(const WeightUpdate& update, const models::ModelSpec& served,
+                                 const std::string& device);
+
+}  // namespace rudder::services::detail

@@ -1,0 +1,171 @@
+// The rollout server's handlers without sockets (and one test over loopback for 429): answers
+// match the local engine and name their policy version; bad input is a 4xx that leaves the
+// server serving; weight updates are checked (version, SHA-256, path, sizes), refused ones
+// change nothing, and applied ones serve the new weights.
+#include "services/rollout_server.h"
+
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/digest.h"
+#include "data/tokenizer.h"
+#include "models/hf_io.h"
+#include "tests/services/reward_fixtures.h"
+#include "tests/services/rollout_fixtures.h"
+#include "tests/support/test_support.h"
+
+namespace rudder::services {
+namespace {
+
+using nlohmann::json;
+
+core::HttpRequest post(const std::string& path, const std::string& body) {
+  core::HttpRequest r;
+  r.method = "POST";
+  r.target = r.path = path;
+  r.headers["content-type"] = "application/json";
+  r.body = body;
+  return r;
+}
+
+json greedy_body(int max_new = 8) {
+  return {{"prompts", {"12+3=", "abc"}},
+          {"num_samples", 2},
+          {"sampling", {{"max_new_tokens", max_new}, {"temperature", 0}}}};
+}
+
+class RolloutServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    policy_ = testing::tiny_policy(3);
+    server_ = testing::start_rollout_server(*policy_, "{max_batch: 4, max_new_tokens_limit: 64}");
+  }
+  core::HttpResponse call(const std::string& path, const std::string& body) const {
+    return server_->handle(post(path, body));
+  }
+  std::string version() const {
+    const auto r = call("/v1/generate", greedy_body(2).dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body).value("policy_version", "");
+  }
+
+  std::shared_ptr<models::CausalLM> policy_;
+  std::unique_ptr<RolloutServer> server_;
+};
+
+TEST_F(RolloutServerTest, GreedyCompletionsMatchTheLocalEngineAndNameTheVersion) {
+  const auto r = call("/v1/generate", greedy_body().dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json reply = json::parse(r.body);
+  EXPECT_EQ(reply["policy_version"], "0");
+  const auto expected = testing::local_generate(
+      *policy_,
+      {testing::text_request("12+3=", 8, 0, 1, 2), testing::text_request("abc", 8, 0, 1, 2)});
+  ASSERT_EQ(reply["completions"].size(), 4u);
+  for (const auto& c : reply["completions"]) {
+    const size_t p = c.value("prompt_index", 0), s = c.value("sample_index", 0);
+    const auto& want = expected[p].samples[s].tokens;
+    ASSERT_EQ(c["token_ids"].size(), want.size());
+    for (size_t t = 0; t < want.size(); ++t) EXPECT_EQ(c["token_ids"][t].get<int64_t>(), want[t]);
+    EXPECT_EQ(c["policy_logprobs"].size(), want.size());
+  }
+  // Token-id prompts give the same answer as their text.
+  json ids = {{"promptTokenIds", {{{"ids", data::make_byte_tokenizer()->encode("12+3=")}}}},
+              {"sampling", {{"max_new_tokens", 8}, {"temperature", 0}}}};
+  const auto by_ids = call("/v1/generate", ids.dump());
+  ASSERT_EQ(by_ids.status, 200) << by_ids.body;
+  EXPECT_EQ(json::parse(by_ids.body)["completions"][0]["token_ids"],
+            reply["completions"][0]["token_ids"]);
+}
+
+TEST_F(RolloutServerTest, BadInputIsAClear4xxAndTheNextRequestSucceeds) {
+  const std::vector<std::tuple<std::string, int, std::string>> cases = {
+      {"{not json", 400, ""},
+      {R"({"prompts": ["a"], "temprature": 1})", 400, "temprature"},
+      {R"({})", 400, "nothing to generate"},
+      {R"({"prompts": [""]})", 400, "prompt 0 is empty"},
+      {R"({"prompts": ["a"], "promptTokenIds": [{"ids": [1]}]})", 400, "not both"},
+      {R"({"prompts": ["a"], "num_samples": 1000000})", 413, "max_samples_per_request"},
+      {R"({"prompts": ["a"], "sampling": {"max_new_tokens": 4000000000}})", 400,
+       "max_new_tokens_limit"},
+      {R"({"prompts": ["a"], "sampling": {"max_new_tokens": 60, "temperature": -1}})", 400,
+       "temperature"},
+      {R"({"promptTokenIds": [{"ids": [5, 999]}]})", 400, "outside the vocabulary"},
+      {R"({"prompts": [")" + std::string(90, 'x') + R"("], "sampling": {"max_new_tokens": 10}})",
+       400, "exceeds max_length"},
+  };
+  for (const auto& [body, status, words] : cases) {
+    const auto r = call("/v1/generate", body);
+    EXPECT_EQ(r.status, status) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find(words), std::string::npos) << body << " -> " << r.body;
+    EXPECT_EQ(call("/v1/generate", greedy_body(2).dump()).status, 200) << "after " << body;
+  }
+}
+
+TEST_F(RolloutServerTest, WeightUpdatesAreCheckedAndRefusedOnesChangeNothing) {
+  rudder::testing::TempDir dir;
+  const auto next = testing::tiny_policy(4);
+  models::save_hf_model(*next, dir.path() + "/next");
+  const std::string file = dir.path() + "/next/model.safetensors";
+  const std::string sha = core::sha256_file(file);
+  auto update = [&](const std::string& version, const std::string& path, const std::string& s) {
+    return call("/v1/weights", json{{"version", version}, {"path", path}, {"sha256", s}}.dump());
+  };
+  EXPECT_EQ(update("1", dir.path() + "/next", std::string(64, 'a')).status, 400);
+  EXPECT_EQ(update("1", dir.path() + "/missing", sha).status, 404);
+  EXPECT_EQ(update("v1", dir.path() + "/next", sha).status, 400);
+  EXPECT_EQ(update("1", dir.path() + "/next", "abc").status, 400);
+  auto other = testing::tiny_policy(5);
+  {
+    models::ModelSpec s = other->spec();
+    s.num_layers = 1;
+    models::save_hf_model(models::CausalLM(s), dir.path() + "/small");
+  }
+  const auto small = update("1", dir.path() + "/small",
+                            core::sha256_file(dir.path() + "/small/model.safetensors"));
+  EXPECT_EQ(small.status, 400);
+  EXPECT_NE(small.body.find("other sizes"), std::string::npos) << small.body;
+  EXPECT_EQ(version(), "0");
+
+  const auto ok = update("7", dir.path() + "/next", sha);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body)["version"], "7");
+  const auto r = call("/v1/generate", greedy_body().dump());
+  const json reply = json::parse(r.body);
+  EXPECT_EQ(reply["policy_version"], "7");
+  const auto expected = testing::local_generate(*next, {testing::text_request("12+3=", 8, 0, 1)});
+  ASSERT_EQ(reply["completions"][0]["token_ids"].size(), expected[0].samples[0].tokens.size());
+  for (size_t t = 0; t < expected[0].samples[0].tokens.size(); ++t)
+    EXPECT_EQ(reply["completions"][0]["token_ids"][t].get<int64_t>(),
+              expected[0].samples[0].tokens[t]);
+  EXPECT_EQ(update("7", dir.path() + "/next", sha).status, 200);  // a repeated push
+  EXPECT_EQ(update("6", dir.path() + "/next", sha).status, 409);
+  EXPECT_EQ(update("8", file, sha).status, 200);  // a safetensors file
+  EXPECT_EQ(version(), "8");
+}
+
+TEST_F(RolloutServerTest, AFullQueueAnswers429AndEveryOtherRequestSucceeds) {
+  auto server = testing::start_rollout_server(
+      *policy_, "{max_batch: 1, max_queue: 1, max_samples_per_request: 1}", 40);
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 32; ++c) {
+    clients.emplace_back([&] {
+      auto client = testing::client_for(server->port());
+      const json body = {{"prompts", {"x"}},
+                         {"sampling", {{"max_new_tokens", 90}, {"ignore_eos", true}}}};
+      const int status = client->request("POST", "/v1/generate", body.dump()).status;
+      ++(status == 200 ? ok : status == 429 ? busy : other);
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GE(ok.load(), 1);
+  EXPECT_GE(busy.load(), 1);
+}
+
+}  // namespace
+}  // namespace rudder::services
