@@ -14,6 +14,7 @@
 #include "models/hf_io.h"
 #include "rollout/generate_jsonl.h"
 #include "rollout/local_engine.h"
+#include "rollout/remote_engine.h"
 
 namespace rudder::app {
 namespace {
@@ -21,7 +22,7 @@ namespace {
 struct GenerateArgs {
   std::string config, prompts, out;
   uint32_t n = 1;
-  int64_t max_batch = 32;
+  int64_t max_batch = 0;  // 0: rollout_server.max_batch
   std::vector<std::string> overrides;
 };
 
@@ -66,20 +67,30 @@ int run_generate(const Args& args) {
     return 2;
   }
   const ExperimentConfig config = core::load_experiment_config(g.config, g.overrides);
+  // Rollout servers when the config names them, else the model in process.
+  std::shared_ptr<const data::Tokenizer> tokenizer;
+  std::shared_ptr<models::CausalLM> model;
+  std::unique_ptr<rollout::RolloutEngine> engine;
   const std::string& model_dir = config.model().path();
-  RUDDER_CHECK(!model_dir.empty(), g.config, ": model.path names no model to generate with");
-  RUDDER_CHECK(std::filesystem::is_directory(model_dir), g.config, ": model.path '", model_dir,
-               "' is not a directory (train one first, e.g. rudder train configs/sft.yaml)");
-  const auto model = models::load_hf_model(model_dir);
-  model->eval();
-  std::shared_ptr<const data::Tokenizer> tokenizer =
-      data::make_tokenizer(config.tokenizer(), model_dir);
-  rollout::LocalEngineOptions engine_options;
-  engine_options.max_batch = g.max_batch;
-  engine_options.eos_id = tokenizer->eos_id();
-  engine_options.tokenizer = tokenizer;
-  engine_options.seed = config.seed();
-  rollout::LocalEngine engine(*model, engine_options);
+  if (config.rollout().endpoints_size() > 0) {
+    tokenizer = data::make_tokenizer(config.tokenizer(), model_dir);
+    engine = std::make_unique<rollout::RemoteEngine>(
+        rollout::remote_engine_options_from_config(config.rollout()));
+  } else {
+    RUDDER_CHECK(!model_dir.empty(), g.config, ": model.path names no model to generate with");
+    RUDDER_CHECK(std::filesystem::is_directory(model_dir), g.config, ": model.path '", model_dir,
+                 "' is not a directory (train one first, e.g. rudder train configs/sft.yaml)");
+    model = models::load_hf_model(model_dir);
+    model->eval();
+    tokenizer = data::make_tokenizer(config.tokenizer(), model_dir);
+    rollout::LocalEngineOptions engine_options;
+    engine_options.max_batch = g.max_batch > 0 ? g.max_batch : config.rollout_server().max_batch();
+    engine_options.max_length = config.rollout_server().max_length();
+    engine_options.eos_id = tokenizer->eos_id();
+    engine_options.tokenizer = tokenizer;
+    engine_options.seed = config.seed();
+    engine = std::make_unique<rollout::LocalEngine>(*model, engine_options);
+  }
 
   rollout::GenerateJsonlOptions options;
   options.sampling = config.rollout().sampling();
@@ -98,7 +109,7 @@ int run_generate(const Args& args) {
                                        ("rudder-generate-" + std::to_string(::getpid()) + ".jsonl"))
                                           .string()
                                     : g.out;
-  const int64_t count = rollout::generate_jsonl(engine, *tokenizer, g.prompts, out, options);
+  const int64_t count = rollout::generate_jsonl(*engine, *tokenizer, g.prompts, out, options);
   if (to_stdout) {
     std::cout << std::ifstream(out).rdbuf() << std::flush;
     std::filesystem::remove(out);

@@ -28,7 +28,7 @@ commands:
   score CONFIG --in IN.jsonl --out OUT.jsonl
                                        score prompt/response lines or preference pairs
   generate CONFIG --prompts IN.jsonl [--out OUT.jsonl] [--n N] [--max-batch B]
-                                       complete prompts with model.path and rollout.sampling
+                                       complete prompts (model.path or rollout.endpoints)
   demo [--output DIR]                  SFT -> reward model -> DPO on the embedded default
   version                              version, git hash, libtorch, BLAS, threads, CUDA
   config check FILE [--set KEY=VALUE]  validate a config and print it resolved (YAML)

@@ -32,7 +32,8 @@ int run_serve(const Args& args);
 int run_score(const Args& args);
 
 /// `rudder generate CONFIG --prompts IN.jsonl [--out OUT.jsonl] [--n N] [--max-batch B]`:
-/// completions of a JSONL file of prompts with model.path and rollout.sampling.
+/// completions of a JSONL file of prompts with rollout.sampling, on rollout.endpoints when set,
+/// else with model.path in process.
 int run_generate(const Args& args);
 
 /// `rudder demo [--output DIR]`: SFT -> reward model -> DPO on the embedded default, then the
