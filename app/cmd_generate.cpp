@@ -42,8 +42,9 @@ bool parse(const Args& args, GenerateArgs* g) {
     } else if ((a == "--n" || a == "--max-batch") && has_value) {
       const std::string v = args[++i];
       const long long value = std::atoll(v.c_str());
-      if (value < 1 || std::to_string(value) != v) {
-        std::cerr << "rudder generate: " << a << " needs a positive integer, got '" << v << "'\n";
+      if (value < 1 || value > 1'000'000 || std::to_string(value) != v) {
+        std::cerr << "rudder generate: " << a << " needs an integer in 1..1000000, got '" << v
+                  << "'\n";
         return false;
       }
       if (a == "--n") g->n = static_cast<uint32_t>(value);

@@ -9,7 +9,8 @@ namespace rudder::rollout {
 namespace {
 
 std::string sample_text(const Sample& s, const data::Tokenizer& tokenizer) {
-  if (!s.text.empty() || s.tokens.empty()) return s.text;
+  // A stop string at the very start leaves empty text on purpose.
+  if (!s.text.empty() || s.tokens.empty() || s.finish_reason == FinishReason::kStop) return s.text;
   std::vector<int64_t> ids = s.tokens;
   if (s.finish_reason == FinishReason::kEos) ids.pop_back();
   return tokenizer.decode(ids);

@@ -69,8 +69,8 @@ std::vector<Completion> generate(models::CausalLM& model,
   models::ForwardInput prefill{ids, mask, positions, &cache};
   prefill.logits_positions =
       torch::full({B, 1}, T - 1, torch::TensorOptions().dtype(torch::kLong).device(device));
-  at::Tensor logits = model.forward(prefill).select(1, 0);  // [B, V], the last prompt position
-  at::Tensor next_position = positions.select(1, T - 1) + 1;                         // [B]
+  at::Tensor logits = model.forward(prefill).select(1, 0);    // [B, V], the last prompt position
+  at::Tensor next_position = positions.select(1, T - 1) + 1;  // [B]
   at::Tensor finished =
       torch::zeros({B}, torch::TensorOptions().dtype(torch::kBool).device(device));
   std::vector<at::Tensor> tokens, logprobs;

@@ -137,9 +137,11 @@ void GediGuidance::on_step(const at::Tensor& tokens) {
                               .squeeze(1)
                               .to(torch::kDouble)
                               .cpu();
+  // Step first: if it throws, the history still matches the cache.
+  const at::Tensor next = decoder_->step(twice).to(torch::kFloat).log_softmax(-1);
   for (int64_t r = 0; r < 2 * n; ++r) history_[r] += read[r].item<double>();
   for (int64_t i = 0; i < n; ++i) ++scored_[i];
-  next_logp_.narrow(0, 0, 2 * n).copy_(decoder_->step(twice).to(torch::kFloat).log_softmax(-1));
+  next_logp_.narrow(0, 0, 2 * n).copy_(next);
 }
 
 }  // namespace rudder::rollout

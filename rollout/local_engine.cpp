@@ -269,8 +269,23 @@ std::vector<GenerateOutput> LocalEngine::generate(const std::vector<GenerateInpu
     waiting_.clear();  // nothing ran yet: leave the engine as it was
     throw;
   }
-  while (busy()) step();
+  try {
+    while (busy()) step();
+  } catch (...) {
+    abandon_all();  // no callback may outlive `out`, and the next call starts clean
+    throw;
+  }
   return out;
+}
+
+void LocalEngine::abandon_all() {
+  for (int64_t slot = 0; slot < options_.max_batch; ++slot) {
+    decoder_->clear(slot);
+    for (const auto& g : options_.guidance) g->on_clear(slot);
+  }
+  rows_.clear();
+  waiting_.clear();
+  logits_ = at::Tensor();
 }
 
 std::vector<std::vector<float>> LocalEngine::score(const std::vector<ScoreInput>& inputs) {

@@ -55,6 +55,8 @@ class LocalEngine : public RolloutEngine {
   LocalEngine(const models::CausalLM& model, LocalEngineOptions options, std::string version = "0");
   ~LocalEngine() override;
 
+  /// Runs until every request is done. If decoding throws, every request of the call is
+  /// dropped and the engine is left idle and usable.
   std::vector<GenerateOutput> generate(const std::vector<GenerateInput>& requests) override;
   std::vector<std::vector<float>> score(const std::vector<ScoreInput>& inputs) override;
   std::string policy_version() const override { return version_; }
@@ -84,6 +86,8 @@ class LocalEngine : public RolloutEngine {
   void retire(const std::vector<size_t>& finished);
   bool finished_after(Row& row, int64_t token);
   void move_row(size_t from, size_t to);
+  // Drops every queued and running request without calling back, and empties every slot.
+  void abandon_all();
 
   LocalEngineOptions options_;
   std::string version_;

@@ -223,5 +223,37 @@ TEST_F(LocalEngineTest, BadRequestsAreRefusedAndTheEngineCarriesOn) {
   EXPECT_EQ(ok[0].policy_version, "0");
 }
 
+// Throws from the first decode step it sees, then behaves.
+class FailOnce : public LogitsProcessor {
+ public:
+  void process(at::Tensor&, const std::vector<RowView>&) override {
+    if (!failed_) {
+      failed_ = true;
+      throw std::runtime_error("injected failure");
+    }
+  }
+
+ private:
+  bool failed_ = false;
+};
+
+TEST_F(LocalEngineTest, AFailedStepLeavesTheEngineIdleAndUsable) {
+  LocalEngineOptions options;
+  options.max_batch = 2;
+  options.guidance.push_back(std::make_shared<FailOnce>());
+  LocalEngine e(*model, options);
+  const std::vector<GenerateInput> requests = {request({1, 2, 3}, 4, 0.0, 1, 2),
+                                               request({4, 5}, 4, 0.0, 1)};
+  EXPECT_THROW(e.generate(requests), std::runtime_error);
+  EXPECT_FALSE(e.busy());
+  const auto out = e.generate(requests);
+  const auto fresh = engine(2).generate(requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    for (size_t j = 0; j < requests[i].n; ++j) {
+      EXPECT_EQ(out[i].samples[j].tokens, fresh[i].samples[j].tokens) << i << " " << j;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rudder::rollout
