@@ -1,6 +1,7 @@
 #include "core/endpoint_pool.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -122,6 +123,14 @@ std::string error_message(const HttpResponse& response) {
   } catch (const std::exception&) {
     return response.body.substr(0, 200);
   }
+}
+
+std::string token_from_env(const std::string& variable, const std::string& key) {
+  if (variable.empty()) return "";
+  const char* value = std::getenv(variable.c_str());
+  RUDDER_CHECK(value != nullptr && *value != '\0', key, " names ", variable,
+               ", which is not set or empty");
+  return value;
 }
 
 }  // namespace rudder::core

@@ -77,4 +77,8 @@ class EndpointPool {
 /// The message of a JSON error body (`{"error": {"message": ...}}`), or the body's start.
 std::string error_message(const HttpResponse& response);
 
+/// The bearer token in environment variable `variable` ("" when `variable` is empty). Throws
+/// InvalidArgument naming the config key `key` when the variable is unset or empty.
+std::string token_from_env(const std::string& variable, const std::string& key);
+
 }  // namespace rudder::core

@@ -138,12 +138,7 @@ RemoteRewardOptions remote_options_from_config(const RewardConfig& config) {
   o.retry_backoff = std::chrono::milliseconds(config.retry_backoff_ms());
   o.endpoint_cooldown = std::chrono::milliseconds(config.endpoint_cooldown_ms());
   o.max_items_per_request = config.max_items_per_request();
-  if (!config.token_env().empty()) {
-    const char* value = std::getenv(config.token_env().c_str());
-    RUDDER_CHECK(value != nullptr && *value != '\0', "reward.token_env names ", config.token_env(),
-                 ", which is not set or empty");
-    o.token = value;
-  }
+  o.token = core::token_from_env(config.token_env(), "reward.token_env");
   return o;
 }
 

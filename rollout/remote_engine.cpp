@@ -106,12 +106,7 @@ RemoteEngineOptions remote_engine_options_from_config(const RolloutConfig& confi
   o.retry_backoff = std::chrono::milliseconds(config.retry_backoff_ms());
   o.endpoint_cooldown = std::chrono::milliseconds(config.endpoint_cooldown_ms());
   o.max_samples_per_request = config.max_samples_per_request();
-  if (!config.token_env().empty()) {
-    const char* value = std::getenv(config.token_env().c_str());
-    RUDDER_CHECK(value != nullptr && *value != '\0', "rollout.token_env names ", config.token_env(),
-                 ", which is not set or empty");
-    o.token = value;
-  }
+  o.token = core::token_from_env(config.token_env(), "rollout.token_env");
   return o;
 }
 

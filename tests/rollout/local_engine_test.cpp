@@ -11,6 +11,7 @@
 #include "data/tokenizer.h"
 #include "models/causal_lm.h"
 #include "tests/support/tensor_testing.h"
+#include "tests/support/tiny_models.h"
 
 namespace rudder::rollout {
 namespace {
@@ -21,19 +22,7 @@ constexpr double kTol = 1e-5;
 // differently (fused projections, folded norm weights), on logits of magnitude ~10.
 constexpr double kCrossTol = 1e-4;
 
-models::ModelSpec tiny_spec() {
-  models::ModelSpec s;
-  s.vocab_size = 260;  // the byte tokenizer's
-  s.hidden_size = 32;
-  s.num_layers = 2;
-  s.num_heads = 4;
-  s.num_kv_heads = 2;
-  s.head_dim = 8;
-  s.intermediate_size = 48;
-  s.max_positions = 96;
-  s.tie_word_embeddings = true;
-  return s;
-}
+models::ModelSpec tiny_spec() { return testing::tiny_llama(32, 2, 2, 96); }
 
 class LocalEngineTest : public testing::SeededTest {
  protected:

@@ -5,22 +5,13 @@
 #include "data/tokenizer.h"
 #include "rollout/local_engine.h"
 #include "tests/services/reward_fixtures.h"
+#include "tests/support/tiny_models.h"
 
 namespace rudder::services::testing {
 
 std::shared_ptr<models::CausalLM> tiny_policy(uint64_t seed) {
   torch::manual_seed(seed);
-  models::ModelSpec s;
-  s.vocab_size = 260;
-  s.hidden_size = 32;
-  s.num_layers = 2;
-  s.num_heads = 4;
-  s.num_kv_heads = 2;
-  s.head_dim = 8;
-  s.intermediate_size = 48;
-  s.max_positions = 96;
-  s.tie_word_embeddings = true;
-  auto model = std::make_shared<models::CausalLM>(s);
+  auto model = std::make_shared<models::CausalLM>(rudder::testing::tiny_llama(32, 2, 2, 96));
   model->eval();
   torch::NoGradGuard no_grad;
   for (auto& p : model->parameters()) p.mul_(6.0);
