@@ -18,6 +18,14 @@ struct PreferenceRows {
   size_t size() const { return chosen.size(); }
 };
 
+/// Ranked lists, tokenized: list i's responses (each with its prompt) and their ranks (smaller
+/// is better).
+struct RankedRows {
+  std::vector<std::vector<data::TokenizedPair>> lists;
+  std::vector<std::vector<int64_t>> ranks;
+  size_t size() const { return lists.size(); }
+};
+
 /// Training and held-out pairs, and held-out task prompts with ground truth (may be empty).
 struct PreferenceData {
   PreferenceRows train;

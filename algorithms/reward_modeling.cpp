@@ -2,23 +2,70 @@
 
 #include <torch/torch.h>
 
+#include "algorithms/pair_metrics.h"
 #include "core/error.h"
 #include "rewards/bt_loss.h"
 
 namespace rudder::algorithms {
 
 RewardModeling::RewardModeling(std::shared_ptr<rewards::ScalarRewardNet> net, int64_t pad_id,
-                               PreferenceData data, const RewardModelConfig& config)
-    : net_(std::move(net)), pad_id_(pad_id), data_(std::move(data)), config_(config) {
-  RUDDER_CHECK(config_.kind() == "scalar", "reward_model.kind '", config_.kind(),
-               "' is not implemented yet (use scalar)");
-  RUDDER_CHECK(config_.loss() == "bt", "reward_model.loss '", config_.loss(),
-               "' needs ranked-list data, which the loaders do not read yet (use bt)");
-  RUDDER_CHECK(data_.train.size() > 0, "reward-model training needs preference pairs");
+                               PreferenceData data, const RewardModelConfig& config,
+                               RankedRows ranked)
+    : net_(std::move(net)),
+      pad_id_(pad_id),
+      data_(std::move(data)),
+      config_(config),
+      ranked_(std::move(ranked)) {
+  RUDDER_CHECK(config_.kind() == "scalar", "RewardModeling trains the scalar reward model, not '",
+               config_.kind(), "'");
+  if (config_.loss() == "ranked") {
+    RUDDER_CHECK(ranked_.size() > 0, "reward_model.loss ranked needs ranked lists");
+    RUDDER_CHECK(!config_.use_margin(),
+                 "reward_model.use_margin reads pairs' margins; ranked "
+                 "lists have none (use loss bt)");
+    RUDDER_CHECK(config_.center_coef() == 0, "reward_model.center_coef ", config_.center_coef(),
+                 " is for loss bt; the ranked loss does not read it");
+  } else {
+    RUDDER_CHECK(ranked_.size() == 0, "ranked lists given but reward_model.loss is '",
+                 config_.loss(), "' (use ranked)");
+    RUDDER_CHECK(data_.train.size() > 0, "reward-model training needs preference pairs");
+  }
+}
+
+StepStats RewardModeling::train_ranked(const std::vector<uint64_t>& lists, double total_units) {
+  std::vector<data::TokenizedPair> rows;
+  for (uint64_t i : lists)
+    rows.insert(rows.end(), ranked_.lists[i].begin(), ranked_.lists[i].end());
+  const data::Batch b = data::collate(rows, pad_id_);
+  const auto device = net_->parameters().front().device();
+  const at::Tensor r =
+      net_->forward(b.input_ids.to(device), b.attention_mask.to(device), b.position_ids.to(device));
+  at::Tensor loss = torch::zeros({}, r.options());
+  StepStats s;
+  int64_t offset = 0;
+  for (uint64_t i : lists) {
+    const auto n = static_cast<int64_t>(ranked_.lists[i].size());
+    const at::Tensor ranks = torch::tensor(ranked_.ranks[i], torch::kLong).to(device);
+    const at::Tensor mine = r.narrow(0, offset, n);  // [n]
+    loss = loss + rewards::ranked_bt_loss(mine, ranks.to(r.dtype()));
+    // Metrics over the list's pairs of different rank: ordered right, and the mean gap.
+    const at::Tensor better = ranks.unsqueeze(1) < ranks.unsqueeze(0);  // [n, n]
+    const at::Tensor gap = (mine.unsqueeze(1) - mine.unsqueeze(0)).detach();
+    const double pairs = better.sum().item<double>();
+    s.sums["accuracy"] += (gap.gt(0) & better).sum().item<double>() / pairs;
+    s.sums["margin"] += gap.masked_select(better).sum().item<double>() / pairs;
+    offset += n;
+  }
+  (loss / total_units).backward();
+  s.loss_sum = loss.item<double>();
+  s.units = static_cast<double>(lists.size());
+  s.tokens = b.attention_mask.sum().item<double>();
+  return s;
 }
 
 StepStats RewardModeling::train_examples(const std::vector<uint64_t>& examples,
-                                           double total_units) {
+                                         double total_units) {
+  if (ranked_.size() > 0) return train_ranked(examples, total_units);
   const data::Batch b = collate_pairs(data_.train, examples, pad_id_);
   const auto device = net_->parameters().front().device();
   const at::Tensor r =
@@ -65,21 +112,10 @@ std::map<std::string, double> RewardModeling::evaluate() {
     }
   }
   net_->train(was_training);
-  const auto bt = rewards::bt_loss(torch::tensor(chosen, torch::kDouble),
-                                   torch::tensor(rejected, torch::kDouble));
-  out["eval/accuracy"] = bt.accuracy;
-  out["eval/margin"] = bt.margin;
-  out["eval/loss"] = bt.loss.item<double>();
-  std::map<std::string, std::pair<double, double>> by_category;  // correct, total
-  for (size_t i = 0; i < chosen.size(); ++i) {
-    const std::string& category =
-        data_.eval.categories.size() > i ? data_.eval.categories[i] : std::string();
-    if (category.empty()) continue;
-    by_category[category].first += chosen[i] > rejected[i] ? 1.0 : 0.0;
-    by_category[category].second += 1.0;
-  }
-  for (const auto& [category, counts] : by_category)
-    out["eval/accuracy/" + category] = counts.first / counts.second;
+  out = pairwise_metrics(chosen, rejected, data_.eval.categories);
+  out["eval/loss"] = rewards::bt_loss(torch::tensor(chosen, torch::kDouble),
+                                      torch::tensor(rejected, torch::kDouble))
+                         .loss.item<double>();
   eval_rewards_ = chosen;
   eval_rewards_.insert(eval_rewards_.end(), rejected.begin(), rejected.end());
   const auto stats = rewards::normalization_of(eval_rewards_, true);

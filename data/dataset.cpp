@@ -1,5 +1,6 @@
 #include "data/dataset.h"
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 
@@ -161,6 +162,44 @@ std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const
     }
     out.push_back(std::move(p));
   });
+  return out;
+}
+
+std::vector<RankedList> load_ranked_jsonl(const std::string& path, const ChatTemplate& t,
+                                          bool skip_bad, LoadReport* report) {
+  std::vector<RankedList> out;
+  for_each_line(path, skip_bad, report, [&](const json& line) {
+    RankedList l;
+    l.category = category_of(line);
+    RUDDER_CHECK(line.contains("prompt") && line.contains("responses") && line.contains("ranks"),
+                 "missing 'prompt', 'responses' or 'ranks'");
+    l.prompt = prompt_of(line, t);
+    try {
+      l.responses = line.at("responses").get<std::vector<std::string>>();
+      l.ranks = line.at("ranks").get<std::vector<int64_t>>();
+    } catch (const json::exception&) {
+      throw core::InvalidArgument("'responses' must be a list of strings, 'ranks' of integers");
+    }
+    RUDDER_CHECK(l.responses.size() >= 2, "a ranked list needs at least 2 responses, got ",
+                 l.responses.size());
+    RUDDER_CHECK(l.ranks.size() == l.responses.size(), l.responses.size(), " responses but ",
+                 l.ranks.size(), " ranks");
+    RUDDER_CHECK(
+        std::adjacent_find(l.ranks.begin(), l.ranks.end(), std::not_equal_to<>()) != l.ranks.end(),
+        "every response has the same rank: no pair to learn from");
+    out.push_back(std::move(l));
+  });
+  return out;
+}
+
+std::vector<PreferencePair> pairs_of(const RankedList& list) {
+  std::vector<PreferencePair> out;
+  for (size_t i = 0; i < list.responses.size(); ++i) {
+    for (size_t j = 0; j < list.responses.size(); ++j) {
+      if (list.ranks[i] < list.ranks[j])
+        out.push_back({list.prompt, list.responses[i], list.responses[j], 0.0, list.category});
+    }
+  }
   return out;
 }
 

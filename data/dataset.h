@@ -6,6 +6,8 @@
 //               (UltraFeedback-binarized: chosen/rejected are whole conversations ending with the
 //               assistant turn) | {"chosen": str, "rejected": str} (HH-RLHF: the shared prefix
 //               up to the last "Assistant:" is the prompt); optional "margin": number
+//   ranked      {"prompt": str|messages, "responses": [str, ...], "ranks": [int, ...]} (one rank
+//               per response, smaller is better; equal ranks are ties)
 //   prompts     {"prompt": str|messages}
 //
 // Any line may carry "category": str. Message lists are formatted with the chat template; plain
@@ -35,6 +37,14 @@ struct PreferencePair {
   std::string category;
 };
 
+/// A prompt with responses ranked by preference (ranked-list reward-model data).
+struct RankedList {
+  std::string prompt;
+  std::vector<std::string> responses;
+  std::vector<int64_t> ranks;  // one per response; smaller is better
+  std::string category;
+};
+
 /// A prompt to sample from.
 struct PromptExample {
   std::string prompt;
@@ -58,6 +68,14 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTempla
 std::vector<PreferencePair> load_preference_jsonl(const std::string& path,
                                                   const ChatTemplate& chat_template, bool skip_bad,
                                                   LoadReport* report = nullptr);
+
+/// Loads ranked lists: at least two responses, one rank each, not all ranks equal.
+std::vector<RankedList> load_ranked_jsonl(const std::string& path,
+                                          const ChatTemplate& chat_template, bool skip_bad,
+                                          LoadReport* report = nullptr);
+
+/// Every pair of `list` with different ranks (chosen: the better rank), in list order.
+std::vector<PreferencePair> pairs_of(const RankedList& list);
 
 /// Loads prompts.
 std::vector<PromptExample> load_prompts_jsonl(const std::string& path,

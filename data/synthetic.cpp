@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 #include "core/error.h"
@@ -152,6 +153,24 @@ PreferencePair SyntheticTasks::preference(const TaskExample& ex, SplitMix64& rng
   }
   p.margin = score(ex, p.chosen) - score(ex, p.rejected);
   return p;
+}
+
+RankedList SyntheticTasks::ranked(const TaskExample& ex, size_t size, SplitMix64& rng) {
+  RUDDER_CHECK(size >= 2, "a ranked list needs at least 2 responses, got ", size);
+  RankedList l;
+  l.prompt = ex.prompt;
+  l.category = ex.category;
+  l.responses.push_back(ex.answer);
+  while (l.responses.size() < size) l.responses.push_back(preference(ex, rng).rejected);
+  std::vector<double> scores;
+  for (const auto& r : l.responses) scores.push_back(score(ex, r));
+  std::vector<double> distinct = scores;
+  std::sort(distinct.begin(), distinct.end(), std::greater<>());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  for (double s : scores) {
+    l.ranks.push_back(std::find(distinct.begin(), distinct.end(), s) - distinct.begin());
+  }
+  return l;
 }
 
 SftExample SyntheticTasks::sft(const TaskExample& ex) {

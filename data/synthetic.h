@@ -8,6 +8,11 @@
 //
 // Each task makes SFT examples (prompt, correct answer), preference pairs (the answer against
 // a corrupted one, scored lower by the ground truth) and held-out prompts.
+//
+// Capability dimensions (DMoERM's per-dimension labels), each scored in [0, 1] by ground truth:
+//   correctness   the task's content: the sum, the sentiment, the letters in place
+//   format        only the characters an answer uses (digits; lower-case words and commas)
+//   length        length discipline: within one character of the answer's length, else decaying
 #pragma once
 
 #include <cstdint>
@@ -43,6 +48,22 @@ class SyntheticTasks {
 
   /// A preference pair: the answer against a corrupted response with a lower score.
   static PreferencePair preference(const TaskExample& example, SplitMix64& rng);
+
+  /// A ranked list: the answer and `size - 1` corrupted responses, ranked by ground truth (equal
+  /// scores share a rank; 0 is the best). Throws InvalidArgument when size < 2.
+  static RankedList ranked(const TaskExample& example, size_t size, SplitMix64& rng);
+
+  /// The capability dimensions, in the order dimension_scores() gives them.
+  static const std::vector<std::string>& dimensions();
+
+  /// Ground-truth score of `response` on each dimension, in [0, 1], in dimensions() order.
+  static std::vector<double> dimension_scores(const TaskExample& example,
+                                              std::string_view response);
+
+  /// A pair for dimension `dimension` (an index of dimensions()): the answer against a response
+  /// corrupted on that dimension (scored lower on it). Throws InvalidArgument for a bad index.
+  static PreferencePair dimension_preference(const TaskExample& example, size_t dimension,
+                                             SplitMix64& rng);
 
   /// The example as SFT data.
   static SftExample sft(const TaskExample& example);

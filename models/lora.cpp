@@ -1,7 +1,10 @@
 #include "models/lora.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -36,9 +39,10 @@ bool is_adapter_name(const std::string& name) {
   return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
 }
 
-}  // namespace
-
-std::vector<std::string> apply_lora(CausalLM& model, const LoraConfig& config) {
+// The projections `config` targets (empty: q_proj and v_proj, or c_attn for GPT-2); throws
+// InvalidArgument when the rank is 0 or none matches.
+std::vector<std::pair<std::string, ProjectionImpl*>> targeted_projections(
+    const CausalLM& model, const LoraConfig& config) {
   RUDDER_CHECK(config.rank() > 0, "lora.rank must be > 0 to add adapters");
   std::vector<std::string> targets(config.target_modules().begin(), config.target_modules().end());
   if (targets.empty()) {
@@ -46,16 +50,26 @@ std::vector<std::string> apply_lora(CausalLM& model, const LoraConfig& config) {
                   ? std::vector<std::string>{"c_attn"}
                   : std::vector<std::string>{"q_proj", "v_proj"};
   }
-  std::vector<std::string> adapted;
+  std::vector<std::pair<std::string, ProjectionImpl*>> out;
   for (auto& [name, proj] : projections(model)) {
-    if (std::find(targets.begin(), targets.end(), last_component(name)) == targets.end()) continue;
-    proj->enable_lora(config.rank(), config.alpha(), config.dropout());
-    adapted.push_back(name);
+    if (std::find(targets.begin(), targets.end(), last_component(name)) != targets.end())
+      out.emplace_back(name, proj);
   }
   std::string wanted;
   for (const auto& t : targets) wanted += (wanted.empty() ? "" : ", ") + t;
-  RUDDER_CHECK(!adapted.empty(), "lora.target_modules (", wanted, ") match no module of this ",
+  RUDDER_CHECK(!out.empty(), "lora.target_modules (", wanted, ") match no module of this ",
                model.spec().model_type, " model");
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> apply_lora(CausalLM& model, const LoraConfig& config) {
+  std::vector<std::string> adapted;
+  for (auto& [name, proj] : targeted_projections(model, config)) {
+    proj->enable_lora(config.rank(), config.alpha(), config.dropout());
+    adapted.push_back(name);
+  }
   for (auto& item : model.named_parameters(true))
     item.value().set_requires_grad(is_adapter_name(item.key()));
   return adapted;
@@ -165,6 +179,75 @@ void load_lora(CausalLM& model, const std::string& dir) {
   }
   RUDDER_CHECK(loaded == tensors.size(), file, ": holds ", tensors.size(),
                " tensors but the adapters use ", loaded);
+}
+
+namespace {
+
+// The adapter of one projection, held outside the model.
+struct DetachedPairImpl : torch::nn::Module {
+  DetachedPairImpl(int64_t in, int64_t out, int64_t rank) {
+    lora_A = register_module("lora_A",
+                             torch::nn::Linear(torch::nn::LinearOptions(in, rank).bias(false)));
+    lora_B = register_module("lora_B",
+                             torch::nn::Linear(torch::nn::LinearOptions(rank, out).bias(false)));
+  }
+  torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};
+};
+TORCH_MODULE(DetachedPair);
+
+struct DetachedLoraImpl : torch::nn::Module {
+  std::vector<std::pair<std::string, DetachedPair>> pairs;  // by projection name
+  double scaling = 0.0, dropout = 0.0;
+};
+
+std::string flat_name(std::string name) {
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
+}
+
+}  // namespace
+
+std::shared_ptr<torch::nn::Module> make_detached_lora(const CausalLM& model,
+                                                      const LoraConfig& config) {
+  auto out = std::make_shared<DetachedLoraImpl>();
+  out->scaling = config.alpha() / static_cast<double>(config.rank());
+  out->dropout = config.dropout();
+  torch::NoGradGuard no_grad;
+  for (auto& [name, proj] : targeted_projections(model, config)) {
+    DetachedPair pair(proj->in_features, proj->out_features, config.rank());
+    const double bound = 1.0 / std::sqrt(static_cast<double>(proj->in_features));
+    pair->lora_A->weight.uniform_(-bound, bound);  // as ProjectionImpl::enable_lora
+    pair->lora_B->weight.zero_();
+    pair->to(proj->weight.device(), proj->weight.scalar_type());
+    out->pairs.emplace_back(name, out->register_module(flat_name(name), pair));
+  }
+  return out;
+}
+
+LoraAttachment::LoraAttachment(CausalLM& model, torch::nn::Module& adapter) : model_(model) {
+  auto* lora = dynamic_cast<DetachedLoraImpl*>(&adapter);
+  RUDDER_CHECK(lora != nullptr, "the module is not an adapter from make_detached_lora");
+  std::map<std::string, ProjectionImpl*> by_name;
+  for (auto& [name, proj] : projections(model)) {
+    RUDDER_CHECK(!proj->lora_A, "cannot attach an adapter: ", name, " carries one already");
+    by_name[name] = proj;
+  }
+  for (auto& [name, pair] : lora->pairs) {
+    const auto it = by_name.find(name);
+    RUDDER_CHECK(it != by_name.end(), "cannot attach an adapter: the model has no ", name);
+    it->second->lora_A = pair->lora_A;
+    it->second->lora_B = pair->lora_B;
+    it->second->lora_scaling = lora->scaling;
+    it->second->lora_dropout = lora->dropout;
+  }
+}
+
+LoraAttachment::~LoraAttachment() {
+  for (auto& [name, proj] : projections(model_)) {
+    proj->lora_A = torch::nn::Linear{nullptr};
+    proj->lora_B = torch::nn::Linear{nullptr};
+    proj->lora_scaling = 0.0;
+  }
 }
 
 }  // namespace rudder::models

@@ -38,4 +38,25 @@ void save_lora(const CausalLM& model, const LoraConfig& config, const std::strin
 /// the model has none. Throws InvalidArgument naming the file for a missing or misshapen tensor.
 void load_lora(CausalLM& model, const std::string& dir);
 
+/// Adapters kept outside a model, so several share one frozen base (DMoERM's capability
+/// experts): one per projection that `config` targets, as apply_lora would add them (A
+/// Kaiming-uniform, B zero). Parameters are named "<module, '.' as '_'>.lora_A.weight" and
+/// "...lora_B.weight". Throws InvalidArgument as apply_lora does.
+std::shared_ptr<torch::nn::Module> make_detached_lora(const CausalLM& model,
+                                                      const LoraConfig& config);
+
+/// Routes `model`'s projections through `adapter` (from make_detached_lora for a model of the
+/// same shape) while it lives. Throws InvalidArgument when the model carries adapters of its
+/// own or lacks a projection the adapter names. Not thread-safe: one attachment at a time.
+class LoraAttachment {
+ public:
+  LoraAttachment(CausalLM& model, torch::nn::Module& adapter);
+  ~LoraAttachment();
+  LoraAttachment(const LoraAttachment&) = delete;
+  LoraAttachment& operator=(const LoraAttachment&) = delete;
+
+ private:
+  CausalLM& model_;
+};
+
 }  // namespace rudder::models

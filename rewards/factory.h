@@ -1,5 +1,7 @@
-// The reward model a config asks for: reward servers (`reward.endpoints`) or a reward model
-// directory scored in process (`reward.model_path`).
+// The reward model a config asks for: a weighted sum of reward sources (`reward.sources`), reward
+// servers (`reward.endpoints`) or a reward model directory scored in process
+// (`reward.model_path`: scalar, genarm or dmoerm, by its reward_config.json), optionally
+// calibrated against reference samples (`reward.calibration`).
 #pragma once
 
 #include <memory>
@@ -17,9 +19,11 @@ namespace rudder::rewards {
 /// InvalidArgument when it is empty.
 void require_reward_model_dir(const std::string& dir);
 
-/// A RemoteRewardModel when `reward.endpoints` is set, else the model in `reward.model_path`
-/// (on `device`), tokenized as `tokenizer` and `data` say. Throws NotFound naming the path when
-/// the directory does not exist, InvalidArgument when neither key is set.
+/// A WeightedSumReward of `reward.sources` when set, else a RemoteRewardModel when
+/// `reward.endpoints` is set, else the model in `reward.model_path` (on `device`), tokenized as
+/// `tokenizer` and `data` say; wrapped in a CalibratedRewardModel when
+/// `reward.calibration.reference_path` is set. Throws NotFound naming the path when a directory
+/// or file does not exist, InvalidArgument when nothing is set.
 std::shared_ptr<RewardModel> make_reward_model(const ExperimentConfig& config);
 
 }  // namespace rudder::rewards

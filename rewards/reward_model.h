@@ -32,6 +32,7 @@ struct ScoreDetail {
   double reward = 0.0;
   std::vector<double> token_rewards;               // one per response token, when asked
   std::map<std::string, double> dimension_scores;  // by dimension name, when asked
+  std::string category;  // the category a routing model (DMoERM) chose; "" for the others
 };
 
 /// Scores responses. Thread-safety: one caller at a time unless an implementation says more;

@@ -41,8 +41,7 @@ models::TensorMap flatten_state(const CheckpointState& s) {
   return out;
 }
 
-void unflatten_state(const models::TensorMap& flat, const std::string& source,
-                     CheckpointState* s) {
+void unflatten_state(const models::TensorMap& flat, const std::string& source, CheckpointState* s) {
   for (const auto& [key, t] : flat) {
     const size_t slash = key.find('/');
     RUDDER_CHECK(slash != std::string::npos, source, ": unexpected tensor '", key, "'");

@@ -112,6 +112,8 @@ const std::map<std::string, std::string>& optional_settings() {
       {"reward.max_items_per_request", "no method scores on reward servers yet"},
       {"reward.token_env", "no method scores on reward servers yet"},
       {"reward.model_path", "training against a learned reward model is not implemented yet"},
+      {"reward.sources", "training against a learned reward model is not implemented yet"},
+      {"reward.calibration", "training against a learned reward model is not implemented yet"},
       {"server", "only the `rudder serve` commands read it"},
       {"reward_server", "only `rudder serve reward` reads it"},
       {"rollout_server", "only `rudder serve rollout` reads it"},

@@ -88,5 +88,30 @@ TEST(Dataset, BadLinesAreNumberedOrSkipped) {
   EXPECT_THROW(load_prompts_jsonl(dir.path() + "/absent.jsonl", chat(), false), core::NotFound);
 }
 
+TEST(Dataset, RankedListsReadWithTheirPairs) {
+  testing::TempDir dir;
+  const std::string file =
+      dir.write("ranked.jsonl",
+                "{\"prompt\": \"p\", \"responses\": [\"a\", \"b\", \"c\"], \"ranks\": [2, 1, 2], "
+                "\"category\": \"x\"}\n");
+  const auto lists = load_ranked_jsonl(file, chat(), false);
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_EQ(lists[0].ranks, (std::vector<int64_t>{2, 1, 2}));
+  EXPECT_EQ(lists[0].category, "x");
+  const auto pairs = pairs_of(lists[0]);
+  ASSERT_EQ(pairs.size(), 2u);  // b over a, b over c; a and c tie
+  EXPECT_EQ(pairs[0].chosen, "b");
+  EXPECT_EQ(pairs[0].rejected, "a");
+  EXPECT_EQ(pairs[1].rejected, "c");
+  for (const std::string bad :
+       {"{\"prompt\": \"p\", \"responses\": [\"a\"], \"ranks\": [1]}",
+        "{\"prompt\": \"p\", \"responses\": [\"a\", \"b\"], \"ranks\": [1]}",
+        "{\"prompt\": \"p\", \"responses\": [\"a\", \"b\"], \"ranks\": [1, 1]}",
+        "{\"prompt\": \"p\", \"responses\": [\"a\", 2], \"ranks\": [1, 2]}"}) {
+    const std::string path = dir.write("bad.jsonl", bad + "\n");
+    EXPECT_THROW(load_ranked_jsonl(path, chat(), false), core::InvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace rudder::data

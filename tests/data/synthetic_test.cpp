@@ -53,5 +53,49 @@ TEST(Synthetic, ScorersGiveGradedCredit) {
   EXPECT_LT(SyntheticTasks::score(rev, "cbaaaa"), 1.0);
 }
 
+TEST(Synthetic, DimensionPairsDifferOnTheirDimensionOnly) {
+  const SyntheticTasks tasks({"mixed"}, 5);
+  SplitMix64 rng(9);
+  const auto& dims = SyntheticTasks::dimensions();
+  ASSERT_EQ(dims, (std::vector<std::string>{"correctness", "format", "length"}));
+  for (const auto& ex : tasks.examples(60, 0)) {
+    EXPECT_EQ(SyntheticTasks::dimension_scores(ex, ex.answer), (std::vector<double>{1, 1, 1}));
+    for (size_t d = 1; d < dims.size(); ++d) {
+      const auto p = SyntheticTasks::dimension_preference(ex, d, rng);
+      const auto w = SyntheticTasks::dimension_scores(ex, p.chosen);
+      const auto l = SyntheticTasks::dimension_scores(ex, p.rejected);
+      for (size_t k = 0; k < dims.size(); ++k) {
+        if (k == d)
+          EXPECT_GT(w[k], l[k]) << dims[k] << " of '" << p.rejected << "'";
+        else
+          EXPECT_EQ(w[k], l[k]) << dims[k] << " of '" << p.rejected << "' (pair for " << dims[d]
+                                << ")";
+      }
+    }
+    EXPECT_GT(SyntheticTasks::dimension_preference(ex, 0, rng).margin, 0.0);
+  }
+  EXPECT_THROW(SyntheticTasks::dimension_preference(tasks.examples(1, 0)[0], 3, rng),
+               core::InvalidArgument);
+}
+
+TEST(Synthetic, RankedListsRankByGroundTruth) {
+  const SyntheticTasks tasks({"mixed"}, 5);
+  SplitMix64 rng(4);
+  for (const auto& ex : tasks.examples(30, 0)) {
+    const auto l = SyntheticTasks::ranked(ex, 4, rng);
+    ASSERT_EQ(l.responses.size(), 4u);
+    EXPECT_EQ(l.responses[0], ex.answer);
+    EXPECT_EQ(l.ranks[0], 0);
+    for (size_t i = 0; i < 4; ++i) {
+      for (size_t j = 0; j < 4; ++j) {
+        const double si = SyntheticTasks::score(ex, l.responses[i]);
+        const double sj = SyntheticTasks::score(ex, l.responses[j]);
+        EXPECT_EQ(l.ranks[i]<l.ranks[j], si> sj);
+      }
+    }
+  }
+  EXPECT_THROW(SyntheticTasks::ranked(tasks.examples(1, 0)[0], 1, rng), core::InvalidArgument);
+}
+
 }  // namespace
 }  // namespace rudder::data

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "rewards/bt_loss.h"
+#include "tests/rewards/reward_test_support.h"
 #include "tests/support/tensor_testing.h"
 #include "tests/support/test_support.h"
 
@@ -12,20 +13,6 @@ namespace rudder::rewards {
 namespace {
 
 class ScalarRewardModelTest : public testing::SeededTest {};
-
-models::ModelSpec tiny() {
-  models::ModelSpec s;
-  s.vocab_size = 260;
-  s.hidden_size = 32;
-  s.num_layers = 1;
-  s.num_heads = 2;
-  s.num_kv_heads = 1;
-  s.head_dim = 16;
-  s.intermediate_size = 48;
-  s.max_positions = 64;
-  s.tie_word_embeddings = true;
-  return s;
-}
 
 TEST_F(ScalarRewardModelTest, NormalizationUsesUnbiasedStd) {
   const auto n = normalization_of({1, 2, 3, 4}, true);  // ALGORITHMS.md T1.2
@@ -35,7 +22,8 @@ TEST_F(ScalarRewardModelTest, NormalizationUsesUnbiasedStd) {
 }
 
 TEST_F(ScalarRewardModelTest, SaveLoadScoresIdenticallyAndNormalizes) {
-  auto net = std::make_shared<ScalarRewardNet>(std::make_shared<models::CausalLM>(tiny()));
+  auto net = std::make_shared<ScalarRewardNet>(
+      std::make_shared<models::CausalLM>(testing::tiny_rm_spec()));
   std::shared_ptr<data::Tokenizer> tok = data::make_byte_tokenizer();
   TokenizerConfig tc;
   tc.set_add_eos(true);
@@ -62,7 +50,8 @@ TEST_F(ScalarRewardModelTest, SaveLoadScoresIdenticallyAndNormalizes) {
 }
 
 TEST_F(ScalarRewardModelTest, BradleyTerryTrainingSeparatesPairs) {
-  auto net = std::make_shared<ScalarRewardNet>(std::make_shared<models::CausalLM>(tiny()));
+  auto net = std::make_shared<ScalarRewardNet>(
+      std::make_shared<models::CausalLM>(testing::tiny_rm_spec()));
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(3e-3));
   // chosen rows end in 'a', rejected in 'b': trivially separable.
   const at::Tensor chosen = torch::tensor({{1, 2, 97}, {3, 4, 97}}),

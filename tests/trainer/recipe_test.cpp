@@ -50,5 +50,31 @@ TEST(Recipes, SettingsReadOnlyInSomeCasesAreRefusedInTheOthers) {
             std::string::npos);
 }
 
+TEST(Recipes, RewardModelKindsRefuseWhatTheyDoNotRead) {
+  EXPECT_NE(refusal("reward_model: {kind: genarm, center_coef: 0.1}\n")
+                .find("reward_model.center_coef is set, but it is not used: reward_model.kind "
+                      "genarm does not read it"),
+            std::string::npos);
+  EXPECT_NE(refusal("reward_model: {kind: genarm, loss: ranked}\n")
+                .find("reward_model.loss is set, but it is not used"),
+            std::string::npos);
+  EXPECT_NE(
+      refusal("reward_model: {kind: scalar, genarm: {beta_r: 0.1}}\n")
+          .find("reward_model.genarm is set, but it is not used: reward_model.kind is scalar"),
+      std::string::npos);
+  EXPECT_NE(refusal("reward_model: {kind: dmoerm}\nmodel: {lora: {rank: 4}}\n")
+                .find("model.lora is set, but it is not used: DMoERM adds its own expert adapters"),
+            std::string::npos);
+  EXPECT_NE(refusal("reward_model: {kind: dmoerm, use_margin: true}\n")
+                .find("reward_model.use_margin is set, but it is not used"),
+            std::string::npos);
+  EXPECT_NE(refusal("reward_model: {loss: ranked, center_coef: 0.5}\n")
+                .find("center_coef 0.5 is for loss bt"),
+            std::string::npos);
+  EXPECT_NE(refusal("sft: {}\nreward: {sources: [{kind: regex, pattern: x}]}\n")
+                .find("reward.sources is set, but method 'sft' does not use it"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace rudder::trainer

@@ -64,14 +64,14 @@ std::vector<data::PreferencePair> sampled_pairs(const ExperimentConfig& c, model
   return pairs;
 }
 
+}  // namespace
+
 std::vector<data::TaskExample> synthetic_examples(const ExperimentConfig& c, uint64_t count,
                                                   uint64_t split) {
   const std::vector<std::string> tasks(c.data().synthetic().tasks().begin(),
                                        c.data().synthetic().tasks().end());
   return data::SyntheticTasks(tasks, c.seed()).examples(count, split);
 }
-
-}  // namespace
 
 Experiment make_base(const ExperimentConfig& config) {
   RUDDER_CHECK(config.dtype() == "float32", "dtype '", config.dtype(),
@@ -154,6 +154,42 @@ algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
   }
   out.train = tokenize_pairs(train, tokenizer, c);
   out.eval = tokenize_pairs(eval, tokenizer, c);
+  return out;
+}
+
+RankedData load_ranked_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer) {
+  refuse_synthetic_with_files(c);
+  refuse_if_set(c, "data.synthetic.pair_source",
+                "reward_model.loss ranked makes lists of the synthetic answers and corruptions");
+  std::vector<data::RankedList> train;
+  std::vector<data::PreferencePair> eval;
+  RankedData out;
+  const bool skip = c.data().on_bad_line() == "skip";
+  if (!c.data().train_path().empty()) {
+    train = data::load_ranked_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip);
+    RUDDER_CHECK(!train.empty(), c.data().train_path(), ": no ranked lists");
+    if (!c.data().eval_path().empty()) {
+      for (const auto& l :
+           data::load_ranked_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip)) {
+        for (auto& p : data::pairs_of(l)) eval.push_back(std::move(p));
+      }
+    }
+  } else {
+    data::SplitMix64 rng(c.seed() + 101);
+    for (const auto& ex : synthetic_examples(c, c.data().synthetic().num_train(), 0))
+      train.push_back(data::SyntheticTasks::ranked(ex, 4, rng));
+    out.pairs.eval_tasks = synthetic_examples(c, c.data().synthetic().num_eval(), 1);
+    for (const auto& ex : out.pairs.eval_tasks)
+      eval.push_back(data::SyntheticTasks::preference(ex, rng));
+  }
+  for (const auto& l : train) {
+    std::vector<data::TokenizedPair> rows;
+    for (const auto& r : l.responses)
+      rows.push_back(data::tokenize_pair(tokenizer, l.prompt, r, c.tokenizer(), c.data()));
+    out.train.lists.push_back(std::move(rows));
+    out.train.ranks.push_back(l.ranks);
+  }
+  out.pairs.eval = tokenize_pairs(eval, tokenizer, c);
   return out;
 }
 

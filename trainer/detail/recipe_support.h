@@ -20,11 +20,26 @@ Experiment make_base(const ExperimentConfig& config);
 /// SFT data: JSONL files, or the synthetic tasks (with ground truth for evaluation).
 algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer);
 
+/// `count` synthetic task instances of split `split` (0 train, 1 eval) of the config's tasks.
+std::vector<data::TaskExample> synthetic_examples(const ExperimentConfig& c, uint64_t count,
+                                                  uint64_t split);
+
 /// Preference data: JSONL files, or pairs made from the synthetic tasks (answer against a
 /// corruption, or best against worst of `model`'s own samples by ground truth).
 algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
                                                 const data::Tokenizer& tokenizer,
                                                 models::CausalLM& model);
+
+/// Training lists and held-out pairs of `reward_model.loss: ranked`.
+struct RankedData {
+  algorithms::RankedRows train;
+  algorithms::PreferenceData pairs;  // eval: held-out pairs (and tasks); train: empty
+};
+
+/// Ranked lists from data.train_path (JSONL, ranked layout; held-out pairs from every pair of
+/// different rank of data.eval_path's lists), or of the synthetic tasks (the answer and three
+/// corruptions ranked by ground truth; held-out pairs as for loss bt).
+RankedData load_ranked_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer);
 
 /// Completes `e` for a method that trains the policy on dataset rows: a DatasetSource over
 /// `algorithm`'s rows (seeded, shuffled as the config says), the algorithm, and an export of the
