@@ -86,8 +86,13 @@ DmoermModeling::DmoermModeling(std::shared_ptr<rewards::DmoermNet> net, int64_t 
   if (!base_phase()) freeze_base();
 }
 
+// Phase 2 trains neither the base nor phase 1's value head: frozen, the optimizer skips them.
 void DmoermModeling::freeze_base() {
-  for (auto& p : net_->base().parameters()) p.set_requires_grad(false);
+  for (auto& item : net_->named_parameters(true)) {
+    const std::string& name = item.key();
+    if (name.rfind("base.", 0) == 0 || name.rfind("base_head.", 0) == 0)
+      item.value().set_requires_grad(false);
+  }
 }
 
 void DmoermModeling::on_step_end(uint64_t step) {
@@ -95,17 +100,7 @@ void DmoermModeling::on_step_end(uint64_t step) {
   if (step == net_->config().base_steps()) {
     freeze_base();
     net_->copy_base_head_to_experts();
-  } else if (!frozen_base_.empty()) {
-    // The optimizer still moves the frozen base (momentum, weight decay): put it back.
-    torch::NoGradGuard no_grad;
-    const auto params = net_->base().parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(frozen_base_[i]);
   }
-}
-
-void DmoermModeling::snapshot_base() {
-  torch::NoGradGuard no_grad;
-  for (const auto& p : net_->base().parameters()) frozen_base_.push_back(p.detach().clone());
 }
 
 models::TensorMap DmoermModeling::state() const {
@@ -152,7 +147,6 @@ at::Tensor DmoermModeling::expert_loss(const std::vector<uint64_t>& rows) {
 
 StepStats DmoermModeling::train_examples(const std::vector<uint64_t>& examples,
                                          double total_units) {
-  if (!base_phase() && frozen_base_.empty()) snapshot_base();
   double correct = 0;
   at::Tensor loss = net_->config().router_weight() * router_loss(examples, &correct);
   loss = loss + (base_phase() ? base_loss(examples) : expert_loss(examples));

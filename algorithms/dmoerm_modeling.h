@@ -1,7 +1,7 @@
 // DMoERM training (ALGORITHMS.md section 6) in two phases of one run. Phase 1 (the first
 // `base_steps` optimizer steps): the full base with a value head on overall preference pairs.
-// Then the base is frozen (and restored after each step, since the optimizer's momentum would
-// still move it), each expert head starts as a copy of the base head, and each step
+// Then the base and its value head are frozen (the optimizer skips frozen parameters, so their
+// momentum does not move them), each expert head starts as a copy of the base head, and each step
 // trains, jointly, every expert (category c, dimension k) on dimension-k pairs of category c
 // (phase 2) and each category's aggregator on overall pairs with the experts' hidden states
 // detached (phase 3: frozen experts). The router (a linear head on the base) learns the
@@ -80,8 +80,6 @@ class DmoermModeling : public DatasetAlgorithm {
  private:
   bool base_phase() const { return steps_ < net_->config().base_steps(); }
   void freeze_base();
-  /// Keeps the base's values at the first phase-2 step (on resume: the checkpoint's).
-  void snapshot_base();
   at::Tensor router_loss(const std::vector<uint64_t>& rows, double* correct);
   at::Tensor expert_loss(const std::vector<uint64_t>& rows);
   at::Tensor base_loss(const std::vector<uint64_t>& rows);
@@ -90,7 +88,6 @@ class DmoermModeling : public DatasetAlgorithm {
   int64_t pad_id_;
   DmoermData data_;
   uint64_t steps_ = 0;
-  std::vector<at::Tensor> frozen_base_;  // the base during phase 2, restored after each step
 };
 
 }  // namespace rudder::algorithms

@@ -13,6 +13,7 @@
 #include "models/causal_lm.h"
 #include "models/hf_io.h"
 #include "rollout/generate_jsonl.h"
+#include "rollout/guidance_config.h"
 #include "rollout/local_engine.h"
 #include "rollout/remote_engine.h"
 
@@ -74,6 +75,9 @@ int run_generate(const Args& args) {
   std::unique_ptr<rollout::RolloutEngine> engine;
   const std::string& model_dir = config.model().path();
   if (config.rollout().endpoints_size() > 0) {
+    RUDDER_CHECK(config.rollout().decoder() == "sample", g.config,
+                 ": rollout.decoder is set, but generation runs on rollout.endpoints; set the "
+                 "decoder in the rollout servers' config instead");
     tokenizer = data::make_tokenizer(config.tokenizer(), model_dir);
     engine = std::make_unique<rollout::RemoteEngine>(
         rollout::remote_engine_options_from_config(config.rollout()));
@@ -86,10 +90,15 @@ int run_generate(const Args& args) {
     tokenizer = data::make_tokenizer(config.tokenizer(), model_dir);
     rollout::LocalEngineOptions engine_options;
     engine_options.max_batch = g.max_batch > 0 ? g.max_batch : config.rollout_server().max_batch();
-    engine_options.max_length = config.rollout_server().max_length();
+
     engine_options.eos_id = tokenizer->eos_id();
     engine_options.tokenizer = tokenizer;
     engine_options.seed = config.seed();
+    rollout::Guidance guidance =
+        rollout::make_guidance(config.rollout(), model->spec(), engine_options.max_batch,
+                               config.rollout_server().max_length());
+    engine_options.max_length = guidance.max_length;
+    engine_options.guidance = std::move(guidance.processors);
     engine = std::make_unique<rollout::LocalEngine>(*model, engine_options);
   }
 

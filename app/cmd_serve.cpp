@@ -14,6 +14,7 @@
 #include "models/factory.h"
 #include "rewards/factory.h"
 #include "rewards/score_jsonl.h"
+#include "rollout/guidance_config.h"
 #include "services/reward_server.h"
 #include "services/rollout_server.h"
 
@@ -93,7 +94,10 @@ int serve_rollout(const ExperimentConfig& config) {
                                  core::server_options_from_config(config.server()));
   std::shared_ptr<const data::Tokenizer> tokenizer;
   const auto policy = load_policy(config, &tokenizer);
-  server.serve(*policy, std::move(tokenizer));
+  rollout::Guidance guidance =
+      rollout::make_guidance(config.rollout(), policy->spec(), config.rollout_server().max_batch(),
+                             config.rollout_server().max_length());
+  server.serve(*policy, std::move(tokenizer), std::move(guidance.processors), guidance.max_length);
   server.start();
   server.handle_signals();
   std::cout << "listening on " << config.server().host() << ":" << server.port() << std::endl;

@@ -192,6 +192,30 @@ std::vector<RankedList> load_ranked_jsonl(const std::string& path, const ChatTem
   return out;
 }
 
+std::vector<LabelledText> load_labelled_jsonl(const std::string& path, bool skip_bad,
+                                              LoadReport* report) {
+  std::vector<LabelledText> out;
+  for_each_line(path, skip_bad, report, [&](const json& line) {
+    LabelledText l;
+    l.category = category_of(line);
+    l.text = string_field(line, "text");
+    if (line.contains("prompt")) l.prompt = string_field(line, "prompt");
+    RUDDER_CHECK(line.contains("label"), "missing 'label'");
+    const json& label = line.at("label");
+    if (label.is_boolean()) {
+      l.desired = label.get<bool>();
+    } else {
+      RUDDER_CHECK(
+          label.is_number_integer() && (label.get<int64_t>() == 0 || label.get<int64_t>() == 1),
+          "'label' must be 0, 1, false or true (1: the desired class), got ", label.dump());
+      l.desired = label.get<int64_t>() == 1;
+    }
+    RUDDER_CHECK(!(l.prompt + l.text).empty(), "'text' is empty");
+    out.push_back(std::move(l));
+  });
+  return out;
+}
+
 std::vector<PreferencePair> pairs_of(const RankedList& list) {
   std::vector<PreferencePair> out;
   for (size_t i = 0; i < list.responses.size(); ++i) {

@@ -9,6 +9,8 @@
 //   ranked      {"prompt": str|messages, "responses": [str, ...], "ranks": [int, ...]} (one rank
 //               per response, smaller is better; equal ranks are ties)
 //   prompts     {"prompt": str|messages}
+//   labelled    {"text": str, "label": 0|1|false|true} (1: the desired class; GeDi's data);
+//               optional "prompt": str, read before the text
 //
 // Any line may carry "category": str. Message lists are formatted with the chat template; plain
 // strings are taken as they are.
@@ -52,6 +54,15 @@ struct PromptExample {
   std::string reference;  // a known good answer, when there is one
 };
 
+/// A text of one of two classes (a class-conditional LM's data): `desired` for the class of the
+/// desired control code. The model reads prompt + text.
+struct LabelledText {
+  std::string prompt;
+  std::string text;
+  bool desired = true;
+  std::string category;
+};
+
 /// How a file loaded.
 struct LoadReport {
   size_t lines = 0;                       // non-empty lines read
@@ -73,6 +84,10 @@ std::vector<PreferencePair> load_preference_jsonl(const std::string& path,
 std::vector<RankedList> load_ranked_jsonl(const std::string& path,
                                           const ChatTemplate& chat_template, bool skip_bad,
                                           LoadReport* report = nullptr);
+
+/// Loads labelled texts (see the layouts above).
+std::vector<LabelledText> load_labelled_jsonl(const std::string& path, bool skip_bad,
+                                              LoadReport* report = nullptr);
 
 /// Every pair of `list` with different ranks (chosen: the better rank), in list order.
 std::vector<PreferencePair> pairs_of(const RankedList& list);

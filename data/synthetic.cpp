@@ -173,6 +173,26 @@ RankedList SyntheticTasks::ranked(const TaskExample& ex, size_t size, SplitMix64
   return l;
 }
 
+LabelledText SyntheticTasks::review(SplitMix64& rng) {
+  LabelledText l;
+  l.prompt = "review:";
+  l.desired = rng.below(2) == 0;
+  const auto& lexicon = l.desired ? kPositive : kNegative;
+  l.text = pick(lexicon, rng) + " " + pick(kNeutral, rng) + ", " + pick(lexicon, rng);
+  l.category = "sentiment";
+  return l;
+}
+
+std::vector<LabelledText> SyntheticTasks::reviews(size_t n, uint64_t split) const {
+  SplitMix64 rng(seed_ * 0x9E3779B97F4A7C15ull + split * 0xC2B2AE3D27D4EB4Full + 29);
+  std::vector<LabelledText> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) out.push_back(review(rng));
+  return out;
+}
+
+bool SyntheticTasks::is_positive(std::string_view text) { return score_sentiment(text) > 0.5; }
+
 SftExample SyntheticTasks::sft(const TaskExample& ex) {
   return {ex.prompt, ex.answer, ex.category};
 }

@@ -65,6 +65,16 @@ class SyntheticTasks {
   static PreferencePair dimension_preference(const TaskExample& example, size_t dimension,
                                              SplitMix64& rng);
 
+  /// A review for class-conditional training and steering: prompt "review:" and a positive or a
+  /// negative review (even odds), `desired` when positive; category "sentiment".
+  static LabelledText review(SplitMix64& rng);
+
+  /// `n` reviews of split `split` (as examples()): about half positive.
+  std::vector<LabelledText> reviews(size_t n, uint64_t split) const;
+
+  /// True when the ground truth calls `text` positive: more positive than negative lexicon words.
+  static bool is_positive(std::string_view text);
+
   /// The example as SFT data.
   static SftExample sft(const TaskExample& example);
 

@@ -119,6 +119,7 @@ class RemoteRewardModel::Impl {
         d.token_rewards.assign(detail.token_rewards().begin(), detail.token_rewards().end());
         for (const auto& [name, value] : detail.dimension_scores())
           d.dimension_scores[name] = value;
+        d.category = detail.category();
       }
       out->push_back(std::move(d));
     }

@@ -70,6 +70,9 @@ GediGuidance::GediGuidance(std::shared_ptr<const models::DecoderWeights> cclm, G
   }
   RUDDER_CHECK(options_.desired_code != options_.anti_code,
                "GeDi guidance: the desired and anti control codes are the same token");
+  RUDDER_CHECK(max_length + 1 <= cclm->spec().max_positions, "GeDi guidance: sequences of ",
+               max_length, " tokens after the control code need ", max_length + 1,
+               " positions; the class-conditional LM has ", cclm->spec().max_positions);
   c10::InferenceMode inference;
   next_logp_ = torch::zeros({2 * slots, vocab}, cclm->options().dtype(torch::kFloat));
   // One more position per slot: the control code comes first.

@@ -138,6 +138,7 @@ HttpResponse RewardServer::Impl::score(const HttpRequest& request) const {
     for (double t : d.token_rewards) detail->add_token_rewards(static_cast<float>(t));
     for (const auto& [name, value] : d.dimension_scores)
       (*detail->mutable_dimension_scores())[name] = static_cast<float>(value);
+    if (options.dimension_scores) detail->set_category(d.category);
   }
   return core::message_response(request, reply);
 }

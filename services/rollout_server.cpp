@@ -180,22 +180,26 @@ RolloutServer::RolloutServer(const RolloutServerConfig& config, core::HttpServer
 RolloutServer::~RolloutServer() = default;
 
 void RolloutServer::serve(const models::CausalLM& model,
-                          std::shared_ptr<const data::Tokenizer> tokenizer) {
+                          std::shared_ptr<const data::Tokenizer> tokenizer,
+                          std::vector<std::shared_ptr<rollout::LogitsProcessor>> guidance,
+                          int64_t max_length) {
   RUDDER_CHECK(tokenizer != nullptr, "serve() needs a tokenizer");
   RUDDER_ASSERT(std::atomic_load(&impl_->serving) == nullptr, "serve() called twice");
   const RolloutServerConfig& c = impl_->config;
   rollout::LocalEngineOptions o;
   o.max_batch = c.max_batch();
-  o.max_length = c.max_length();
+  if (max_length == 0) max_length = c.max_length();
+  o.max_length = max_length;
   o.eos_id = tokenizer->eos_id();
   o.tokenizer = tokenizer;
   o.seed = c.seed();
+  o.guidance = std::move(guidance);
   auto engine = std::make_unique<rollout::LocalEngine>(model, o, "0");
   auto s = std::make_shared<Serving>();
   s->tokenizer = std::move(tokenizer);
   s->spec = model.spec();
   s->device = model.parameters().front().device().str();
-  s->max_length = c.max_length() > 0 ? c.max_length() : model.spec().max_positions;
+  s->max_length = max_length > 0 ? max_length : model.spec().max_positions;
   s->worker = std::make_unique<detail::GenerateWorker>(std::move(engine), c.max_queue());
   version_gauge().set(0);
   std::atomic_store(&impl_->serving, std::shared_ptr<const Serving>(std::move(s)));

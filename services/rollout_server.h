@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/http.h"
 #include "core/http_server.h"
@@ -37,6 +38,9 @@ class Tokenizer;
 }
 namespace rudder::models {
 class CausalLM;
+}
+namespace rudder::rollout {
+class LogitsProcessor;
 }
 
 namespace rudder::services {
@@ -52,8 +56,13 @@ class RolloutServer {
 
   /// Snapshots `model` (version "0") into an engine on the model's device, starts the worker
   /// that owns it and marks the server ready. `tokenizer` encodes text prompts, decodes
-  /// completions and gives the EOS token. Call once.
-  void serve(const models::CausalLM& model, std::shared_ptr<const data::Tokenizer> tokenizer);
+  /// completions and gives the EOS token. `guidance` (GenARM, GeDi; see
+  /// rollout::make_guidance) guides every request, whatever policy version serves it; it must be
+  /// made for the config's max_batch and for `max_length`, the longest sequence served (0:
+  /// rollout_server.max_length, or the model's positions when that is 0 too). Call once.
+  void serve(const models::CausalLM& model, std::shared_ptr<const data::Tokenizer> tokenizer,
+             std::vector<std::shared_ptr<rollout::LogitsProcessor>> guidance = {},
+             int64_t max_length = 0);
 
   /// Binds and starts the HTTP threads (see core::HttpServer::start).
   void start();

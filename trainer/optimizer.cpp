@@ -40,7 +40,8 @@ void AdamW::step(double lr) {
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor p = params_[i].tensor;
     const at::Tensor& g = p.grad();
-    if (!g.defined()) continue;
+    // A parameter frozen after the optimizer was made (a method's later phase) stays put.
+    if (!g.defined() || !p.requires_grad()) continue;
     const double group_lr = lr * params_[i].lr_scale;
     const double step_size = group_lr / bias1;
     if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - group_lr * weight_decay_);

@@ -7,6 +7,7 @@ void register_builtins(RecipeRegistry& registry) {
   registry.add("sft", detail::sft_recipe());
   registry.add("reward_model", detail::reward_model_recipe());
   registry.add("dpo", detail::dpo_recipe());
+  registry.add("gedi", detail::gedi_recipe());
 }
 
 }  // namespace rudder::trainer

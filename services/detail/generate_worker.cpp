@@ -172,10 +172,13 @@ void GenerateWorker::run() {
     try {
       engine_->step();
     } catch (const std::exception& e) {
+      // The engine drops every request of the failed step and stays usable: those requests
+      // fail, queued ones go on.
       RUDDER_LOG(kError) << "rollout engine step failed: " << e.what();
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-      break;
+      for (auto& r : in_engine_) r->fail(500, core::str("the rollout engine failed: ", e.what()));
+      in_engine_.clear();
+      continue;
     }
     const int64_t rows = std::max(before, engine_->running());
     if (rows > 0) step_seconds.observe(std::chrono::duration<double>(Clock::now() - start).count());

@@ -25,14 +25,11 @@ models::ModelSpec tiny_reward_spec() {
   return s;
 }
 
-std::shared_ptr<models::CausalLM> sft_tiny_model(const data::Tokenizer& tokenizer, int steps) {
-  torch::manual_seed(1);
+std::shared_ptr<models::CausalLM> sft_on_rows(const data::Tokenizer& tokenizer,
+                                              const std::vector<data::TokenizedPair>& rows,
+                                              int steps, uint64_t seed) {
+  torch::manual_seed(seed);
   auto model = std::make_shared<models::CausalLM>(tiny_reward_spec());
-  std::vector<data::TokenizedPair> rows;
-  for (const auto& ex : data::SyntheticTasks({"mixed"}, 21).examples(4000, 0)) {
-    rows.push_back(data::tokenize_pair(tokenizer, ex.prompt, ex.answer, reward_tokenizer_config(),
-                                       reward_data_config()));
-  }
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(3e-3));
   for (int step = 0; step < steps; ++step) {
     std::vector<data::TokenizedPair> batch;
@@ -46,6 +43,15 @@ std::shared_ptr<models::CausalLM> sft_tiny_model(const data::Tokenizer& tokenize
     opt.step();
   }
   return model;
+}
+
+std::shared_ptr<models::CausalLM> sft_tiny_model(const data::Tokenizer& tokenizer, int steps) {
+  std::vector<data::TokenizedPair> rows;
+  for (const auto& ex : data::SyntheticTasks({"mixed"}, 21).examples(4000, 0)) {
+    rows.push_back(data::tokenize_pair(tokenizer, ex.prompt, ex.answer, reward_tokenizer_config(),
+                                       reward_data_config()));
+  }
+  return sft_on_rows(tokenizer, rows, steps, 1);
 }
 
 TokenizerConfig reward_tokenizer_config() {

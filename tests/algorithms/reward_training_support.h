@@ -6,6 +6,7 @@
 
 #include "algorithms/algorithm.h"
 #include "algorithms/preference.h"
+#include "data/collate.h"
 #include "data/tokenizer.h"
 #include "models/causal_lm.h"
 #include "proto/rudder.pb.h"
@@ -14,6 +15,12 @@ namespace rudder::testing {
 
 /// A small Llama (hidden 64, 2 layers) over the byte tokenizer's vocabulary.
 models::ModelSpec tiny_reward_spec();
+
+/// A tiny model (seeded with `seed`) after `steps` Adam steps of SFT on batches of 32 of `rows`,
+/// in order.
+std::shared_ptr<models::CausalLM> sft_on_rows(const data::Tokenizer& tokenizer,
+                                              const std::vector<data::TokenizedPair>& rows,
+                                              int steps, uint64_t seed);
 
 /// A tiny model after `steps` steps of SFT on the synthetic answers (the starting point of
 /// reward models, as configs/sft.yaml is for the configs). Seeded: always the same model.

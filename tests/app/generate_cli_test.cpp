@@ -71,5 +71,43 @@ TEST_F(GenerateCli, BadUsageAndInputAreNamed) {
   EXPECT_NE(missing.err.find("/no/dir"), std::string::npos) << missing.err;
 }
 
+// `rudder train configs/gedi_cclm.yaml` writes a class-conditional LM that `rudder generate`
+// decodes with (rollout.decoder gedi); GenARM takes any model of the vocabulary as an ARM.
+TEST_F(GenerateCli, GuidedDecodersLoadTheirModels) {
+  const std::string cclm = dir.path() + "/cclm";
+  const ProcessResult trained = run_process(
+      {rudder_binary(), "train", std::string(RUDDER_SOURCE_DIR) + "/configs/gedi_cclm.yaml",
+       "--set", "output_dir=" + cclm, "--set", "training.max_steps=3", "--set",
+       "data.synthetic.num_train=64", "--set", "data.synthetic.num_eval=16", "--set",
+       "checkpoint.every_steps=0"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const auto codes = nlohmann::json::parse(testing::read_file(cclm + "/final/gedi_config.json"));
+  EXPECT_EQ(codes.at("desired_code"), "+");
+  EXPECT_GT(codes.at("logit_scale").get<double>(), 0.0);
+  for (const std::string target : {"desired", "anti"}) {
+    const ProcessResult r =
+        run_process({rudder_binary(), "generate", config, "--prompts", prompts, "--n", "2", "--set",
+                     "rollout.decoder=gedi", "--set", "rollout.gedi.cclm_path=" + cclm + "/final",
+                     "--set", "rollout.gedi.target=" + target});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"samples\""), std::string::npos) << r.out;
+  }
+  const ProcessResult genarm = run_process(
+      {rudder_binary(), "generate", config, "--prompts", prompts, "--set", "rollout.decoder=genarm",
+       "--set", "rollout.genarm.arm_paths=[" + cclm + "/final, " + cclm + "/final]", "--set",
+       "rollout.genarm.weights=[0.5, 0.5]"});
+  ASSERT_EQ(genarm.exit_code, 0) << genarm.err;
+  // A guided decoder without its model, or with a model that is not one, is named.
+  const ProcessResult no_arm = run_process({rudder_binary(), "generate", config, "--prompts",
+                                            prompts, "--set", "rollout.decoder=genarm"});
+  EXPECT_EQ(no_arm.exit_code, 1);
+  EXPECT_NE(no_arm.err.find("rollout.genarm.arm_paths"), std::string::npos) << no_arm.err;
+  const ProcessResult not_cclm = run_process({rudder_binary(), "generate", config, "--prompts",
+                                              prompts, "--set", "rollout.decoder=gedi", "--set",
+                                              "rollout.gedi.cclm_path=" + dir.path() + "/model"});
+  EXPECT_EQ(not_cclm.exit_code, 1);
+  EXPECT_NE(not_cclm.err.find("gedi_config.json"), std::string::npos) << not_cclm.err;
+}
+
 }  // namespace
 }  // namespace rudder::app

@@ -113,5 +113,31 @@ TEST(Dataset, RankedListsReadWithTheirPairs) {
   }
 }
 
+TEST(Dataset, LabelledTextsReadTheirClass) {
+  testing::TempDir dir;
+  const std::string file =
+      dir.write("labelled.jsonl",
+                "{\"text\": \"great fun\", \"label\": 1}\n{\"text\": \"dull\", \"label\": false, "
+                "\"prompt\": \"review:\", \"category\": \"c\"}\n");
+  const auto texts = load_labelled_jsonl(file, false);
+  ASSERT_EQ(texts.size(), 2u);
+  EXPECT_TRUE(texts[0].desired);
+  EXPECT_EQ(texts[0].text, "great fun");
+  EXPECT_FALSE(texts[1].desired);
+  EXPECT_EQ(texts[1].prompt, "review:");
+  EXPECT_EQ(texts[1].category, "c");
+  for (const std::string bad : {"{\"text\": \"a\"}", "{\"text\": \"a\", \"label\": 2}",
+                                "{\"text\": \"a\", \"label\": \"yes\"}",
+                                "{\"text\": 3, \"label\": 1}", "{\"text\": \"\", \"label\": 1}"}) {
+    const std::string path = dir.write("bad.jsonl", bad + "\n");
+    try {
+      load_labelled_jsonl(path, false);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const core::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("bad.jsonl:1"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rudder::data

@@ -27,6 +27,21 @@ TEST(Synthetic, ExamplesAreDeterministicAndMixCategories) {
   EXPECT_THROW(SyntheticTasks({"poetry"}, 1), core::InvalidArgument);
 }
 
+TEST(Synthetic, ReviewsAreLabelledByTheirSentiment) {
+  const SyntheticTasks tasks({"sentiment"}, 3);
+  const auto reviews = tasks.reviews(400, 0);
+  int desired = 0;
+  for (const auto& r : reviews) {
+    EXPECT_EQ(r.prompt, "review:");
+    EXPECT_EQ(SyntheticTasks::is_positive(r.text), r.desired) << r.text;
+    desired += r.desired;
+  }
+  EXPECT_GT(desired, 150);
+  EXPECT_LT(desired, 250);
+  EXPECT_EQ(tasks.reviews(400, 0)[7].text, reviews[7].text);
+  EXPECT_FALSE(SyntheticTasks::is_positive("film, plot"));
+}
+
 TEST(Synthetic, AnswersScoreHighestAndPairsAreOrdered) {
   SyntheticTasks tasks({}, 9);
   SplitMix64 rng(1);

@@ -13,12 +13,18 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/proto_http.h"
+#include "data/tokenizer.h"
+#include "models/causal_lm.h"
+#include "rewards/dmoerm.h"
+#include "rewards/dmoerm_reward_model.h"
 #include "rewards/remote_reward_model.h"
 #include "tests/services/reward_fixtures.h"
+#include "tests/support/tiny_models.h"
 
 namespace rudder::services {
 namespace {
@@ -218,6 +224,17 @@ std::string send_header_only(uint16_t port, size_t length) {
   return out;
 }
 
+ScoreRequest score_request(const std::vector<std::string>& prompts,
+                           const std::vector<std::string>& responses) {
+  ScoreRequest request;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto* item = request.add_items();
+    item->set_prompt(prompts[i]);
+    item->set_response(responses[i]);
+  }
+  return request;
+}
+
 TEST(RewardServerSockets, SameScoresInProcessOverScoreOverGetRewardAndThroughTheClient) {
   auto model = testing::tiny_reward_model(11);
   const std::vector<std::string> prompts = {"2+2=", "review, positive:", "x", ""};
@@ -227,12 +244,7 @@ TEST(RewardServerSockets, SameScoresInProcessOverScoreOverGetRewardAndThroughThe
   auto server = testing::start_server(model);
   auto client = testing::client_for(server->port());
 
-  ScoreRequest request;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    auto* item = request.add_items();
-    item->set_prompt(prompts[i]);
-    item->set_response(responses[i]);
-  }
+  ScoreRequest request = score_request(prompts, responses);
   for (const core::Wire wire : {core::Wire::kJson, core::Wire::kProtobuf}) {
     ScoreResponse reply;
     client->call("/v1/score", request, &reply, wire);
@@ -257,6 +269,56 @@ TEST(RewardServerSockets, SameScoresInProcessOverScoreOverGetRewardAndThroughThe
   ASSERT_EQ(got.size(), 4u);
   for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(got[i], expected[i], 1e-5) << i;
   EXPECT_EQ(remote.version(), "scalar");
+}
+
+// A DMoERM's dimension scores and routed category come back the same in process, over
+// /v1/score and through RemoteRewardModel.
+TEST(RewardServerSockets, DmoermDetailsAreTheSameInProcessOverScoreAndThroughTheClient) {
+  torch::manual_seed(4);
+  DmoermConfig config;
+  config.set_expert_rank(4);
+  config.set_expert_alpha(8);
+  auto net = std::make_shared<rewards::DmoermNet>(
+      std::make_shared<models::CausalLM>(rudder::testing::tiny_llama()),
+      rewards::DmoermLayout{{"math", "prose"}, {"correctness", "format"}}, config);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) p.add_(torch::randn_like(p) * 0.05);  // adapters not zero
+  }
+  DataConfig data;
+  data.set_max_length(64);
+  data.set_max_prompt_length(32);
+  auto model = std::make_shared<rewards::DmoermRewardModel>(net, data::make_byte_tokenizer(),
+                                                            TokenizerConfig(), data);
+  const std::vector<std::string> prompts = {"2+2=", "review, positive:", "reverse abc:"};
+  const std::vector<std::string> responses = {"4", "great film, fun", "cba"};
+  const auto expected = model->score_detailed(prompts, responses, {false, true});
+  auto server = testing::start_server(model);
+  auto client = testing::client_for(server->port());
+  ScoreRequest request = score_request(prompts, responses);
+  request.set_return_dimension_scores(true);
+  ScoreResponse reply;
+  client->call("/v1/score", request, &reply, core::Wire::kJson);
+  ASSERT_EQ(reply.details_size(), 3);
+  rewards::RemoteRewardOptions o;
+  o.endpoints = {"127.0.0.1:" + std::to_string(server->port())};
+  rewards::RemoteRewardModel remote(o);
+  const auto through_client = remote.score_detailed(prompts, responses, {false, true});
+  ASSERT_EQ(through_client.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const auto& want = expected[static_cast<size_t>(i)];
+    EXPECT_FALSE(want.category.empty());
+    EXPECT_NEAR(reply.rewards(i), want.reward, 1e-5) << i;
+    EXPECT_EQ(reply.details(i).category(), want.category) << i;
+    const auto& got = through_client[static_cast<size_t>(i)];
+    EXPECT_NEAR(got.reward, want.reward, 1e-5) << i;
+    EXPECT_EQ(got.category, want.category) << i;
+    ASSERT_EQ(got.dimension_scores.size(), want.dimension_scores.size());
+    for (const auto& [name, value] : want.dimension_scores) {
+      EXPECT_NEAR(reply.details(i).dimension_scores().at(name), value, 1e-5) << name;
+      EXPECT_NEAR(got.dimension_scores.at(name), value, 1e-5) << name;
+    }
+  }
 }
 
 TEST(RewardServerSockets, FullQueueIsAnswered429AtOnce) {

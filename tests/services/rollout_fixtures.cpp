@@ -18,9 +18,9 @@ std::shared_ptr<models::CausalLM> tiny_policy(uint64_t seed) {
   return model;
 }
 
-std::unique_ptr<RolloutServer> start_rollout_server(const models::CausalLM& model,
-                                                    const std::string& rollout_server_yaml,
-                                                    int threads, size_t max_body_bytes) {
+std::unique_ptr<RolloutServer> start_rollout_server(
+    const models::CausalLM& model, const std::string& rollout_server_yaml, int threads,
+    size_t max_body_bytes, std::vector<std::shared_ptr<rollout::LogitsProcessor>> guidance) {
   const ExperimentConfig config = config_from_yaml("rollout_server: " + rollout_server_yaml);
   core::HttpServerOptions http;
   http.host = "127.0.0.1";
@@ -28,7 +28,7 @@ std::unique_ptr<RolloutServer> start_rollout_server(const models::CausalLM& mode
   http.threads = threads;
   http.max_body_bytes = max_body_bytes;
   auto server = std::make_unique<RolloutServer>(config.rollout_server(), http);
-  server->serve(model, data::make_byte_tokenizer());
+  server->serve(model, data::make_byte_tokenizer(), std::move(guidance));
   server->start();
   return server;
 }

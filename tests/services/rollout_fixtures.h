@@ -9,6 +9,7 @@
 #include "core/http_client.h"
 #include "models/causal_lm.h"
 #include "rollout/engine.h"
+#include "rollout/logits_processors.h"
 #include "services/rollout_server.h"
 
 namespace rudder::services::testing {
@@ -17,11 +18,12 @@ namespace rudder::services::testing {
 /// with weights scaled up so next-token distributions are peaked and varied.
 std::shared_ptr<models::CausalLM> tiny_policy(uint64_t seed);
 
-/// A RolloutServer on 127.0.0.1 (a free port) serving `model` with the byte tokenizer.
-std::unique_ptr<RolloutServer> start_rollout_server(const models::CausalLM& model,
-                                                    const std::string& rollout_server_yaml = "{}",
-                                                    int threads = 16,
-                                                    size_t max_body_bytes = 1u << 20);
+/// A RolloutServer on 127.0.0.1 (a free port) serving `model` with the byte tokenizer, guided
+/// by `guidance`.
+std::unique_ptr<RolloutServer> start_rollout_server(
+    const models::CausalLM& model, const std::string& rollout_server_yaml = "{}", int threads = 16,
+    size_t max_body_bytes = 1u << 20,
+    std::vector<std::shared_ptr<rollout::LogitsProcessor>> guidance = {});
 
 /// What a LocalEngine over `model` (byte tokenizer, its EOS) answers to `requests`.
 std::vector<rollout::GenerateOutput> local_generate(

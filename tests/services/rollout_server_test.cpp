@@ -167,5 +167,36 @@ TEST_F(RolloutServerTest, AFullQueueAnswers429AndEveryOtherRequestSucceeds) {
   EXPECT_GE(busy.load(), 1);
 }
 
+// Guidance that fails while armed: a decoding step that throws.
+class FailingGuidance : public rollout::LogitsProcessor {
+ public:
+  std::atomic<bool> armed{false};
+  void process(at::Tensor& /*scores*/, const std::vector<rollout::RowView>& /*rows*/) override {
+    if (armed.load()) throw std::runtime_error("guidance broke");
+  }
+};
+
+// A failed engine step fails the requests it was decoding with a 500 naming the cause; the
+// server stays ready and answers the next request.
+TEST(RolloutServerFailures, AFailedStepFailsItsRequestsAndTheServerGoesOn) {
+  const auto policy = testing::tiny_policy(3);
+  auto guidance = std::make_shared<FailingGuidance>();
+  auto server = testing::start_rollout_server(*policy, "{max_batch: 4}", 4, 1u << 20, {guidance});
+  const auto call = [&](const std::string& path, const std::string& body) {
+    return server->handle(post(path, body));
+  };
+  guidance->armed = true;
+  const auto failed = call("/v1/generate", greedy_body().dump());
+  EXPECT_EQ(failed.status, 500) << failed.body;
+  EXPECT_NE(failed.body.find("guidance broke"), std::string::npos) << failed.body;
+  guidance->armed = false;
+  const auto next = call("/v1/generate", greedy_body().dump());
+  EXPECT_EQ(next.status, 200) << next.body;
+  core::HttpRequest ready;
+  ready.method = "GET";
+  ready.target = ready.path = "/readyz";
+  EXPECT_EQ(server->handle(ready).status, 200);
+}
+
 }  // namespace
 }  // namespace rudder::services

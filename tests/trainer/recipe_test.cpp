@@ -24,12 +24,12 @@ std::string refusal(const std::string& yaml) {
 
 TEST(Recipes, TheBuiltinsAreTheOneTable) {
   const auto names = recipes().names();
-  EXPECT_EQ(names, (std::vector<std::string>{"dpo", "reward_model", "sft"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"dpo", "gedi", "reward_model", "sft"}));
   EXPECT_NE(refusal("ppo: {}\n")
-                .find("method 'ppo' is not implemented yet (implemented: dpo, "
+                .find("method 'ppo' is not implemented yet (implemented: dpo, gedi, "
                       "reward_model, sft)"),
             std::string::npos);
-  EXPECT_NE(refusal("").find("the config names no method: add one of dpo, reward_model, sft"),
+  EXPECT_NE(refusal("").find("the config names no method: add one of dpo, gedi, reward_model, sft"),
             std::string::npos);
   RecipeRegistry registry;
   register_builtins(registry);

@@ -162,10 +162,17 @@ TEST(TrainIntegration, GenArmKillAndResumeIsBitIdentical) {
 }
 
 // The checkpoint at step 3 lies past phase 1 (2 steps): resuming restores the frozen base.
-// Disabled: the resumed run's final weights still differ from the straight run's (open).
-TEST(TrainIntegration, DISABLED_DmoermKillAndResumeIsBitIdentical) {
+TEST(TrainIntegration, DmoermKillAndResumeIsBitIdentical) {
   expect_exact_resume(
       1, 3, tiny_preference_config("reward_model: {kind: dmoerm, dmoerm: {base_steps: 2}}"));
+}
+
+// GeDi's class-conditional LM, with its learned logit scale, on the synthetic reviews.
+TEST(TrainIntegration, GediKillAndResumeIsBitIdentical) {
+  std::string text = tiny_preference_config("gedi: {gen_weight: 0.5}");
+  const std::string mixed = "tasks: [mixed]";
+  text.replace(text.find(mixed), mixed.size(), "tasks: [sentiment]");
+  expect_exact_resume(1, 3, text);
 }
 
 // GenARM and DMoERM export a reward model directory that `rudder score` loads by its kind.

@@ -11,6 +11,7 @@ namespace rudder::trainer::detail {
 Recipe sft_recipe();
 Recipe reward_model_recipe();
 Recipe dpo_recipe();
+Recipe gedi_recipe();
 
 /// Throws InvalidArgument naming the first field of reward_model in `fields` ("loss",
 /// "genarm") that differs from its default: a setting the configured kind does not read.
