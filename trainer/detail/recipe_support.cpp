@@ -74,13 +74,12 @@ std::vector<data::TaskExample> synthetic_examples(const ExperimentConfig& c, uin
 }
 
 Experiment make_base(const ExperimentConfig& config) {
-  RUDDER_CHECK(config.dtype() == "float32", "dtype '", config.dtype(),
-               "' is not supported by the trainer yet (use float32)");
   RUDDER_CHECK(config.device() == "auto" || config.device() == "cpu" ||
                    config.device().rfind("cuda", 0) == 0,
                "device '", config.device(), "': expected auto, cpu, cuda or cuda:N");
-  RUDDER_CHECK(!config.training().bf16_autocast(),
-               "training.bf16_autocast is not implemented yet; set it to false");
+  RUDDER_CHECK(!(config.dtype() == "bfloat16" && config.training().bf16_autocast()),
+               "dtype bfloat16 already computes in bfloat16; training.bf16_autocast is for "
+               "float32 weights (set one of them)");
   torch::manual_seed(config.seed());
   Experiment e;
   e.tokenizer = data::make_tokenizer(config.tokenizer(), config.model().path());
