@@ -1,8 +1,11 @@
 #include "trainer/detail/recipe_support.h"
 
+#include <cstdlib>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "core/distributed.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "data/dataset.h"
@@ -64,6 +67,17 @@ std::vector<data::PreferencePair> sampled_pairs(const ExperimentConfig& c, model
   return pairs;
 }
 
+// `cuda:N` as named; `cuda` or `auto`: the GPU of this rank's LOCAL_RANK (one GPU per rank, as
+// NCCL needs), cuda:0 for a single process.
+torch::Device cuda_device(const std::string& name) {
+  if (name.rfind("cuda:", 0) == 0) return torch::Device(name);
+  const int local_rank = core::launch_environment(std::getenv).local_rank;
+  RUDDER_CHECK(local_rank < static_cast<int>(torch::cuda::device_count()), "rank with LOCAL_RANK ",
+               local_rank, " needs its own GPU, but only ", torch::cuda::device_count(),
+               " are visible");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+}
+
 }  // namespace
 
 std::vector<data::TaskExample> synthetic_examples(const ExperimentConfig& c, uint64_t count,
@@ -89,7 +103,7 @@ Experiment make_base(const ExperimentConfig& config) {
   if (cuda) {
     RUDDER_CHECK(torch::cuda::is_available(), "device '", config.device(),
                  "' asked for, but CUDA is not available");
-    e.policy->to(torch::Device(config.device() == "auto" ? "cuda" : config.device()));
+    e.policy->to(cuda_device(config.device()));
   }
   return e;
 }
