@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "models/autocast.h"
 
 namespace rudder::algorithms {
 
@@ -46,6 +47,11 @@ StepStats Algorithm::train_micro_batch(const Batch& batch, const std::vector<siz
                    ": reports metric '", metric, "', which metric_names() does not declare");
   }
   return stats;
+}
+
+void backward(const at::Tensor& loss) {
+  models::NoAutocastGuard no_autocast;
+  loss.backward();
 }
 
 std::vector<uint64_t> DatasetAlgorithm::rows_of(const Batch& batch,

@@ -147,6 +147,11 @@ class DatasetAlgorithm : public Algorithm {
   static std::vector<uint64_t> rows_of(const Batch& batch, const std::vector<size_t>& items);
 };
 
+/// `loss.backward()` with autocast off: a bf16 autocast region covers the forward pass only, and
+/// each op's backward runs in the dtype its forward used (PyTorch's AMP recipe). Methods call
+/// this instead of Tensor::backward.
+void backward(const at::Tensor& loss);
+
 /// 6 x the number of parameters of `module`: the FLOPs of one forward and backward per token
 /// (Kaplan et al. 2020).
 inline double training_flops_per_token(const torch::nn::Module& module) {

@@ -38,7 +38,7 @@ StepStats ArmModeling::train_examples(const std::vector<uint64_t>& examples, dou
   o.margin = config_.margin();
   o.label_smoothing = config_.label_smoothing();
   const auto out = rewards::arm_loss(logps.narrow(0, 0, n), logps.narrow(0, n, n), o);
-  (out.loss * (static_cast<double>(n) / total_units)).backward();
+  backward(out.loss * (static_cast<double>(n) / total_units));
   StepStats s;
   s.loss_sum = out.loss.item<double>() * static_cast<double>(n);
   s.units = static_cast<double>(n);

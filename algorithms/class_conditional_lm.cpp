@@ -100,7 +100,7 @@ ClassConditionalLmTraining::Losses ClassConditionalLmTraining::losses(
 StepStats ClassConditionalLmTraining::train_examples(const std::vector<uint64_t>& examples,
                                                      double total_units) {
   const Losses l = losses(data_.train, examples);
-  (l.loss.sum() / total_units).backward();
+  backward(l.loss.sum() / total_units);
   StepStats s;
   s.units = static_cast<double>(examples.size());
   s.loss_sum = l.loss.sum().item<double>();

@@ -150,7 +150,7 @@ StepStats DmoermModeling::train_examples(const std::vector<uint64_t>& examples,
   double correct = 0;
   at::Tensor loss = net_->config().router_weight() * router_loss(examples, &correct);
   loss = loss + (base_phase() ? base_loss(examples) : expert_loss(examples));
-  (loss / total_units).backward();
+  backward(loss / total_units);
   StepStats s;
   s.loss_sum = loss.item<double>();
   s.units = static_cast<double>(examples.size());

@@ -94,7 +94,7 @@ StepStats Dpo::train_examples(const std::vector<uint64_t>& examples, double tota
   StepStats s;
   at::Tensor pc, pr;
   const DpoLossOutput out = loss_of(data_.train, examples, true, &s.tokens, &pc, &pr);
-  (out.losses.sum() / total_units).backward();
+  backward(out.losses.sum() / total_units);
   const auto n = static_cast<double>(examples.size());
   s.loss_sum = out.losses.sum().item<double>();
   s.units = n;

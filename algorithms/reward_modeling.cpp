@@ -56,7 +56,7 @@ StepStats RewardModeling::train_ranked(const std::vector<uint64_t>& lists, doubl
     s.sums["margin"] += gap.masked_select(better).sum().item<double>() / pairs;
     offset += n;
   }
-  (loss / total_units).backward();
+  backward(loss / total_units);
   s.loss_sum = loss.item<double>();
   s.units = static_cast<double>(lists.size());
   s.tokens = b.attention_mask.sum().item<double>();
@@ -79,7 +79,7 @@ StepStats RewardModeling::train_examples(const std::vector<uint64_t>& examples,
   }
   const auto out =
       rewards::bt_loss(r.narrow(0, 0, n), r.narrow(0, n, n), margin, config_.center_coef());
-  (out.loss * (static_cast<double>(n) / total_units)).backward();
+  backward(out.loss * (static_cast<double>(n) / total_units));
   StepStats s;
   s.loss_sum = out.loss.item<double>() * static_cast<double>(n);
   s.units = static_cast<double>(n);

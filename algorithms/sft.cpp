@@ -47,7 +47,7 @@ StepStats Sft::train_examples(const std::vector<uint64_t>& examples, double tota
   if (packing_) logp = logp.masked_fill(positions == 0, 0.0);
   const at::Tensor nll_sum =
       -models::masked_sum(logp, b.loss_mask.to(device)).sum();  // summed over units
-  (nll_sum / total_units).backward();
+  backward(nll_sum / total_units);
   StepStats s;
   s.loss_sum = nll_sum.item<double>();
   s.units = b.loss_mask.sum().item<double>();

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
@@ -126,7 +127,6 @@ double time_steps(const std::function<double()>& step, const Timing& timing) {
   return seconds_since(start) / n;
 }
 
-
 models::ModelSpec llama_spec(int64_t hidden, int64_t layers, int64_t heads, int64_t kv_heads,
                              int64_t intermediate) {
   models::ModelSpec s;
@@ -182,8 +182,10 @@ std::vector<std::string> run_python(const std::string& script, const std::string
                                     Allocator allocator) {
   const std::string env =
       allocator == Allocator::kRudder ? std::string(kRudderMallocEnv) + " " : "";
-  return run_lines(env + "/usr/bin/python3 " + RUDDER_SOURCE_DIR + "/bench/python/" + script + " " +
-                   args);
+  // RUDDER_BENCH_PYTHON: another interpreter (a GPU machine's PyTorch install).
+  const char* chosen = std::getenv("RUDDER_BENCH_PYTHON");
+  const std::string python = chosen != nullptr && *chosen != '\0' ? chosen : "/usr/bin/python3";
+  return run_lines(env + python + " " + RUDDER_SOURCE_DIR + "/bench/python/" + script + " " + args);
 }
 
 void print_table_header(const std::string& label, const std::string& unit,

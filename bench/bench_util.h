@@ -49,8 +49,8 @@ inline constexpr std::array<Allocator, 2> kAllocators = {Allocator::kDefault, Al
 /// A Python figure under each allocator, indexed like kAllocators.
 using PythonFigures = std::array<double, 2>;
 
-/// The output lines of `/usr/bin/python3 bench/python/<script> <args>` run under `allocator`;
-/// throws when it fails.
+/// The output lines of `/usr/bin/python3 bench/python/<script> <args>` (or $RUDDER_BENCH_PYTHON)
+/// run under `allocator`; throws when it fails.
 std::vector<std::string> run_python(const std::string& script, const std::string& args,
                                     Allocator allocator);
 

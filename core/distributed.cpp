@@ -9,6 +9,9 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include "core/error.h"
 #include "core/log.h"
@@ -91,9 +94,19 @@ LaunchEnvironment launch_environment(const EnvLookup& env) {
   return e;
 }
 
+// libtorch 2.0 made the Gloo and NCCL groups c10d::Backends (a c10d::ProcessGroup now wraps
+// several); both versions have allreduce and barrier with the same signatures.
+#if TORCH_VERSION_MAJOR >= 2
+using Collectives = c10d::Backend;
+#else
+using Collectives = c10d::ProcessGroup;
+#endif
+
+// Gloo always (CPU tensors, barriers); NCCL beside it for CUDA tensors when the backend is nccl.
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  c10::intrusive_ptr<Collectives> group;
+  c10::intrusive_ptr<Collectives> nccl;
 };
 
 ProcessGroup::~ProcessGroup() = default;
@@ -129,8 +142,15 @@ std::unique_ptr<ProcessGroup> ProcessGroup::from_environment(const DistributedCo
   pg->local_rank_ = e.local_rank;
   if (e.world_size == 1) return pg;
 
-  const std::string backend = config.backend() == "auto" ? "gloo" : config.backend();
-  RUDDER_CHECK(backend == "gloo", "distributed.backend '", config.backend(),
+#ifdef USE_C10D_NCCL
+  constexpr bool kNccl = true;
+#else
+  constexpr bool kNccl = false;
+#endif
+  const std::string backend = config.backend() != "auto"             ? config.backend()
+                              : kNccl && torch::cuda::is_available() ? "nccl"
+                                                                     : "gloo";
+  RUDDER_CHECK(backend == "gloo" || kNccl, "distributed.backend '", config.backend(),
                "' is not available in this build (CPU libtorch: use gloo)");
   const auto timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.timeout_seconds() * 1000));
@@ -143,6 +163,15 @@ std::unique_ptr<ProcessGroup> ProcessGroup::from_environment(const DistributedCo
     gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(e.master_addr));
     pg->impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(pg->impl_->store, e.rank,
                                                                    e.world_size, gloo_options);
+#ifdef USE_C10D_NCCL
+    if (backend == "nccl") {
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = timeout;
+      auto nccl_store = c10::make_intrusive<c10d::PrefixStore>("nccl", pg->impl_->store);
+      pg->impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(nccl_store, e.rank,
+                                                                    e.world_size, nccl_options);
+    }
+#endif
   } catch (const std::exception& err) {
     // The agent's store speaks its torch's wire protocol: since torch 2.1 (pytorch#107607) a
     // server drops clients that do not open with a validation query, as libtorch < 2.1 does not.
@@ -159,14 +188,17 @@ std::unique_ptr<ProcessGroup> ProcessGroup::from_environment(const DistributedCo
                           ") as rank ", e.rank, " of ", e.world_size, " failed", hint, ": ",
                           c10_error ? c10_error->what_without_backtrace() : err.what()));
   }
-  RUDDER_LOG(kInfo) << "rank " << e.rank << " of " << e.world_size << " joined (gloo, " << where
-                    << ", store hosted by " << host << ", rank from " << e.rank_source << ")";
+  RUDDER_LOG(kInfo) << "rank " << e.rank << " of " << e.world_size << " joined (" << backend
+                    << (backend == "nccl" ? " for CUDA tensors, gloo for CPU ones, " : ", ")
+                    << where << ", store hosted by " << host << ", rank from " << e.rank_source
+                    << ")";
   return pg;
 }
 
 void ProcessGroup::allreduce_sum(std::vector<at::Tensor>& tensors) {
   if (world_size_ == 1 || tensors.empty()) return;
-  impl_->group->allreduce(tensors)->wait();
+  const bool cuda = tensors.front().is_cuda();
+  (cuda && impl_->nccl ? impl_->nccl : impl_->group)->allreduce(tensors)->wait();
 }
 
 std::vector<double> ProcessGroup::allreduce_sum(const std::vector<double>& values) {

@@ -20,7 +20,13 @@ ScalarHeadImpl::ScalarHeadImpl(int64_t hidden_size) {
   score->bias.zero_();
 }
 
-at::Tensor ScalarHeadImpl::forward(const at::Tensor& hidden) { return score(hidden).squeeze(-1); }
+// Scores leave in float32 even from bfloat16 weights or a bf16 autocast region: losses and
+// calibration read them.
+at::Tensor ScalarHeadImpl::forward(const at::Tensor& hidden) {
+  const at::Tensor scores = score(hidden).squeeze(-1);  // [batch, seq]
+  const bool reduced = scores.scalar_type() == at::kBFloat16 || scores.scalar_type() == at::kHalf;
+  return reduced ? scores.to(at::kFloat) : scores;
+}
 
 at::Tensor ScalarHeadImpl::sequence_scores(const at::Tensor& hidden,
                                            const at::Tensor& attention_mask) {

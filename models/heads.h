@@ -16,7 +16,8 @@ at::Tensor last_real_index(const at::Tensor& attention_mask);
 /// *ForSequenceClassification naming).
 struct ScalarHeadImpl : torch::nn::Module {
   explicit ScalarHeadImpl(int64_t hidden_size);
-  /// Per-position scores [batch, seq] of hidden [batch, seq, hidden].
+  /// Per-position scores [batch, seq] of hidden [batch, seq, hidden]; float32 when the
+  /// product ran in bfloat16 or float16.
   at::Tensor forward(const at::Tensor& hidden);
   /// One score per row [batch], at each row's last real token.
   at::Tensor sequence_scores(const at::Tensor& hidden, const at::Tensor& attention_mask);

@@ -25,13 +25,31 @@ AdamW::AdamW(std::vector<NamedParameter> params, const OptimizerConfig& c)
       eps_(c.eps()),
       weight_decay_(c.weight_decay()) {
   RUDDER_CHECK(!params_.empty(), "the optimizer has no trainable parameters");
-  for (const auto& p : params_) {
+  for (auto& p : params_) {
+    const bool low = p.tensor.scalar_type() == at::kBFloat16 || p.tensor.scalar_type() == at::kHalf;
+    working_.push_back(low ? p.tensor : at::Tensor());
+    if (low) p.tensor = p.tensor.detach().to(at::kFloat).requires_grad_(true);
     exp_avg_.push_back(torch::zeros_like(p.tensor, torch::MemoryFormat::Preserve));
     exp_avg_sq_.push_back(torch::zeros_like(p.tensor, torch::MemoryFormat::Preserve));
   }
 }
 
+void AdamW::collect_grads() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!working_[i].defined() || !working_[i].grad().defined()) continue;
+    at::Tensor& master_grad = params_[i].tensor.mutable_grad();
+    if (master_grad.defined()) {
+      master_grad.add_(working_[i].grad().to(at::kFloat));
+    } else {
+      master_grad = working_[i].grad().to(at::kFloat);
+    }
+    working_[i].mutable_grad() = at::Tensor();
+  }
+}
+
 void AdamW::step(double lr) {
+  collect_grads();
   torch::NoGradGuard no_grad;
   ++steps_;
   const double bias1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
@@ -40,8 +58,11 @@ void AdamW::step(double lr) {
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor p = params_[i].tensor;
     const at::Tensor& g = p.grad();
-    // A parameter frozen after the optimizer was made (a method's later phase) stays put.
-    if (!g.defined() || !p.requires_grad()) continue;
+    // A parameter frozen after the optimizer was made (a method's later phase) stays put; a
+    // bf16 weight's freezing shows on the weight, not on its master.
+    const bool frozen =
+        working_[i].defined() ? !working_[i].requires_grad() : !p.requires_grad();
+    if (!g.defined() || frozen) continue;
     const double group_lr = lr * params_[i].lr_scale;
     const double step_size = group_lr / bias1;
     if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - group_lr * weight_decay_);
@@ -49,6 +70,7 @@ void AdamW::step(double lr) {
     exp_avg_sq_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
     const at::Tensor denom = (exp_avg_sq_[i].sqrt() / bias2_sqrt).add_(eps_);
     p.addcdiv_(exp_avg_[i], denom, -step_size);
+    if (working_[i].defined()) working_[i].copy_(p);
   }
 }
 
@@ -58,6 +80,9 @@ void AdamW::zero_grad() {
       p.tensor.mutable_grad().detach_();
       p.tensor.mutable_grad().zero_();
     }
+  }
+  for (auto& w : working_) {
+    if (w.defined()) w.mutable_grad() = at::Tensor();
   }
 }
 
@@ -84,6 +109,9 @@ models::TensorMap AdamW::state() const {
     out.emplace("exp_avg_sq." + params_[i].name, exp_avg_sq_[i]);
   }
   out.emplace("steps", torch::tensor({steps_}, torch::kLong));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (working_[i].defined()) out.emplace("master." + params_[i].name, params_[i].tensor.detach());
+  }
   return out;
 }
 
@@ -99,6 +127,9 @@ void AdamW::load_state(const models::TensorMap& state, const std::string& source
   for (size_t i = 0; i < params_.size(); ++i) {
     exp_avg_[i].copy_(fetch("exp_avg." + params_[i].name, exp_avg_[i]));
     exp_avg_sq_[i].copy_(fetch("exp_avg_sq." + params_[i].name, exp_avg_sq_[i]));
+    if (!working_[i].defined()) continue;
+    const std::string master = "master." + params_[i].name;
+    params_[i].tensor.copy_(state.count(master) ? fetch(master, params_[i].tensor) : working_[i]);
   }
   steps_ = fetch("steps", torch::zeros({1})).item<int64_t>();
 }

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "models/autocast.h"
 #include "trainer/detail/rank_state.h"
 #include "trainer/detail/trainer_impl.h"
 #include "trainer/schedule.h"
@@ -55,6 +56,24 @@ void Trainer::Impl::build_optimizer() {
   optimizer_ = std::make_unique<AdamW>(std::move(params), config_.optimizer());
 }
 
+// dtype bfloat16: the trainable module's weights become bfloat16 working copies (the optimizer
+// keeps float32 masters); bf16_autocast keeps them float32 and runs forward passes in bfloat16.
+// Model FLOPs utilization is measured against the GEMM peak of that device and dtype.
+void Trainer::Impl::set_precision() {
+  torch::nn::Module& module = algorithm_.trainable();
+  const bool bf16_weights = config_.dtype() == "bfloat16";
+  if (bf16_weights) module.to(torch::kBFloat16);
+  const c10::Device device = module.parameters().front().device();
+  device_type_ = device.type();
+  const bool bf16 = bf16_weights || config_.training().bf16_autocast();
+  peak_flops_ = detail::measure_peak_flops(device, bf16 ? torch::kBFloat16 : torch::kFloat);
+  if (bf16) {
+    RUDDER_LOG(kInfo) << (bf16_weights ? "bfloat16 weights with float32 masters"
+                                       : "bf16 autocast over float32 weights")
+                      << "; GEMM peak " << peak_flops_ / 1e9 << " GFLOP/s on " << device;
+  }
+}
+
 void Trainer::Impl::prepare() {
   const auto& t = config_.training();
   source_.check_batching(t.global_batch_size(), t.micro_batch_size(), group_.world_size());
@@ -68,8 +87,8 @@ void Trainer::Impl::prepare() {
                " updates per batch: checkpoints fall between "
                "batches");
   total_ = total_steps();
+  set_precision();
   build_optimizer();
-  peak_flops_ = detail::measure_peak_flops();
   std::string resume_path = options_.resume;
   if (resume_path == "auto") resume_path = find_resume_checkpoint(checkpoint_dir(config_));
   if (!resume_path.empty()) {
@@ -177,7 +196,12 @@ algorithms::StepStats Trainer::Impl::accumulate(const algorithms::Batch& batch,
       const auto end =
           items.begin() + static_cast<ptrdiff_t>(std::min<size_t>(items.size(), start + micro));
       const std::vector<size_t> part(items.begin() + static_cast<ptrdiff_t>(start), end);
-      const auto s = algorithm_.train_micro_batch(batch, part, total_units);
+      algorithms::StepStats s;
+      {
+        models::AutocastGuard autocast(device_type_, config_.training().bf16_autocast());
+        s = algorithm_.train_micro_batch(batch, part, total_units);
+      }
+      optimizer_->collect_grads();
       stats.loss_sum += s.loss_sum;
       stats.units += s.units;
       stats.tokens += s.tokens;

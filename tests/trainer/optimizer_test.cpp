@@ -69,5 +69,42 @@ TEST_F(OptimizerTest, SchedulesWarmUpThenDecayToTheFloor) {
   EXPECT_DOUBLE_EQ(learning_rate(s, 2.0, 19, 20), 2.0);
 }
 
+// A bfloat16 weight trains through a float32 master: micro-batch gradients accumulate in
+// float32, the master follows float32 AdamW exactly, and the weight is the master rounded.
+TEST_F(OptimizerTest, Bfloat16WeightsKeepFloat32MastersAndState) {
+  OptimizerConfig c;
+  c.set_lr(1e-3);
+  c.set_weight_decay(0.0);
+  const at::Tensor start = torch::randn({4, 3});
+  at::Tensor low = start.to(torch::kBFloat16).requires_grad_(true);
+  at::Tensor ref = start.to(torch::kBFloat16).to(torch::kFloat).requires_grad_(true);
+  AdamW ours(trainable_parameters({{"w", low}}), c);
+  AdamW reference(trainable_parameters({{"w", ref}}), c);
+  ASSERT_EQ(ours.params()[0].tensor.scalar_type(), torch::kFloat);
+  const at::Tensor x = torch::randn({6, 4});
+  for (int step = 0; step < 20; ++step) {
+    ours.zero_grad();
+    reference.zero_grad();
+    for (int micro = 0; micro < 2; ++micro) {
+      const at::Tensor g = torch::randn({4, 3}) * 1e-3;  // upstream gradient, exact in bf16
+      (low * g.to(torch::kBFloat16)).sum().backward();
+      ours.collect_grads();
+      (ref * g.to(torch::kBFloat16).to(torch::kFloat)).sum().backward();
+    }
+    EXPECT_FALSE(low.grad().defined());
+    ours.step(1e-3);
+    reference.step(1e-3);
+  }
+  testing::expect_tensor_near(ours.params()[0].tensor, ref, 1e-6, "master against float32");
+  EXPECT_TRUE(torch::equal(low, ours.params()[0].tensor.to(torch::kBFloat16)));
+  EXPECT_EQ(low.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(ours.state().at("exp_avg.w").scalar_type(), torch::kFloat);
+
+  // Restored state brings the master back, not the rounded weight.
+  AdamW restored(trainable_parameters({{"w", low}}), c);
+  restored.load_state(ours.state(), "test");
+  EXPECT_TRUE(torch::equal(restored.params()[0].tensor, ours.params()[0].tensor));
+}
+
 }  // namespace
 }  // namespace rudder::trainer

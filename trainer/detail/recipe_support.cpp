@@ -1,8 +1,11 @@
 #include "trainer/detail/recipe_support.h"
 
+#include <cstdlib>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "core/distributed.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "data/dataset.h"
@@ -64,6 +67,17 @@ std::vector<data::PreferencePair> sampled_pairs(const ExperimentConfig& c, model
   return pairs;
 }
 
+// `cuda:N` as named; `cuda` or `auto`: the GPU of this rank's LOCAL_RANK (one GPU per rank, as
+// NCCL needs), cuda:0 for a single process.
+torch::Device cuda_device(const std::string& name) {
+  if (name.rfind("cuda:", 0) == 0) return torch::Device(name);
+  const int local_rank = core::launch_environment(std::getenv).local_rank;
+  RUDDER_CHECK(local_rank < static_cast<int>(torch::cuda::device_count()), "rank with LOCAL_RANK ",
+               local_rank, " needs its own GPU, but only ", torch::cuda::device_count(),
+               " are visible");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+}
+
 }  // namespace
 
 std::vector<data::TaskExample> synthetic_examples(const ExperimentConfig& c, uint64_t count,
@@ -74,13 +88,12 @@ std::vector<data::TaskExample> synthetic_examples(const ExperimentConfig& c, uin
 }
 
 Experiment make_base(const ExperimentConfig& config) {
-  RUDDER_CHECK(config.dtype() == "float32", "dtype '", config.dtype(),
-               "' is not supported by the trainer yet (use float32)");
   RUDDER_CHECK(config.device() == "auto" || config.device() == "cpu" ||
                    config.device().rfind("cuda", 0) == 0,
                "device '", config.device(), "': expected auto, cpu, cuda or cuda:N");
-  RUDDER_CHECK(!config.training().bf16_autocast(),
-               "training.bf16_autocast is not implemented yet; set it to false");
+  RUDDER_CHECK(!(config.dtype() == "bfloat16" && config.training().bf16_autocast()),
+               "dtype bfloat16 already computes in bfloat16; training.bf16_autocast is for "
+               "float32 weights (set one of them)");
   torch::manual_seed(config.seed());
   Experiment e;
   e.tokenizer = data::make_tokenizer(config.tokenizer(), config.model().path());
@@ -90,7 +103,7 @@ Experiment make_base(const ExperimentConfig& config) {
   if (cuda) {
     RUDDER_CHECK(torch::cuda::is_available(), "device '", config.device(),
                  "' asked for, but CUDA is not available");
-    e.policy->to(torch::Device(config.device() == "auto" ? "cuda" : config.device()));
+    e.policy->to(cuda_device(config.device()));
   }
   return e;
 }

@@ -13,8 +13,9 @@
 
 namespace rudder::trainer::detail {
 
-/// Checks dtype, device and autocast, seeds libtorch with config.seed, and makes the tokenizer
-/// and the policy (on the configured device). The rest of `Experiment` is left to the recipe.
+/// Checks device and the dtype/autocast pair, seeds libtorch with config.seed, and makes the
+/// tokenizer and the policy (on the configured device). The rest of `Experiment` is left to the
+/// recipe.
 Experiment make_base(const ExperimentConfig& config);
 
 /// SFT data: JSONL files, or the synthetic tasks (with ground truth for evaluation).

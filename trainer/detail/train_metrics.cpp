@@ -18,19 +18,27 @@ std::string format_duration(double seconds) {
   return out.str();
 }
 
-double measure_peak_flops() {
+double measure_peak_flops(const c10::Device& device, c10::ScalarType dtype) {
   torch::NoGradGuard no_grad;
-  const at::Tensor a = torch::randn({512, 512}), b = torch::randn({512, 512});
+  const int64_t n = device.is_cuda() ? 4096 : 512;
+  const auto options = torch::TensorOptions().device(device).dtype(dtype);
+  const at::Tensor a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
+  // The CUDA queue is drained before the clock starts and before it is read.
+  auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+  };
   torch::mm(a, b);
-  int n = 0;
+  sync();
+  int count = 0;
   const auto start = Clock::now();
   double elapsed = 0;
   while (elapsed < 0.2) {
-    torch::mm(a, b);
-    ++n;
+    for (int k = 0; k < (device.is_cuda() ? 16 : 1); ++k, ++count) torch::mm(a, b);
+    sync();
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   }
-  return 2.0 * 512 * 512 * 512 * n / elapsed;
+  const auto size = static_cast<double>(n);
+  return 2.0 * size * size * size * count / elapsed;
 }
 
 }  // namespace rudder::trainer::detail

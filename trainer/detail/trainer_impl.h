@@ -35,6 +35,7 @@ class Trainer::Impl {
 
  private:
   void prepare();
+  void set_precision();
   uint64_t total_steps() const;
   void build_optimizer();
   // Checkpoints (trainer_resume.cpp).
@@ -68,6 +69,7 @@ class Trainer::Impl {
   uint64_t nonfinite_streak_ = 0;
   uint64_t last_saved_step_ = 0;  // 0: none written by this process
   double peak_flops_ = 0;
+  c10::DeviceType device_type_ = c10::DeviceType::CPU;  // of the trainable module
   Clock::time_point run_start_;
   TrainResult result_;
   detail::TrainMetrics metrics_;

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Builds and checks Rudder on a GPU machine against the libtorch of its PyTorch install, with no
+# network: unpacks the Debian packages scripts/gpu-prepare.sh carried (dpkg -x into a prefix),
+# configures against torch.utils.cmake_prefix_path and that prefix, builds with CUDA, runs the
+# unit and golden tests (tests named Cuda use the GPU; device `auto` configs train on it), the
+# benchmarks beside PyTorch-Python, and data-parallel training over NCCL (two ranks on two GPUs;
+# one rank on one GPU). Ends with a summary; every step's log goes to $OUT (or build/gpu-check).
+#
+# Usage: scripts/gpu-check.sh [DEPS]            DEPS: the prepared folder (.gpu-deps)
+# Environment:
+#   OUT                      where logs and summary.txt go (the device tool's $OUT)
+#   RUDDER_GPU_CHECK_CPU=1   dry run on a CPU machine against Debian's libtorch, to prove the
+#                            unpacking, configuration, build and test logic before GPU minutes
+#   RUDDER_GPU_CHECK_STEPS   steps to run, comma-separated (default: all of
+#                            deps,configure,build,test,bench,ddp)
+#   RUDDER_GPU_CHECK_TARGETS build only these targets (space-separated; default: all)
+#   RUDDER_GPU_CHECK_TESTS   ctest -R regex (default: every unit test and the golden ones)
+#   RUDDER_GPU_BUILD         build directory (default build/gpu; build/gpu-cpu for the dry run)
+#   RUDDER_GPU_PREFIX        where packages unpack (default /tmp/rudder-gpu-prefix)
+#   JOBS                     parallel jobs (default: nproc)
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps=$(cd "${1:-$root/.gpu-deps}" 2>/dev/null && pwd) || {
+  echo "gpu-check: no prepared folder ${1:-$root/.gpu-deps}; run scripts/gpu-prepare.sh" >&2
+  exit 2
+}
+cpu_mode=${RUDDER_GPU_CHECK_CPU:-0}
+steps=${RUDDER_GPU_CHECK_STEPS:-deps,configure,build,test,bench,ddp}
+prefix=${RUDDER_GPU_PREFIX:-/tmp/rudder-gpu-prefix}
+if [[ $cpu_mode == 1 ]]; then build=${RUDDER_GPU_BUILD:-$root/build/gpu-cpu}; else build=${RUDDER_GPU_BUILD:-$root/build/gpu}; fi
+out=${OUT:-$root/build/gpu-check}
+jobs=${JOBS:-$(nproc)}
+mkdir -p "$out"
+summary=()
+failed=0
+
+note() { echo "gpu-check: $*" | tee -a "$out/summary.txt"; }
+wants() { [[ ",$steps," == *",$1,"* ]]; }
+# run_step NAME COMMAND...: runs COMMAND with its output in $out/NAME.log; records the result.
+run_step() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo "== $name: $*" | tee -a "$out/summary.txt"
+  if "$@" >"$out/$name.log" 2>&1; then
+    summary+=("PASS  $name ($((SECONDS - start)) s)")
+    return 0
+  fi
+  summary+=("FAIL  $name ($((SECONDS - start)) s): see $name.log")
+  failed=1
+  tail -n 30 "$out/$name.log"
+  return 1
+}
+finish() {
+  {
+    echo
+    echo "==== gpu-check summary ($([[ $cpu_mode == 1 ]] && echo "CPU dry run" || echo GPU)) ===="
+    printf '%s\n' "${summary[@]}"
+  } | tee -a "$out/summary.txt"
+  exit "$failed"
+}
+
+: >"$out/summary.txt"
+
+# ---- The torch to build against, and whether Debian's libraries can link with it. ----
+if [[ $cpu_mode == 1 ]]; then
+  torch_prefix=${RUDDER_TORCH_PREFIX:-/usr/lib/x86_64-linux-gnu/cmake}
+  gpus=0
+  note "CPU dry run: Debian's libtorch at $torch_prefix, no CUDA, NCCL step skipped"
+else
+  python=${RUDDER_PYTHON:-python3}
+  info=$("$python" -c 'import torch
+print(torch.__version__, int(torch._C._GLIBCXX_USE_CXX11_ABI), torch.cuda.device_count(),
+      torch.version.cuda, torch.utils.cmake_prefix_path)') || {
+    note "cannot import torch with $python"
+    summary+=("FAIL  torch: $python cannot import torch")
+    failed=1
+    finish
+  }
+  read -r torch_version abi gpus cuda_version torch_prefix <<<"$info"
+  note "torch $torch_version (CUDA $cuda_version, CXX11 ABI $abi), $gpus GPU(s), cmake prefix $torch_prefix"
+  nvidia-smi -L 2>&1 | tee -a "$out/summary.txt"
+  if [[ $abi != 1 ]]; then
+    # Debian's yaml-cpp, protobuf, prometheus-cpp and gtest are built with the C++11 ABI; a
+    # pre-C++11-ABI libtorch cannot link with them (std::string differs). Building them from
+    # source here would need their sources carried and minutes of device time; PyTorch's own
+    # wheels use the C++11 ABI since 2.7, so use such a PyTorch instead.
+    note "torch uses _GLIBCXX_USE_CXX11_ABI=0; Debian's libraries use 1: cannot link them"
+    summary+=("FAIL  abi: torch $torch_version is a pre-C++11-ABI build; use a PyTorch >= 2.7")
+    failed=1
+    finish
+  fi
+  if ((gpus == 0)); then
+    note "torch sees no GPU; the CUDA tests will skip and NCCL cannot run"
+  fi
+fi
+
+# ---- Unpack the carried packages into a prefix the build points at. ----
+unpack() {
+  rm -rf "$prefix"
+  mkdir -p "$prefix"
+  local n=0
+  for f in "$deps"/debs/*.deb; do
+    if command -v dpkg-deb >/dev/null; then
+      dpkg-deb -x "$f" "$prefix" || return 1
+    else  # a .deb is an ar archive holding data.tar.{xz,zst,gz}
+      local member
+      member=$(ar t "$f" | grep '^data\.tar') || return 1
+      ar p "$f" "$member" >"$prefix/.member" && tar -xf "$prefix/.member" -C "$prefix" || return 1
+      rm -f "$prefix/.member"
+    fi
+    n=$((n + 1))
+  done
+  echo "unpacked $n packages into $prefix"
+  "$prefix/usr/bin/protoc" --version
+}
+if wants deps; then
+  run_step deps unpack || finish
+fi
+libdir=$prefix/usr/lib/x86_64-linux-gnu
+export PATH=$prefix/usr/bin:$PATH
+export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# .pc files say prefix=/usr: the sysroot puts their paths under the prefix.
+export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:$prefix/usr/share/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR=$prefix
+export RUDDER_GOLDEN_DIR=$deps/golden
+
+# ---- Configure, and check every dependency came from the prefix (protoc and libprotobuf
+# from the same package). ----
+configure() {
+  local extra=()
+  command -v ninja >/dev/null && extra+=(-G Ninja)
+  if [[ $cpu_mode != 1 ]]; then
+    extra+=(-DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}")
+    # ATen's headers need C++20 from PyTorch 2.12 on.
+    local major minor
+    IFS=. read -r major minor _ <<<"$torch_version"
+    if ((major > 2 || (major == 2 && minor >= 12))); then extra+=(-DCMAKE_CXX_STANDARD=20); fi
+  fi
+  cmake -S "$root" -B "$build" "${extra[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$prefix/usr;$torch_prefix" \
+    -DRUDDER_BUILD_TESTS=ON -DRUDDER_BUILD_BENCH=ON || return 1
+  local bad=0
+  echo "where each dependency was found:"
+  for var in Protobuf_PROTOC_EXECUTABLE Protobuf_INCLUDE_DIR Protobuf_LIBRARY_RELEASE yaml-cpp_DIR \
+    nlohmann_json_DIR prometheus-cpp_DIR civetweb_DIR Boost_DIR GTest_DIR OPENSSL_INCLUDE_DIR \
+    PCRE2_INCLUDEDIR UTF8PROC_INCLUDEDIR Torch_DIR; do
+    local value
+    value=$(grep -E "^$var:[A-Z]+=" "$build/CMakeCache.txt" | head -1 | cut -d= -f2-)
+    printf '  %-28s %s\n' "$var" "${value:-(not in the cache)}"
+    if [[ $var == Protobuf_* && $value != "$prefix"* ]]; then bad=1; fi
+  done
+  local protoc_version header_version
+  protoc_version=$("$prefix/usr/bin/protoc" --version | awk '{print $2}')
+  header_version=$(grep -m1 -E '^#define GOOGLE_PROTOBUF_VERSION ' \
+    "$prefix/usr/include/google/protobuf/stubs/common.h" | awk '{print $3}')
+  echo "protoc $protoc_version, headers $header_version"
+  if ((bad)); then
+    echo "protobuf was not taken from $prefix: protoc and libprotobuf must come from one package"
+    return 1
+  fi
+}
+if wants configure; then
+  run_step configure configure || finish
+fi
+
+# ---- Build. ----
+if wants build; then
+  targets=()
+  for t in ${RUDDER_GPU_CHECK_TARGETS:-}; do targets+=(--target "$t"); done
+  run_step build cmake --build "$build" -j "$jobs" "${targets[@]}" || finish
+fi
+
+# ---- Unit and golden tests (integration and service tests start processes on the CPU path;
+# RUDDER_GPU_CHECK_TESTS='.' runs everything). ----
+if wants test; then
+  if [[ -n ${RUDDER_GPU_CHECK_TESTS:-} ]]; then
+    select=(-R "$RUDDER_GPU_CHECK_TESTS")
+  else
+    select=(-L unit)
+  fi
+  run_step test ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 600 "${select[@]}"
+  grep -E "tests passed|Skipped|Not Run" "$out/test.log" | tee -a "$out/summary.txt"
+  grep -E "Cuda.*(Passed|Failed|Skipped|\*\*\*)" "$out/test.log" | tee -a "$out/summary.txt"
+fi
+
+# ---- Benchmarks beside PyTorch-Python (the same python3 that holds this torch). ----
+if wants bench; then
+  export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-python3}
+  if [[ -x "$build/bench/bench_decode" ]]; then
+    # Both sides run on the CPU cores here: the benchmarks take no --device yet.
+    note "bench: the benchmarks and their Python baselines run on the CPU (no --device flag yet)"
+    run_step bench_decode "$build/bench/bench_decode" --seconds 1 --sizes 10M,100M --grpo 0
+    run_step bench_dpo_step "$build/bench/bench_dpo_step" --seconds 2
+    grep -hE "batch|step|MFU|GFLOP|tok/s|speedup" "$out/bench_decode.log" "$out/bench_dpo_step.log" \
+      2>/dev/null | head -40 | tee -a "$out/summary.txt"
+  else
+    summary+=("SKIP  bench: not built (RUDDER_GPU_CHECK_TARGETS left it out)")
+  fi
+fi
+
+# ---- Data parallelism over NCCL: two ranks on two GPUs, one rank on one GPU. ----
+ddp() {
+  local ranks=$1 dir
+  dir=$(mktemp -d)
+  cat >"$dir/tiny.yaml" <<'EOF'
+name: ddp
+seed: 7
+device: cuda
+model: {hidden_size: 32, num_layers: 2, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 64}
+data: {synthetic: {tasks: [mixed], num_train: 40, num_eval: 8}, max_length: 32, max_prompt_length: 16}
+sft: {}
+optimizer: {lr: 1.0e-3}
+training: {max_steps: 10, micro_batch_size: 2, global_batch_size: 8, log_every: 1}
+distributed: {backend: nccl}
+eval: {num_prompts: 4, sampling: {max_new_tokens: 4, temperature: 0}}
+EOF
+  "$build/app/rudder" launch --nproc "$ranks" -- train "$dir/tiny.yaml" --set "output_dir=$dir/out"
+}
+if wants ddp; then
+  if [[ $cpu_mode == 1 ]]; then
+    summary+=("SKIP  ddp: no GPU in the CPU dry run")
+  elif ((gpus >= 2)); then
+    run_step ddp_nccl_2ranks ddp 2
+  elif ((gpus == 1)); then
+    note "one GPU: data parallelism runs as one rank (NCCL needs a GPU per rank)"
+    run_step ddp_nccl_1rank ddp 1
+  else
+    summary+=("SKIP  ddp: no GPU")
+  fi
+fi
+
+finish
