@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "models/causal_lm.h"
 #include "models/detail/decode_attention.h"
+#include "models/detail/llama_step.h"
 #include "models/detail/small_matmul.h"
 #include "models/lora.h"
 
@@ -247,6 +248,12 @@ at::TensorOptions DecoderWeights::options() const { return impl_->embed.options(
 struct Decoder::Cache {
   std::vector<at::Tensor> kv;
   at::Tensor slot_index, head_index, kv_index;  // [slots, 1, 1], [1, Hkv, 1], [1, 1, 2]
+  // The fused step's buffers, [slots, ...], allocated by its first call and reused after.
+  at::Tensor x, h;  // [slots, hidden]: the residual stream, its norm
+  at::Tensor qkv;   // [slots, (H + 2 Hkv) D]
+  at::Tensor attn;  // [slots, H D]
+  at::Tensor up;    // [slots, 2 I]: gate and up
+  at::Tensor act;   // [slots, I]
 };
 
 Decoder::Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, int64_t max_length)
@@ -389,6 +396,7 @@ at::Tensor Decoder::step(const at::Tensor& tokens) {
     longest = std::max(longest, lengths_[b] + 1);
   }
   c10::InferenceMode inference;
+  if (step_fuses()) return step_fused(tokens.to(torch::kLong), n);
   const Impl& w = weights_->impl();
   const ModelSpec& s = w.spec;
   const int64_t Hkv = s.num_kv_heads, G = s.num_heads / Hkv, D = s.head_dim;
@@ -427,6 +435,82 @@ at::Tensor Decoder::step(const at::Tensor& tokens) {
     return at::bmm(attention_probs(scores), v3).view({n, Hkv * G * D});
   };
   const at::Tensor h = run_layers(w, embed(w, ids, pos), pos, attend);  // [n, hidden]
+  for (int64_t b = 0; b < n; ++b) ++lengths_[b];
+  return project(h, w.head, at::Tensor());
+}
+
+namespace {
+
+// y [M, N] = x [M, K] weight [N, K]^T, plus y's own values when `accumulate`; y and x are
+// buffers of the fused step (contiguous float32).
+void linear_into(const at::Tensor& x, const at::Tensor& weight, at::Tensor y, bool accumulate) {
+  if (detail::small_matmul_applies(x, weight)) {
+    detail::small_matmul_out(x, weight, y, accumulate);
+  } else if (accumulate) {
+    y.addmm_(x, weight.t());
+  } else {
+    at::mm_out(y, x, weight.t());
+  }
+}
+
+}  // namespace
+
+bool Decoder::step_fuses() const {
+  const Impl& w = weights_->impl();
+  if (w.spec.architecture != Architecture::kLlama ||
+      !detail::decode_attention_applies(w.embed, cache_->kv[0])) {
+    return false;
+  }
+  for (const Impl::Layer& l : w.layers) {
+    if (l.qkv_b.defined() || l.o_b.defined() || l.down_b.defined()) return false;
+  }
+  return true;
+}
+
+// run_layers and the head for one token per slot 0..n-1 of a float32 Llama on the CPU, with
+// every intermediate in buffers kept across steps and the per-row operations done in place:
+// the step allocates its logits only.
+at::Tensor Decoder::step_fused(const at::Tensor& ids, int64_t n) {
+  const Impl& w = weights_->impl();
+  const ModelSpec& s = w.spec;
+  const int64_t H = s.num_heads, Hkv = s.num_kv_heads, D = s.head_dim, I = s.intermediate_size;
+  const int64_t hidden = s.hidden_size, width = (H + 2 * Hkv) * D;
+  Cache& c = *cache_;
+  if (!c.x.defined()) {
+    const auto options = w.embed.options();
+    c.x = torch::empty({slots_, hidden}, options);
+    c.h = torch::empty({slots_, hidden}, options);
+    c.qkv = torch::empty({slots_, width}, options);
+    c.attn = torch::empty({slots_, H * D}, options);
+    c.up = torch::empty({slots_, 2 * I}, options);
+    c.act = torch::empty({slots_, I}, options);
+  }
+  at::Tensor x = c.x.narrow(0, 0, n), h = c.h.narrow(0, 0, n);
+  at::Tensor qkv = c.qkv.narrow(0, 0, n), attn = c.attn.narrow(0, 0, n);
+  at::Tensor up = c.up.narrow(0, 0, n), act = c.act.narrow(0, 0, n);
+  at::index_select_out(x, w.embed, 0, ids);
+  const std::vector<int64_t> pos(lengths_.begin(), lengths_.begin() + n);
+  std::vector<int64_t> visible(pos);
+  for (auto& v : visible) ++v;
+  const auto eps = static_cast<float>(s.norm_eps);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const float* rope = reinterpret_cast<const float*>(w.rope.data_ptr());
+  float* qkv_data = qkv.data_ptr<float>();
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    const Impl::Layer& l = w.layers[i];
+    detail::rms_norm_rows(x.data_ptr<float>(), n, hidden, eps, h.data_ptr<float>());
+    linear_into(h, l.qkv_w, qkv, false);
+    detail::rope_rows(qkv_data, n, width, H + Hkv, D, rope, pos);
+    detail::write_kv_rows(qkv_data + H * D, n, width, c.kv[i], pos);
+    detail::decode_attention_into(qkv_data, width, n, H / Hkv, c.kv[i], visible, scale,
+                                  attn.data_ptr<float>());
+    linear_into(attn, l.o_w, x, true);
+    detail::rms_norm_rows(x.data_ptr<float>(), n, hidden, eps, h.data_ptr<float>());
+    linear_into(h, l.up_w, up, false);
+    at::silu_out(act, up.narrow(1, 0, I)).mul_(up.narrow(1, I, I));
+    linear_into(act, l.down_w, x, true);
+  }
+  detail::rms_norm_rows(x.data_ptr<float>(), n, hidden, eps, h.data_ptr<float>());
   for (int64_t b = 0; b < n; ++b) ++lengths_[b];
   return project(h, w.head, at::Tensor());
 }

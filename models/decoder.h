@@ -87,6 +87,8 @@ class Decoder {
   void check_slot(int64_t slot) const;
   at::Tensor prefill_hidden(const std::vector<int64_t>& slots,
                             const std::vector<at::Tensor>& tokens);
+  bool step_fuses() const;
+  at::Tensor step_fused(const at::Tensor& ids, int64_t n);
 
   std::shared_ptr<const DecoderWeights> weights_;
   int64_t slots_;

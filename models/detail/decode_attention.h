@@ -22,4 +22,10 @@ bool decode_attention_applies(const at::Tensor& like, const at::Tensor& cache);
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& cache,
                             const std::vector<int64_t>& lengths, double scale);
 
+/// The same on float32 buffers: the n query rows `q_stride` floats apart (each [Hkv, G, D],
+/// so that q may be a slice of a fused projection's output), the output `out` [n, Hkv G D].
+void decode_attention_into(const float* q, int64_t q_stride, int64_t n, int64_t groups,
+                           const at::Tensor& cache, const std::vector<int64_t>& lengths,
+                           double scale, float* out);
+
 }  // namespace rudder::models::detail

@@ -80,31 +80,40 @@ bool small_matmul_applies(const at::Tensor& x, const at::Tensor& weight) {
          x.size(0) <= kSmallMatmulRows && x.size(1) == weight.size(1) && weight.is_contiguous();
 }
 
-at::Tensor small_matmul(const at::Tensor& x_in, const at::Tensor& weight,
-                        const at::Tensor& residual_in) {
-  const at::Tensor x = x_in.contiguous();
-  const at::Tensor residual =
-      residual_in.defined() ? residual_in.to(at::kFloat).contiguous() : at::Tensor();
-  const int64_t M = x.size(0), K = x.size(1), N = weight.size(0);
-  at::Tensor y = torch::empty({M, N}, x.options());
-  const Operands o{x.data_ptr<float>(),
-                   weight.data_ptr<float>(),
-                   residual.defined() ? residual.data_ptr<float>() : nullptr,
-                   y.data_ptr<float>(),
-                   M,
-                   K,
-                   N};
+namespace {
+
+// Threads split the outputs; chunks of at least 16 (64 KiB of weight at K = 1024) keep their
+// start-up cost small against their reads. `residual` may be `y` itself.
+void run(const at::Tensor& x, const at::Tensor& weight, const float* residual, float* y) {
+  const Operands o{x.data_ptr<float>(), weight.data_ptr<float>(), residual, y, x.size(0), x.size(1),
+                   weight.size(0)};
   const bool avx2 = has_avx2();
-  // Chunks of at least 16 outputs (64 KiB of weight at K = 1024) keep the threads' start-up
-  // cost small against their reads.
-  at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, o.N, 16, [&](int64_t begin, int64_t end) {
     if (avx2) {
       dots_avx2(o, begin, end);
     } else {
       dots_portable(o, begin, end);
     }
   });
+}
+
+}  // namespace
+
+at::Tensor small_matmul(const at::Tensor& x_in, const at::Tensor& weight,
+                        const at::Tensor& residual_in) {
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor residual =
+      residual_in.defined() ? residual_in.to(at::kFloat).contiguous() : at::Tensor();
+  at::Tensor y = torch::empty({x.size(0), weight.size(0)}, x.options());
+  run(x, weight, residual.defined() ? residual.data_ptr<float>() : nullptr, y.data_ptr<float>());
   return y;
+}
+
+void small_matmul_out(const at::Tensor& x_in, const at::Tensor& weight, at::Tensor& y,
+                      bool accumulate) {
+  const at::Tensor x = x_in.contiguous();
+  float* out = y.data_ptr<float>();
+  run(x, weight, accumulate ? out : nullptr, out);
 }
 
 }  // namespace rudder::models::detail

@@ -19,4 +19,9 @@ bool small_matmul_applies(const at::Tensor& x, const at::Tensor& weight);
 /// while x stays in cache; threads split the outputs.
 at::Tensor small_matmul(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& residual);
 
+/// The same into `y` [M, N] (float32, contiguous, not overlapping x): y = x weight^T, plus y's
+/// own values when `accumulate` (a residual added in place).
+void small_matmul_out(const at::Tensor& x, const at::Tensor& weight, at::Tensor& y,
+                      bool accumulate);
+
 }  // namespace rudder::models::detail
