@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "proto/rudder.pb.h"
+#include "trainer/detail/fused_adamw.h"
 
 namespace rudder::trainer {
 
@@ -42,6 +43,12 @@ void AdamW::step(double lr) {
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
     const double group_lr = lr * params_[i].lr_scale;
+    if (detail::fused_adamw_applies(p, g, exp_avg_[i], exp_avg_sq_[i])) {
+      const double wd = params_[i].decay ? weight_decay_ : 0.0;
+      detail::fused_adamw_step(p, g, exp_avg_[i], exp_avg_sq_[i],
+                               {group_lr, wd, beta1_, beta2_, eps_, bias1, bias2_sqrt});
+      continue;
+    }
     const double step_size = group_lr / bias1;
     if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - group_lr * weight_decay_);
     exp_avg_[i].mul_(beta1_).add_(g, 1.0 - beta1_);

@@ -85,6 +85,7 @@ Experiment make_base(const ExperimentConfig& config) {
   Experiment e;
   e.tokenizer = data::make_tokenizer(config.tokenizer(), config.model().path());
   e.policy = models::make_model(config.model(), e.tokenizer->vocab_size());
+  e.policy->set_activation_checkpointing(config.training().activation_checkpointing());
   const bool cuda = config.device().rfind("cuda", 0) == 0 ||
                     (config.device() == "auto" && torch::cuda::is_available());
   if (cuda) {
