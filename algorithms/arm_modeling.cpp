@@ -4,7 +4,7 @@
 
 #include "algorithms/pair_metrics.h"
 #include "core/error.h"
-#include "models/logprobs.h"
+#include "models/chunked_logprobs.h"
 #include "rewards/arm_loss.h"
 
 namespace rudder::algorithms {
@@ -14,9 +14,8 @@ namespace {
 at::Tensor pair_logps(models::CausalLM& arm, const data::Batch& b) {
   const auto device = arm.parameters().front().device();
   const at::Tensor ids = b.input_ids.to(device);
-  const at::Tensor logits =
-      arm.forward({ids, b.attention_mask.to(device), b.position_ids.to(device)});
-  return models::sequence_logprobs(logits, ids, b.loss_mask.to(device));
+  return models::sequence_logprobs(
+      arm, {ids, b.attention_mask.to(device), b.position_ids.to(device)}, b.loss_mask.to(device));
 }
 
 }  // namespace

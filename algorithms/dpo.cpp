@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
-#include "models/logprobs.h"
+#include "models/chunked_logprobs.h"
 #include "rollout/policy_eval.h"
 
 namespace rudder::algorithms {
@@ -14,9 +14,9 @@ std::pair<at::Tensor, at::Tensor> pair_logps(models::CausalLM& model, const data
   const auto device = model.parameters().front().device();
   const at::Tensor ids = b.input_ids.to(device);
   const at::Tensor mask = b.loss_mask.to(device);
-  const at::Tensor logits =
-      model.forward({ids, b.attention_mask.to(device), b.position_ids.to(device)});
-  return {models::sequence_logprobs(logits, ids, mask), mask.sum(1)};
+  return {models::sequence_logprobs(
+              model, {ids, b.attention_mask.to(device), b.position_ids.to(device)}, mask),
+          mask.sum(1)};
 }
 
 }  // namespace

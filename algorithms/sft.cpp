@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "models/chunked_logprobs.h"
 #include "models/logprobs.h"
 #include "proto/rudder.pb.h"
 #include "rollout/generate.h"
@@ -41,12 +42,11 @@ StepStats Sft::train_examples(const std::vector<uint64_t>& examples, double tota
   const at::Tensor positions = b.position_ids.to(device);
   models::ForwardInput input{ids, mask, positions};
   if (packing_) input.segment_ids = b.segment_ids.to(device);
-  const at::Tensor logits = model_->forward(input);       // [B, T, V]
-  at::Tensor logp = models::token_logprobs(logits, ids);  // [B, T]
+  at::Tensor loss_mask = b.loss_mask.to(device);  // [B, T]
   // A packed example's first token follows another example: nothing predicts it.
-  if (packing_) logp = logp.masked_fill(positions == 0, 0.0);
-  const at::Tensor nll_sum =
-      -models::masked_sum(logp, b.loss_mask.to(device)).sum();  // summed over units
+  if (packing_) loss_mask = loss_mask.masked_fill(positions == 0, 0);
+  const at::Tensor logp = models::score_tokens(*model_, input, loss_mask).logprobs;  // [B, T]
+  const at::Tensor nll_sum = -models::masked_sum(logp, loss_mask).sum();  // summed over units
   backward(nll_sum / total_units);
   StepStats s;
   s.loss_sum = nll_sum.item<double>();
@@ -65,9 +65,10 @@ double token_nll(models::CausalLM& model, const std::vector<data::TokenizedPair>
         rows.begin() + start, rows.begin() + std::min(rows.size(), start + batch));
     const data::Batch b = data::collate(chunk, pad_id);
     const at::Tensor ids = b.input_ids.to(device);
-    const at::Tensor logp = models::token_logprobs(
-        model.forward({ids, b.attention_mask.to(device), b.position_ids.to(device)}), ids);
-    nll -= models::masked_sum(logp, b.loss_mask.to(device)).sum().item<double>();
+    const at::Tensor sums = models::sequence_logprobs(
+        model, {ids, b.attention_mask.to(device), b.position_ids.to(device)},
+        b.loss_mask.to(device));
+    nll -= sums.sum().item<double>();
     tokens += b.loss_mask.sum().item<double>();
   }
   return tokens > 0 ? nll / tokens : 0.0;

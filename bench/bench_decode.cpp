@@ -6,7 +6,9 @@
 // token over the read bandwidth this run measures). Last, a GRPO-shaped workload: 32 prompts x 8
 // samples at temperature 1 with lengths spread by EOS, engine against rollout::generate.
 //   bench_decode [--seconds 3] [--threads 0] [--sizes 10M,100M] [--grpo 1] [--python 1]
-// (--python 0 skips the baseline, for quick looks; its columns then read 1.)
+//                [--device cpu]
+// (--python 0 skips the baseline, for quick looks; its columns then read 1. --device cuda runs
+// both sides on the GPU; the bandwidth bound is then not printed.)
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "bench/bench_util.h"
+#include "core/error.h"
 #include "core/runtime.h"
 #include "models/causal_lm.h"
 #include "models/hf_io.h"
@@ -95,11 +98,13 @@ struct PythonRun {
   std::map<int64_t, std::map<int64_t, std::string>> tokens;  // batch -> row -> "ids,..."
 };
 
-PythonRun run_python(const std::string& dir, int64_t new_tokens, double seconds) {
+PythonRun run_python(const std::string& dir, int64_t new_tokens, double seconds,
+                     const std::string& device) {
   PythonRun out;
   for (size_t a = 0; a < bench::kAllocators.size(); ++a) {
     std::ostringstream args;
-    args << dir << " " << new_tokens << " 1,8,32 " << seconds << " " << at::get_num_threads();
+    args << dir << " " << new_tokens << " 1,8,32 " << seconds << " " << at::get_num_threads() << " "
+         << device;
     for (const auto& line : bench::run_python("decode.py", args.str(), bench::kAllocators[a])) {
       long long b = 0, row = 0;
       double tps = 0;
@@ -121,7 +126,7 @@ std::string joined(const std::vector<int64_t>& ids) {
   return s;
 }
 
-void bench_size(const Size& size, double seconds, bool with_python) {
+void bench_size(const Size& size, double seconds, bool with_python, const std::string& device) {
   torch::manual_seed(0);
   models::CausalLM model(
       bench::llama_spec(size.hidden, size.layers, size.heads, size.kv_heads, size.intermediate));
@@ -133,10 +138,11 @@ void bench_size(const Size& size, double seconds, bool with_python) {
   models::save_hf_model(model, dir.string());
   const at::Tensor prompts = torch::randint(0, 256, {32, kPromptLength});
   models::save_safetensors((dir / "prompts.safetensors").string(), {{"prompts", prompts}});
+  model.to(torch::Device(device));
   std::cout << "\nLlama " << params / 1e6 << "M parameters, prompts of " << kPromptLength
-            << " tokens, " << size.new_tokens << " new tokens, greedy\n";
+            << " tokens, " << size.new_tokens << " new tokens, greedy, on " << device << "\n";
   const PythonRun python =
-      with_python ? run_python(dir.string(), size.new_tokens, seconds) : PythonRun{};
+      with_python ? run_python(dir.string(), size.new_tokens, seconds, device) : PythonRun{};
 
   bench::print_table_header("batch", "tok/s", "   generate() tok/s  engine/generate");
   for (const int64_t batch : kBatches) {
@@ -173,7 +179,7 @@ void bench_size(const Size& size, double seconds, bool with_python) {
     const bench::PythonFigures none{1, 1};
     bench::print_table_row(std::to_string(batch), ours, with_python ? python.tps.at(batch) : none,
                            true, extra);
-    if (batch == 1 && params > 50'000'000) {
+    if (batch == 1 && params > 50'000'000 && device == "cpu") {
       const double bandwidth = read_bandwidth();
       const double bound = bandwidth / (params * 4.0);
       std::printf(
@@ -254,9 +260,16 @@ void bench_grpo(double seconds) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  const auto flags = bench::parse_flags(
-      argc, argv,
-      {{"seconds", "3"}, {"threads", "0"}, {"sizes", "10M,100M"}, {"grpo", "1"}, {"python", "1"}});
+  const auto flags = bench::parse_flags(argc, argv,
+                                        {{"seconds", "3"},
+                                         {"threads", "0"},
+                                         {"sizes", "10M,100M"},
+                                         {"grpo", "1"},
+                                         {"python", "1"},
+                                         {"device", "cpu"}});
+  const std::string device = flags.at("device");
+  RUDDER_CHECK(device == "cpu" || device.rfind("cuda", 0) == 0,
+               "--device must be cpu or cuda[:N], got '", device, "'");
   const double seconds = std::stod(flags.at("seconds"));
   core::configure_runtime(std::stoi(flags.at("threads")));
   std::cout << "bench_decode: " << at::get_num_threads() << " threads, " << seconds
@@ -264,7 +277,7 @@ int run(int argc, char** argv) {
   for (const Size& size :
        {Size{"10M", 256, 12, 4, 2, 688, 64}, Size{"100M", 768, 12, 12, 12, 2048, 32}}) {
     if (flags.at("sizes").find(size.name) != std::string::npos)
-      bench_size(size, seconds, flags.at("python") == "1");
+      bench_size(size, seconds, flags.at("python") == "1", device);
   }
   if (flags.at("grpo") == "1") bench_grpo(seconds);
   return 0;

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "models/detail/checkpoint.h"
 #include "models/detail/projection.h"
 
 namespace rudder::models {
@@ -311,6 +312,22 @@ at::Tensor CausalLM::project_logits(const at::Tensor& hidden) {
   return torch::matmul(hidden, embedding.t());
 }
 
+void CausalLM::set_activation_checkpointing(bool on) { checkpoint_layers_ = on; }
+
+bool CausalLM::checkpointing(const KVCache* cache) const {
+  return checkpoint_layers_ && cache == nullptr && is_training() && torch::GradMode::is_enabled();
+}
+
+OutputHead CausalLM::output_head() {
+  if (!impl_->lm_head) {
+    return {impl_->llama ? impl_->llama->embed_tokens->weight : impl_->gpt2->wte->weight, {}};
+  }
+  const detail::ProjectionImpl& p = *impl_->lm_head;
+  if (!p.lora_A || p.merged) return {p.weight, p.bias};
+  if (p.lora_dropout > 0 && is_training()) return {};
+  return {p.weight + p.lora_scaling * torch::mm(p.lora_B->weight, p.lora_A->weight), p.bias};
+}
+
 at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
   const at::Tensor& input_ids = in.input_ids;
   RUDDER_CHECK(input_ids.defined() && input_ids.dim() == 2, "input_ids must be [batch, seq], got ",
@@ -346,8 +363,11 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
     const at::Tensor sin = emb.sin().to(x.scalar_type());
     for (size_t i = 0; i < m.layers->size(); ++i) {
       auto layer = m.layers[i]->as<LlamaLayerImpl>();
-      x = x + layer->self_attn(layer->input_layernorm(x), cos, sin, bias, cache, i);
-      x = x + layer->mlp(layer->post_attention_layernorm(x));
+      auto run = [layer, cos, sin, bias, cache, i](at::Tensor h) {
+        h = h + layer->self_attn(layer->input_layernorm(h), cos, sin, bias, cache, i);
+        return h + layer->mlp(layer->post_attention_layernorm(h));
+      };
+      x = checkpointing(cache) ? detail::checkpoint(run, x) : run(x);
       record(x);
     }
     x = m.norm(x);
@@ -359,8 +379,11 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
   record(x);
   for (size_t i = 0; i < m.h->size(); ++i) {
     auto block = m.h[i]->as<Gpt2BlockImpl>();
-    x = x + block->attn(block->ln_1(x), bias, cache, i);
-    x = x + block->mlp(block->ln_2(x));
+    auto run = [block, bias, cache, i](at::Tensor h) {
+      h = h + block->attn(block->ln_1(h), bias, cache, i);
+      return h + block->mlp(block->ln_2(h));
+    };
+    x = checkpointing(cache) ? detail::checkpoint(run, x) : run(x);
     record(x);
   }
   x = m.ln_f(x);

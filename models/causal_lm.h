@@ -13,6 +13,7 @@
 
 #include <torch/nn/module.h>
 
+#include "models/chunked_logprobs.h"
 #include "models/model_spec.h"
 #include "models/safetensors.h"
 
@@ -76,6 +77,15 @@ class CausalLM : public torch::nn::Module {
   /// Logits [..., vocab] of final hidden states [..., hidden].
   at::Tensor project_logits(const at::Tensor& hidden);
 
+  /// The output projection as one weight [vocab, hidden] (the embedding when tied) and bias, for
+  /// chunked_token_scores; an unmerged LoRA adapter on lm_head is folded in. The weight is
+  /// undefined when no single projection is exact (lm_head LoRA with dropout, in training).
+  OutputHead output_head();
+
+  /// Activation checkpointing per decoder layer: in training with gradients on (and no cache),
+  /// each layer keeps only its input and is run again in the backward. Same gradients.
+  void set_activation_checkpointing(bool on);
+
   /// The sizes the model was built with.
   const ModelSpec& spec() const { return spec_; }
 
@@ -89,8 +99,11 @@ class CausalLM : public torch::nn::Module {
   class Impl;
 
  private:
+  bool checkpointing(const KVCache* cache) const;
+
   ModelSpec spec_;
   std::unique_ptr<Impl> impl_;
+  bool checkpoint_layers_ = false;
 };
 
 }  // namespace rudder::models

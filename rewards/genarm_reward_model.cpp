@@ -3,8 +3,8 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "models/chunked_logprobs.h"
 #include "models/hf_io.h"
-#include "models/logprobs.h"
 #include "rewards/detail/reward_dir.h"
 #include "rewards/detail/text_batch.h"
 
@@ -13,10 +13,12 @@ namespace rudder::rewards {
 at::Tensor arm_token_rewards(models::CausalLM& arm, const data::Batch& batch, double beta_r) {
   const auto device = arm.parameters().front().device();
   const at::Tensor ids = batch.input_ids.to(device);
-  const at::Tensor logits =
-      arm.forward({ids, batch.attention_mask.to(device), batch.position_ids.to(device)});
-  const at::Tensor mask = batch.loss_mask.to(device).to(torch::kFloat);
-  return models::token_logprobs(logits, ids) * mask * beta_r;  // [batch, seq]
+  const at::Tensor mask = batch.loss_mask.to(device);
+  const at::Tensor logp =
+      models::score_tokens(
+          arm, {ids, batch.attention_mask.to(device), batch.position_ids.to(device)}, mask)
+          .logprobs;
+  return logp * beta_r;  // [batch, seq], 0 outside the mask
 }
 
 GenArmRewardModel::GenArmRewardModel(std::shared_ptr<models::CausalLM> arm,

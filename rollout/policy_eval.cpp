@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "data/collate.h"
-#include "models/logprobs.h"
+#include "models/chunked_logprobs.h"
 #include "rollout/generate.h"
 #include "rollout/win_rate.h"
 
@@ -49,10 +49,11 @@ std::vector<double> sequence_logprobs(models::CausalLM& model,
       rows.push_back({prompts[i], responses[i]});
     const data::Batch b = data::collate(rows, pad_id);
     const at::Tensor ids = b.input_ids.to(device);
-    const at::Tensor logits =
-        model.forward({ids, b.attention_mask.to(device), b.position_ids.to(device)});
-    const at::Tensor lp =
-        models::sequence_logprobs(logits, ids, b.loss_mask.to(device)).to(torch::kDouble).cpu();
+    const at::Tensor lp = models::sequence_logprobs(
+                              model, {ids, b.attention_mask.to(device), b.position_ids.to(device)},
+                              b.loss_mask.to(device))
+                              .to(torch::kDouble)
+                              .cpu();
     for (int64_t i = 0; i < lp.size(0); ++i) out.push_back(lp[i].item<double>());
   }
   return out;

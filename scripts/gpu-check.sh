@@ -189,9 +189,12 @@ fi
 if wants bench; then
   export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-python3}
   if [[ -x "$build/bench/bench_decode" ]]; then
-    # Both sides run on the CPU cores here: the benchmarks take no --device yet.
-    note "bench: the benchmarks and their Python baselines run on the CPU (no --device flag yet)"
-    run_step bench_decode "$build/bench/bench_decode" --seconds 1 --sizes 10M,100M --grpo 0
+    # Decode runs on the GPU on both sides; the DPO step bench takes no --device yet (CPU).
+    bench_device=cpu
+    [[ "${RUDDER_GPU_CHECK_CPU:-0}" == 1 ]] || bench_device=cuda
+    run_step bench_decode "$build/bench/bench_decode" --seconds 1 --sizes 10M,100M --grpo 0 \
+      --device "$bench_device"
+    note "bench: bench_dpo_step and its Python baseline run on the CPU (no --device flag yet)"
     run_step bench_dpo_step "$build/bench/bench_dpo_step" --seconds 2
     grep -hE "batch|step|MFU|GFLOP|tok/s|speedup" "$out/bench_decode.log" "$out/bench_dpo_step.log" \
       2>/dev/null | head -40 | tee -a "$out/summary.txt"

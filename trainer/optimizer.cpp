@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "proto/rudder.pb.h"
+#include "trainer/detail/fused_adamw.h"
 
 namespace rudder::trainer {
 
@@ -60,16 +61,22 @@ void AdamW::step(double lr) {
     const at::Tensor& g = p.grad();
     // A parameter frozen after the optimizer was made (a method's later phase) stays put; a
     // bf16 weight's freezing shows on the weight, not on its master.
-    const bool frozen =
-        working_[i].defined() ? !working_[i].requires_grad() : !p.requires_grad();
+    const bool frozen = working_[i].defined() ? !working_[i].requires_grad() : !p.requires_grad();
     if (!g.defined() || frozen) continue;
     const double group_lr = lr * params_[i].lr_scale;
-    const double step_size = group_lr / bias1;
-    if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - group_lr * weight_decay_);
-    exp_avg_[i].mul_(beta1_).add_(g, 1.0 - beta1_);
-    exp_avg_sq_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
-    const at::Tensor denom = (exp_avg_sq_[i].sqrt() / bias2_sqrt).add_(eps_);
-    p.addcdiv_(exp_avg_[i], denom, -step_size);
+    if (detail::fused_adamw_applies(p, g, exp_avg_[i], exp_avg_sq_[i])) {
+      const double wd = params_[i].decay ? weight_decay_ : 0.0;
+      detail::fused_adamw_step(p, g, exp_avg_[i], exp_avg_sq_[i],
+                               {group_lr, wd, beta1_, beta2_, eps_, bias1, bias2_sqrt});
+    } else {
+      const double step_size = group_lr / bias1;
+      if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - group_lr * weight_decay_);
+      exp_avg_[i].mul_(beta1_).add_(g, 1.0 - beta1_);
+      exp_avg_sq_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
+      const at::Tensor denom = (exp_avg_sq_[i].sqrt() / bias2_sqrt).add_(eps_);
+      p.addcdiv_(exp_avg_[i], denom, -step_size);
+    }
+    // A bf16 weight follows its float32 master.
     if (working_[i].defined()) working_[i].copy_(p);
   }
 }

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/rng_state.h"
 #include "trainer/detail/rank_state.h"
 #include "trainer/detail/trainer_impl.h"
 
@@ -24,7 +25,7 @@ models::TensorMap rank_state_of(const algorithms::BatchSource& source,
                                 const algorithms::Algorithm& algorithm) {
   models::TensorMap mine = source.rank_state();
   for (const auto& [name, t] : algorithm.rank_state()) mine[kMethodPrefix + name] = t;
-  mine["rng_cpu"] = detail::default_cpu_generator_state();
+  mine["rng_cpu"] = core::cpu_generator_state();
   if (torch::cuda::is_available()) {
     auto cuda = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
     std::lock_guard<std::mutex> lock(cuda.mutex());
@@ -92,12 +93,12 @@ void Trainer::Impl::restore_rank_state(const CheckpointState& s, const std::stri
       RUDDER_LOG(kWarn) << path << ": saved by " << s.rank_states.size() << " rank(s), now "
                         << group_.world_size() << "; each rank's generators start afresh";
     }
-    detail::set_default_cpu_generator_state(s.rng_cpu);
+    core::set_cpu_generator_state(s.rng_cpu);
     return;
   }
   const models::TensorMap& mine = s.rank_states[static_cast<size_t>(group_.rank())];
   RUDDER_CHECK(mine.count("rng_cpu"), source, ": no CPU generator of rank ", group_.rank());
-  detail::set_default_cpu_generator_state(mine.at("rng_cpu"));
+  core::set_cpu_generator_state(mine.at("rng_cpu"));
   if (mine.count("rng_cuda") && torch::cuda::is_available()) {
     auto cuda = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
     std::lock_guard<std::mutex> lock(cuda.mutex());

@@ -1,6 +1,7 @@
 """Baseline for bench_decode: greedy generation with a KV cache, written the usual eager way (the
 cache grows with torch.cat, as Hugging Face's DynamicCache does).
-usage: /usr/bin/python3 decode.py MODEL_DIR NEW_TOKENS BATCH[,BATCH...] SECONDS THREADS
+usage: /usr/bin/python3 decode.py MODEL_DIR NEW_TOKENS BATCH[,BATCH...] SECONDS THREADS [DEVICE]
+DEVICE: cpu (default) or cuda[:N]; on CUDA each timed run ends with a synchronize.
 Reads the prompts [rows, length] from MODEL_DIR/prompts.safetensors. Prints, per batch size,
 `python batch=B tokens_per_s=X` and `python batch=B tokens=<row>:<ids,...>` for each row of
 its first run, so the caller can check both sides generate the same tokens."""
@@ -20,16 +21,17 @@ def forward_cached(model, ids, past_len, cache):
     """Logits of the last position of ids [B, T], appending this call's keys/values to cache."""
     w, B, T = model.w, ids.shape[0], ids.shape[1]
     x = w["model.embed_tokens.weight"][ids]
-    pos = torch.arange(past_len, past_len + T).unsqueeze(0).expand(B, T)
-    inv = model.theta ** (-torch.arange(0, model.head_dim // 2, dtype=torch.float64) * 2.0 / model.head_dim)
+    dev = ids.device
+    pos = torch.arange(past_len, past_len + T, device=dev).unsqueeze(0).expand(B, T)
+    inv = model.theta ** (-torch.arange(0, model.head_dim // 2, dtype=torch.float64, device=dev) * 2.0 / model.head_dim)
     freqs = pos.float().unsqueeze(-1) * inv.float()
     emb = torch.cat((freqs, freqs), -1).unsqueeze(1)
     cos, sin = emb.cos(), emb.sin()
     S = past_len + T
     bias = None
     if T > 1:
-        allowed = torch.arange(S).unsqueeze(0) <= torch.arange(past_len, S).unsqueeze(1)
-        bias = torch.zeros(T, S).masked_fill(~allowed, torch.finfo(torch.float32).min)
+        allowed = torch.arange(S, device=dev).unsqueeze(0) <= torch.arange(past_len, S, device=dev).unsqueeze(1)
+        bias = torch.zeros(T, S, device=dev).masked_fill(~allowed, torch.finfo(torch.float32).min)
     g = model.heads // model.kv_heads
     for i in range(model.layers):
         p = f"model.layers.{i}."
@@ -77,9 +79,12 @@ def generate(model, prompts, new_tokens):
 def main():
     model_dir, new_tokens, batches, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
     torch.set_num_threads(int(sys.argv[5]))
+    device = torch.device(sys.argv[6] if len(sys.argv) > 6 else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     config = json.load(open(os.path.join(model_dir, "config.json")))
-    model = Llama(config, load_safetensors(os.path.join(model_dir, "model.safetensors")))
-    prompts = load_safetensors(os.path.join(model_dir, "prompts.safetensors"))["prompts"]
+    weights = load_safetensors(os.path.join(model_dir, "model.safetensors"))
+    model = Llama(config, {k: v.to(device) for k, v in weights.items()})
+    prompts = load_safetensors(os.path.join(model_dir, "prompts.safetensors"))["prompts"].to(device)
     with torch.no_grad():
         for b in [int(x) for x in batches.split(",")]:
             rows = prompts[:b]
@@ -89,6 +94,7 @@ def main():
             n, start = 0, time.perf_counter()
             while n < 1 or time.perf_counter() - start < seconds:
                 generate(model, rows, new_tokens)
+                sync()
                 n += 1
             elapsed = time.perf_counter() - start
             print(f"python batch={b} tokens_per_s={n * b * new_tokens / elapsed:.1f}", flush=True)

@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -45,18 +44,6 @@ std::vector<models::TensorMap> gather_rank_states(const models::TensorMap& mine,
       out[static_cast<size_t>(r)][name] = from_byte_values(table[0][r], t);
   }
   return out;
-}
-
-at::Tensor default_cpu_generator_state() {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
-}
-
-void set_default_cpu_generator_state(const at::Tensor& state) {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
 }
 
 }  // namespace rudder::trainer::detail

@@ -14,9 +14,4 @@ namespace rudder::trainer::detail {
 std::vector<models::TensorMap> gather_rank_states(const models::TensorMap& mine,
                                                   core::ProcessGroup& group);
 
-/// libtorch's default CPU generator state.
-at::Tensor default_cpu_generator_state();
-/// Sets libtorch's default CPU generator state.
-void set_default_cpu_generator_state(const at::Tensor& state);
-
 }  // namespace rudder::trainer::detail
