@@ -5,22 +5,14 @@
 #include "core/config.h"
 #include "data/tokenizer.h"
 #include "models/causal_lm.h"
+#include "tests/support/tiny_models.h"
 
 namespace rudder::services::testing {
 
 std::shared_ptr<rewards::ScalarRewardModel> tiny_reward_model(uint64_t seed) {
   torch::manual_seed(seed);
-  models::ModelSpec s;
-  s.vocab_size = 260;
-  s.hidden_size = 32;
-  s.num_layers = 1;
-  s.num_heads = 2;
-  s.num_kv_heads = 1;
-  s.head_dim = 16;
-  s.intermediate_size = 48;
-  s.max_positions = 64;
-  s.tie_word_embeddings = true;
-  auto net = std::make_shared<rewards::ScalarRewardNet>(std::make_shared<models::CausalLM>(s));
+  auto net = std::make_shared<rewards::ScalarRewardNet>(
+      std::make_shared<models::CausalLM>(rudder::testing::tiny_rm_spec()));
   TokenizerConfig tc;
   tc.set_add_eos(true);
   DataConfig dc;

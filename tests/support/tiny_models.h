@@ -23,4 +23,14 @@ inline models::ModelSpec tiny_llama(int64_t hidden = 32, int64_t layers = 1, int
   return s;
 }
 
+/// A one-layer Llama (hidden 32, head_dim 16, 64 positions) over the byte tokenizer's vocabulary:
+/// the reward-model tests' backbone.
+inline models::ModelSpec tiny_rm_spec() {
+  models::ModelSpec s = tiny_llama(32, 1, 1, 64);
+  s.num_heads = 2;
+  s.head_dim = 16;
+  s.intermediate_size = 48;
+  return s;
+}
+
 }  // namespace rudder::testing
