@@ -28,7 +28,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 models::TensorMap copy_weights(const models::CausalLM& model) {
   models::TensorMap out;
-  for (const auto& [name, t] : model.state_dict()) out.emplace(name, t.detach().clone());
+  for (const auto& [name, t] : model.state_dict())
+    out.emplace(name, t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true));
   return out;
 }
 
@@ -90,10 +91,11 @@ WeightDiff compare_weights(const models::TensorMap& initial, const models::Tenso
 }
 
 // Throws unless both sides' losses agree within kLossRtol and their weight updates within
-// kUpdateRtol (NaN never agrees); prints the figures either way.
+// kUpdateRtol (NaN never agrees); prints the figures either way. With `warn_only` (see
+// kUpdateRtol) a disagreement prints a warning instead.
 void check_agreement(const char* who, const StepRun& rudder, const StepRun& python,
                      const models::TensorMap& initial, const models::TensorMap& trained,
-                     const models::TensorMap& python_trained) {
+                     const models::TensorMap& python_trained, bool warn_only) {
   double loss_rdiff = rudder.losses.size() == python.losses.size() ? 0 : std::nan("");
   for (size_t i = 0; i < rudder.losses.size() && i < python.losses.size(); ++i) {
     const double d = std::abs(rudder.losses[i] - python.losses[i]) / std::abs(rudder.losses[i]);
@@ -109,7 +111,9 @@ void check_agreement(const char* who, const StepRun& rudder, const StepRun& pyth
   if (!(loss_rdiff <= kLossRtol)) why += "the losses differ; ";
   if (!(w.update_rdiff <= kUpdateRtol)) why += "the weight updates differ (or are none); ";
   if (!w.missing.empty()) why += "Python's weights lack or reshape" + w.missing + "; ";
-  if (!why.empty()) {
+  if (!why.empty() && warn_only) {
+    std::printf("check (%s): WARNING, outside the float32 CPU limits: %s\n", who, why.c_str());
+  } else if (!why.empty()) {
     throw std::runtime_error(std::string("Rudder and Python (") + who + ") do not train alike: " +
                              why + "the speed comparison would compare different work");
   }
@@ -139,6 +143,27 @@ models::ModelSpec llama_spec(int64_t hidden, int64_t layers, int64_t heads, int6
   s.intermediate_size = intermediate;
   s.max_positions = 512;
   return s;
+}
+
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> items;
+  std::istringstream in(list);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) items.push_back(item);
+  return items;
+}
+
+StepDevice step_device(const std::string& device, const std::string& dtype) {
+  StepDevice where;
+  if (device != "cpu" && device.rfind("cuda", 0) != 0)
+    throw std::invalid_argument("--device must be cpu or cuda[:N], got '" + device + "'");
+  where.device = c10::Device(device);
+  if (where.device.is_cuda() && !torch::cuda::is_available())
+    throw std::invalid_argument("--device " + device + ": libtorch sees no CUDA device");
+  if (dtype != "float32" && dtype != "bf16")
+    throw std::invalid_argument("--dtype must be float32 or bf16, got '" + dtype + "'");
+  where.bf16 = dtype == "bf16";
+  return where;
 }
 
 std::map<std::string, std::string> parse_flags(int argc, char** argv,
@@ -242,18 +267,21 @@ models::TensorMap random_batch(int64_t rows, int64_t seq) {
 
 PythonFigures run_python_steps(const std::string& script, const std::string& dir, double lr,
                                const Timing& timing, const StepRun& rudder,
-                               const models::TensorMap& initial, const models::TensorMap& trained) {
+                               const models::TensorMap& initial, const models::TensorMap& trained,
+                               const StepDevice& where) {
   const std::string out = dir + "/python_trained.safetensors";
   std::ostringstream args;
   args.precision(17);
   args << dir << " " << lr << " " << kCheckSteps << " " << timing.steps << " " << timing.seconds
-       << " " << at::get_num_threads() << " " << out;
+       << " " << at::get_num_threads() << " " << out << " " << where.device.str() << " "
+       << (where.bf16 ? "bf16" : "float32");
+  const bool warn_only = where.bf16 || !where.device.is_cpu();
   PythonFigures figures{};
   for (size_t a = 0; a < kAllocators.size(); ++a) {
     std::filesystem::remove(out);  // so a stale file cannot pass the check
     const StepRun r = parse_python_steps(run_python(script, args.str(), kAllocators[a]), script);
     check_agreement(kAllocators[a] == Allocator::kRudder ? "python, rudder malloc" : "python",
-                    rudder, r, initial, trained, models::load_safetensors(out).tensors);
+                    rudder, r, initial, trained, models::load_safetensors(out).tensors, warn_only);
     figures[a] = r.step_s;
   }
   return figures;

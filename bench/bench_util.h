@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <c10/core/Device.h>
+
 #include "models/model_spec.h"
 #include "models/safetensors.h"
 #include "proto/rudder.pb.h"
@@ -30,6 +32,20 @@ inline models::ModelSpec llama_10m() { return llama_spec(256, 12, 4, 2, 688); }
 /// "--name value" pairs; `fallback` values for the rest. Throws on an unknown flag.
 std::map<std::string, std::string> parse_flags(int argc, char** argv,
                                                std::map<std::string, std::string> fallback);
+
+/// The items of a comma-separated list ("10M,100M").
+std::vector<std::string> split_list(const std::string& list);
+
+/// Where a step benchmark runs: the device, and whether the forward and the loss run under bf16
+/// autocast (float32 weights and optimizer state) rather than in float32.
+struct StepDevice {
+  c10::Device device{c10::kCPU};
+  bool bf16 = false;
+};
+
+/// From --device (cpu, cuda or cuda:N) and --dtype (float32 or bf16); throws naming a bad value,
+/// or cuda where libtorch sees no GPU.
+StepDevice step_device(const std::string& device, const std::string& dtype);
 
 /// Runs `body`, printing "<name>: <what>" and returning 1 for any exception it throws.
 int main_guard(const char* name, const std::function<int()>& body);
@@ -72,6 +88,10 @@ inline constexpr double kLossRtol = 1e-4;
 /// Largest relative L2 difference of the weight updates after kCheckSteps steps:
 /// |dw_rudder - dw_python| / |dw_rudder|, with dw = weights after - weights before.
 inline constexpr double kUpdateRtol = 1e-3;
+// Off the CPU in float32 (bf16 autocast, or a GPU's kernels, which pick their reduction orders
+// per shape), both sides' sums differ in rounding, and AdamW's first updates (about lr times the
+// gradient's sign) flip where a gradient is near zero: there the check prints its figures and a
+// warning instead of stopping the benchmark.
 
 /// torch.optim.AdamW's defaults (betas 0.9/0.999, eps 1e-8) without weight decay, as the Python
 /// sides use (bench/python/step_bench.py).
@@ -110,8 +130,10 @@ models::TensorMap random_batch(int64_t rows, int64_t seq);
 /// `lr`, then times `timing`; returns its seconds per step. Throws std::runtime_error with the
 /// figures when its losses or weights disagree with Rudder's (`rudder`, and `trained`, which
 /// started from `initial`).
+/// `where`: the device and dtype both sides run on.
 PythonFigures run_python_steps(const std::string& script, const std::string& dir, double lr,
                                const Timing& timing, const StepRun& rudder,
-                               const models::TensorMap& initial, const models::TensorMap& trained);
+                               const models::TensorMap& initial, const models::TensorMap& trained,
+                               const StepDevice& where = {});
 
 }  // namespace rudder::bench

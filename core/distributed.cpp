@@ -7,9 +7,16 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_NCCL
+// Gloo's own headers come with Debian's libtorch (libgloo-dev); a PyTorch wheel may ship
+// libtorch without them, and then only NCCL joins ranks.
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+#define RUDDER_HAVE_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+// NCCL's header comes from the NCCL install beside the PyTorch that built libtorch.
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define RUDDER_HAVE_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -102,7 +109,8 @@ using Collectives = c10d::Backend;
 using Collectives = c10d::ProcessGroup;
 #endif
 
-// Gloo always (CPU tensors, barriers); NCCL beside it for CUDA tensors when the backend is nccl.
+// Gloo (CPU tensors, barriers), and NCCL beside it for CUDA tensors when the backend is nccl;
+// `group` is the NCCL group itself where the build has no Gloo.
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Collectives> group;
@@ -142,16 +150,24 @@ std::unique_ptr<ProcessGroup> ProcessGroup::from_environment(const DistributedCo
   pg->local_rank_ = e.local_rank;
   if (e.world_size == 1) return pg;
 
-#ifdef USE_C10D_NCCL
+#ifdef RUDDER_HAVE_NCCL
   constexpr bool kNccl = true;
 #else
   constexpr bool kNccl = false;
 #endif
-  const std::string backend = config.backend() != "auto"             ? config.backend()
-                              : kNccl && torch::cuda::is_available() ? "nccl"
-                                                                     : "gloo";
+#ifdef RUDDER_HAVE_GLOO
+  constexpr bool kGloo = true;
+#else
+  constexpr bool kGloo = false;
+#endif
+  const std::string backend = config.backend() != "auto"                         ? config.backend()
+                              : kNccl && (torch::cuda::is_available() || !kGloo) ? "nccl"
+                                                                                 : "gloo";
   RUDDER_CHECK(backend == "gloo" || kNccl, "distributed.backend '", config.backend(),
                "' is not available in this build (CPU libtorch: use gloo)");
+  RUDDER_CHECK(backend == "nccl" || kGloo, "distributed.backend '", config.backend(),
+               "' is not available in this build: its libtorch came without Gloo's headers ",
+               "(use nccl)");
   const auto timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.timeout_seconds() * 1000));
   const std::string where = str(e.master_addr, ":", e.master_port);
@@ -159,17 +175,21 @@ std::unique_ptr<ProcessGroup> ProcessGroup::from_environment(const DistributedCo
   pg->impl_ = std::make_unique<Impl>();
   try {
     pg->impl_->store = make_store(e, timeout);
+#ifdef RUDDER_HAVE_GLOO
     auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
     gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(e.master_addr));
     pg->impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(pg->impl_->store, e.rank,
                                                                    e.world_size, gloo_options);
-#ifdef USE_C10D_NCCL
+#endif
+#ifdef RUDDER_HAVE_NCCL
     if (backend == "nccl") {
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
       nccl_options->timeout = timeout;
       auto nccl_store = c10::make_intrusive<c10d::PrefixStore>("nccl", pg->impl_->store);
       pg->impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(nccl_store, e.rank,
                                                                     e.world_size, nccl_options);
+      // Without Gloo, NCCL carries the barriers and CPU tensors too (through the GPU).
+      if (!pg->impl_->group) pg->impl_->group = pg->impl_->nccl;
     }
 #endif
   } catch (const std::exception& err) {
@@ -198,6 +218,13 @@ std::unique_ptr<ProcessGroup> ProcessGroup::from_environment(const DistributedCo
 void ProcessGroup::allreduce_sum(std::vector<at::Tensor>& tensors) {
   if (world_size_ == 1 || tensors.empty()) return;
   const bool cuda = tensors.front().is_cuda();
+  if (!cuda && impl_->group == impl_->nccl) {  // NCCL alone: CPU tensors go through the GPU
+    std::vector<at::Tensor> on_gpu;
+    for (const auto& t : tensors) on_gpu.push_back(t.to(torch::Device(torch::kCUDA, local_rank_)));
+    impl_->nccl->allreduce(on_gpu)->wait();
+    for (size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(on_gpu[i]);
+    return;
+  }
   (cuda && impl_->nccl ? impl_->nccl : impl_->group)->allreduce(tensors)->wait();
 }
 

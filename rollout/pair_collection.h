@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <ATen/core/Generator.h>
+#include <c10/util/Optional.h>
 
 #include "data/dataset.h"
 #include "proto/rudder.pb.h"

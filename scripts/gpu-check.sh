@@ -12,9 +12,10 @@
 #   RUDDER_GPU_CHECK_CPU=1   dry run on a CPU machine against Debian's libtorch, to prove the
 #                            unpacking, configuration, build and test logic before GPU minutes
 #   RUDDER_GPU_CHECK_STEPS   steps to run, comma-separated (default: all of
-#                            deps,configure,build,test,bench,ddp)
+#                            deps,configure,build,bench,test,ddp, run in that order)
 #   RUDDER_GPU_CHECK_TARGETS build only these targets (space-separated; default: all)
 #   RUDDER_GPU_CHECK_TESTS   ctest -R regex (default: every unit test and the golden ones)
+#   RUDDER_GPU_CHECK_TEST_TIMEOUT  seconds a test may run (default 300)
 #   RUDDER_GPU_BUILD         build directory (default build/gpu; build/gpu-cpu for the dry run)
 #   RUDDER_GPU_PREFIX        where packages unpack (default /tmp/rudder-gpu-prefix)
 #   JOBS                     parallel jobs (default: nproc)
@@ -26,7 +27,7 @@ deps=$(cd "${1:-$root/.gpu-deps}" 2>/dev/null && pwd) || {
   exit 2
 }
 cpu_mode=${RUDDER_GPU_CHECK_CPU:-0}
-steps=${RUDDER_GPU_CHECK_STEPS:-deps,configure,build,test,bench,ddp}
+steps=${RUDDER_GPU_CHECK_STEPS:-deps,configure,build,bench,test,ddp}
 prefix=${RUDDER_GPU_PREFIX:-/tmp/rudder-gpu-prefix}
 if [[ $cpu_mode == 1 ]]; then build=${RUDDER_GPU_BUILD:-$root/build/gpu-cpu}; else build=${RUDDER_GPU_BUILD:-$root/build/gpu}; fi
 out=${OUT:-$root/build/gpu-check}
@@ -94,6 +95,30 @@ print(torch.__version__, int(torch._C._GLIBCXX_USE_CXX11_ABI), torch.cuda.device
   if ((gpus == 0)); then
     note "torch sees no GPU; the CUDA tests will skip and NCCL cannot run"
   fi
+  # The CUDA toolkit torch's CMake files look for: nvcc on PATH, else the usual places.
+  if ! command -v nvcc >/dev/null; then
+    for d in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
+      [[ -x $d/nvcc ]] && export PATH=$d:$PATH && break
+    done
+  fi
+  # NCCL's header (ProcessGroupNCCL.hpp includes it): the system's, else the pip package's.
+  nccl_include=
+  if [[ ! -e /usr/include/nccl.h ]]; then
+    site=$("$python" -c 'import site; print(" ".join(site.getsitepackages()))')
+    nccl_h=$(find $site -path '*nvidia*' -name nccl.h 2>/dev/null | head -1)
+    [[ -n $nccl_h ]] && nccl_include=$(dirname "$nccl_h")
+  fi
+  echo "NCCL header: ${nccl_include:-/usr/include (or none)}" | tee -a "$out/summary.txt"
+  torch_include=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))')
+  {
+    echo "toolchain: $(c++ --version 2>&1 | head -1); $(cmake --version | head -1);" \
+      "nvcc: $(command -v nvcc >/dev/null && nvcc --version | tail -1 || echo none)"
+    if [[ -e $torch_include/gloo/algorithm.h ]]; then
+      echo "torch's include has Gloo's headers: Gloo and NCCL both build"
+    else
+      echo "torch's include lacks Gloo's headers: the build joins ranks over NCCL alone"
+    fi
+  } | tee -a "$out/summary.txt"
 fi
 
 # ---- Unpack the carried packages into a prefix the build points at. ----
@@ -137,6 +162,7 @@ configure() {
     local major minor
     IFS=. read -r major minor _ <<<"$torch_version"
     if ((major > 2 || (major == 2 && minor >= 12))); then extra+=(-DCMAKE_CXX_STANDARD=20); fi
+    [[ -n ${nccl_include:-} ]] && extra+=("-DCMAKE_CXX_FLAGS=-isystem $nccl_include")
   fi
   cmake -S "$root" -B "$build" "${extra[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$prefix/usr;$torch_prefix" \
@@ -169,20 +195,13 @@ fi
 if wants build; then
   targets=()
   for t in ${RUDDER_GPU_CHECK_TARGETS:-}; do targets+=(--target "$t"); done
-  run_step build cmake --build "$build" -j "$jobs" "${targets[@]}" || finish
-fi
-
-# ---- Unit and golden tests (integration and service tests start processes on the CPU path;
-# RUDDER_GPU_CHECK_TESTS='.' runs everything). ----
-if wants test; then
-  if [[ -n ${RUDDER_GPU_CHECK_TESTS:-} ]]; then
-    select=(-R "$RUDDER_GPU_CHECK_TESTS")
-  else
-    select=(-L unit)
-  fi
-  run_step test ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 600 "${select[@]}"
-  grep -E "tests passed|Skipped|Not Run" "$out/test.log" | tee -a "$out/summary.txt"
-  grep -E "Cuda.*(Passed|Failed|Skipped|\*\*\*)" "$out/test.log" | tee -a "$out/summary.txt"
+  # Ninja keeps going past a failed file, so one run lists every compile error.
+  keep_going=()
+  grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja' "$build/CMakeCache.txt" && keep_going=(-- -k 0)
+  run_step build cmake --build "$build" -j "$jobs" "${targets[@]}" "${keep_going[@]}" || {
+    grep -E "error:|Error [0-9]" "$out/build.log" | head -60
+    finish
+  }
 fi
 
 # ---- Benchmarks beside PyTorch-Python (the same python3 that holds this torch). ----
@@ -194,13 +213,38 @@ if wants bench; then
     [[ "${RUDDER_GPU_CHECK_CPU:-0}" == 1 ]] || bench_device=cuda
     run_step bench_decode "$build/bench/bench_decode" --seconds 1 --sizes 10M,100M --grpo 0 \
       --device "$bench_device"
-    note "bench: bench_dpo_step and its Python baseline run on the CPU (no --device flag yet)"
-    run_step bench_dpo_step "$build/bench/bench_dpo_step" --seconds 2
-    grep -hE "batch|step|MFU|GFLOP|tok/s|speedup" "$out/bench_decode.log" "$out/bench_dpo_step.log" \
-      2>/dev/null | head -40 | tee -a "$out/summary.txt"
+    # The DPO step in bf16 autocast: the benchmarks' small batch (launch-bound on a GPU), and a
+    # batch large enough for the matrix units (the MFU figure of the ~100M model).
+    step_flags=(--device "$bench_device" --dtype bf16 --seconds 1)
+    [[ $cpu_mode == 1 ]] && step_flags=(--device cpu --dtype bf16 --seconds 0 --steps 1 --sizes 10M)
+    run_step bench_dpo_step "$build/bench/bench_dpo_step" "${step_flags[@]}"
+    if [[ $cpu_mode != 1 ]]; then
+      run_step bench_dpo_step_large "$build/bench/bench_dpo_step" "${step_flags[@]}" \
+        --pairs 16 --seq 512 --sizes 100M
+    fi
+    grep -hE "^(bench|model|10M|100M|batch|grpo|Llama|(1|8|32) )|WARNING" \
+      "$out"/bench_*.log 2>/dev/null | head -60 | tee -a "$out/summary.txt"
   else
     summary+=("SKIP  bench: not built (RUDDER_GPU_CHECK_TARGETS left it out)")
   fi
+fi
+
+# ---- Unit and golden tests (integration and service tests start processes on the CPU path;
+# RUDDER_GPU_CHECK_TESTS='.' runs everything). ----
+if wants test; then
+  if [[ -n ${RUDDER_GPU_CHECK_TESTS:-} ]]; then
+    select=(-R "$RUDDER_GPU_CHECK_TESTS")
+  else
+    select=(-L unit)
+  fi
+  # The golden tests run their models and ops on the GPU (tests/support/tensor_testing.h).
+  [[ $cpu_mode == 1 ]] || export RUDDER_TEST_DEVICE=cuda
+  # Two threads per test, as CI's 2-core machine: $jobs tests each taking every core starve
+  # one another (the training tests ran past 300 s that way).
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+  run_step test ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout "${RUDDER_GPU_CHECK_TEST_TIMEOUT:-300}" "${select[@]}"
+  grep -E "tests passed|Skipped|Not Run" "$out/test.log" | tee -a "$out/summary.txt"
+  grep -E "Cuda.*(Passed|Failed|Skipped|\*\*\*)" "$out/test.log" | tee -a "$out/summary.txt"
 fi
 
 # ---- Data parallelism over NCCL: two ranks on two GPUs, one rank on one GPU. ----

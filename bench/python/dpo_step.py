@@ -2,6 +2,7 @@
 log-probs, sigmoid loss with beta 0.1 against precomputed reference log-probs, backward, AdamW) in
 eager PyTorch on the same weights and batch.
 usage: /usr/bin/python3 dpo_step.py MODEL_DIR LR CHECK_STEPS MIN_STEPS MIN_SECONDS THREADS OUT
+       [DEVICE [DTYPE]]
 (see step_bench.py for the arguments and the output)."""
 import os
 import sys

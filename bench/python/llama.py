@@ -29,7 +29,7 @@ def load_safetensors(path):
 def save_safetensors(path, tensors):
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        t = tensors[name].contiguous()
+        t = tensors[name].detach().cpu().contiguous()
         raw = t.numpy().tobytes()
         dtype = {v: k for k, v in DTYPES.items()}[t.dtype]
         header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
@@ -70,14 +70,15 @@ class Llama(torch.nn.Module):
 
     def forward(self, ids, mask, pos):
         w, B, T = self.w, ids.shape[0], ids.shape[1]
+        dev = ids.device
         x = w["model.embed_tokens.weight"][ids]
-        inv = self.theta ** (-torch.arange(0, self.head_dim // 2, dtype=torch.float64) * 2.0 / self.head_dim)
+        inv = self.theta ** (-torch.arange(0, self.head_dim // 2, dtype=torch.float64, device=dev) * 2.0 / self.head_dim)
         freqs = pos.float().unsqueeze(-1) * inv.float()
         emb = torch.cat((freqs, freqs), -1).unsqueeze(1)
         cos, sin = emb.cos(), emb.sin()
-        causal = torch.arange(T).unsqueeze(0) <= torch.arange(T).unsqueeze(1)
+        causal = torch.arange(T, device=dev).unsqueeze(0) <= torch.arange(T, device=dev).unsqueeze(1)
         allowed = causal.unsqueeze(0) & (mask != 0).unsqueeze(1)
-        bias = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min).unsqueeze(1)
+        bias = torch.zeros(allowed.shape, device=dev).masked_fill(~allowed, torch.finfo(torch.float32).min).unsqueeze(1)
         for i in range(self.layers):
             p = f"model.layers.{i}."
             h = self.rms(x, w[p + "input_layernorm.weight"])

@@ -2,8 +2,11 @@
 batch, torch.optim.AdamW as Rudder's benchmarks configure theirs, and the run every step benchmark
 makes: CHECK_STEPS steps whose losses are printed and whose resulting weights are written for the
 caller's agreement check, then the timed steps.
-Arguments: MODEL_DIR LR CHECK_STEPS MIN_STEPS MIN_SECONDS THREADS OUT
+Arguments: MODEL_DIR LR CHECK_STEPS MIN_STEPS MIN_SECONDS THREADS OUT [DEVICE [DTYPE]]
+DEVICE: cpu (default) or cuda[:N]; DTYPE: float32 (default) or bf16, the forward and loss under
+torch.autocast with float32 weights and optimizer state. On CUDA, loss.item() ends each step.
 Prints `python losses=L1,L2,... step_s=S`."""
+import contextlib
 import json
 import os
 import sys
@@ -14,15 +17,28 @@ import torch
 from llama import Llama, load_safetensors, save_safetensors
 
 
+def device():
+    return torch.device(sys.argv[8] if len(sys.argv) > 8 else "cpu")
+
+
+def autocast():
+    """The context the forward and the loss run in: bf16 autocast when DTYPE is bf16."""
+    if len(sys.argv) > 9 and sys.argv[9] == "bf16":
+        return torch.autocast(device().type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def load():
-    """(model, weights, batch, lr) from the command line; the weights require gradients."""
+    """(model, weights, batch, lr) from the command line, on DEVICE; the weights require
+    gradients."""
     model_dir = sys.argv[1]
     torch.set_num_threads(int(sys.argv[6]))
     config = json.load(open(os.path.join(model_dir, "config.json")))
-    weights = load_safetensors(os.path.join(model_dir, "model.safetensors"))
-    for t in weights.values():
-        t.requires_grad_(True)
-    batch = load_safetensors(os.path.join(model_dir, "bench_batch.safetensors"))
+    dev = device()
+    weights = {k: v.to(dev).requires_grad_(True)
+               for k, v in load_safetensors(os.path.join(model_dir, "model.safetensors")).items()}
+    batch = {k: v.to(dev)
+             for k, v in load_safetensors(os.path.join(model_dir, "bench_batch.safetensors")).items()}
     return Llama(config, weights), weights, batch, float(sys.argv[2])
 
 
@@ -35,7 +51,8 @@ def adamw(weights, lr):
 def response_logprobs(model, batch):
     """log p(ids[t] | ids[< t]) for t >= 1 in float32, times the loss mask: [batch, seq - 1]."""
     ids = batch["input_ids"]
-    logits = model(ids, batch["attention_mask"], batch["position_ids"]).float()
+    with autocast():
+        logits = model(ids, batch["attention_mask"], batch["position_ids"]).float()
     logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     return logp * batch["loss_mask"][:, 1:].float()
 

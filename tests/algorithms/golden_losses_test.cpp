@@ -24,6 +24,7 @@
 #include "rewards/dmoerm_aggregate.h"
 #include "rollout/guidance.h"
 #include "rollout/win_rate.h"
+#include "tests/support/tensor_testing.h"
 #include "tests/support/test_support.h"
 
 namespace rudder {
@@ -32,12 +33,13 @@ namespace {
 using nlohmann::json;
 using Outputs = std::map<std::string, json>;
 
+// Inputs go to the test device (RUDDER_TEST_DEVICE), outputs come back to the CPU.
 at::Tensor tensor_of(const json& j) {
-  return torch::tensor(j.get<std::vector<double>>(), torch::kDouble);
+  return torch::tensor(j.get<std::vector<double>>(), torch::kDouble).to(testing::test_device());
 }
 
 json json_of(const at::Tensor& t) {
-  const at::Tensor c = t.to(torch::kDouble).contiguous();
+  const at::Tensor c = t.to(torch::kCPU, torch::kDouble).contiguous();
   if (c.dim() == 0) return c.item<double>();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
@@ -92,7 +94,7 @@ at::Tensor nested_tensor_of(const json& j) {
     for (const auto& e : x) walk(e);
   };
   walk(j);
-  return torch::tensor(flat, torch::kDouble).reshape(shape);
+  return torch::tensor(flat, torch::kDouble).reshape(shape).to(testing::test_device());
 }
 
 Outputs run_arm(const json& params, const json& in) {

@@ -35,8 +35,11 @@ std::vector<fs::path> golden_model_dirs() {
 }
 
 // Runs every check of the golden README on one model against one expected file.
-void check_against(CausalLM& model, const TensorMap& e, const std::string& label) {
+void check_against(CausalLM& model, const TensorMap& expected, const std::string& label) {
   torch::NoGradGuard no_grad;
+  const torch::Device device = testing::test_device();
+  model.to(device);
+  const TensorMap e = testing::to_device(expected, device);
   const at::Tensor ids = e.at("input_ids"), mask = e.at("attention_mask");
   const at::Tensor mask3 = mask.unsqueeze(-1);  // [B, T, 1]
 
@@ -65,7 +68,8 @@ void check_against(CausalLM& model, const TensorMap& e, const std::string& label
   // Prefill, then single-token cached decoding.
   const int64_t prefill = e.at("prefill_logits").size(1);
   const int64_t total = ids.size(1);
-  const at::Tensor positions = torch::arange(total).unsqueeze(0).expand_as(ids).contiguous();
+  const at::Tensor positions =
+      torch::arange(total, ids.options()).unsqueeze(0).expand_as(ids).contiguous();
   KVCache cache;
   const at::Tensor pre = model.forward({ids.index({Slice(), Slice(0, prefill)}),
                                         mask.index({Slice(), Slice(0, prefill)}),

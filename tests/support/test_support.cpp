@@ -4,10 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <thread>
 
 namespace rudder::testing {
@@ -20,12 +21,16 @@ std::string golden_dir() {
   return (fs::path(RUDDER_SOURCE_DIR) / ".." / "shared" / "golden").lexically_normal().string();
 }
 
+// Named by the process id and a per-process count: unique among running tests, and a name an
+// earlier process of the same id left behind is stepped over. (std::random_device crashed every
+// test that made one in a build against PyTorch 2.11's libtorch; nothing here needs it.)
 TempDir::TempDir() {
-  std::random_device rd;
+  static std::atomic<uint64_t> count{0};
   const fs::path base = fs::path(RUDDER_BINARY_DIR) / "test-tmp";
   fs::create_directories(base);
   for (;;) {
-    fs::path candidate = base / ("t" + std::to_string(getpid()) + "-" + std::to_string(rd()));
+    fs::path candidate =
+        base / ("t" + std::to_string(getpid()) + "-" + std::to_string(count.fetch_add(1)));
     if (fs::create_directory(candidate)) {
       path_ = candidate.string();
       return;
