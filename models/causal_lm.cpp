@@ -1,7 +1,9 @@
 #include "models/causal_lm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -49,6 +51,24 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// Score elements [B, H, rows, S] attended at once (4 MiB of float32): longer inputs go a block
+// of query rows at a time, so a layer never holds its whole [B, H, T, S] scores, their softmax
+// and, in the backward, the gradients of both at once; only each block's probabilities are
+// kept for the backward, as before.
+constexpr int64_t kAttentionBlockElements = int64_t{1} << 20;
+
+// attend() for queries [B, H, rows, D] against every key (k, v already expanded to H heads).
+at::Tensor attend_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       const at::Tensor& bias, double scale) {
+  // Scaled and biased in place: one score buffer per block, so the allocator reuses the same
+  // hole block after block instead of leaving three freed temporaries behind each one.
+  at::Tensor scores = torch::matmul(q, k.transpose(-2, -1));  // [B, H, rows, S]
+  if (scores.scalar_type() != torch::kFloat) scores = scores.to(torch::kFloat);
+  scores.mul_(scale).add_(bias);
+  const at::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());
+  return torch::matmul(probs, v);  // [B, H, rows, D]
+}
+
 // Attention over queries [B, H, T, D] and keys/values [B, Hkv, S, D] with an additive bias
 // [B, 1, T, S]; query head h reads key/value head h / (H / Hkv). Softmax in float32.
 at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& bias) {
@@ -58,10 +78,16 @@ at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Ten
     v = v.repeat_interleave(groups, 1);
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  const at::Tensor scores =
-      torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat) * scale + bias;  // [B,H,T,S]
-  const at::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());
-  return torch::matmul(probs, v);  // [B, H, T, D]
+  const int64_t T = q.size(2);
+  const int64_t per_row = std::max<int64_t>(1, q.size(0) * q.size(1) * k.size(2));
+  const int64_t rows = std::max<int64_t>(1, kAttentionBlockElements / per_row);
+  if (rows >= T) return attend_rows(q, k, v, bias, scale);
+  std::vector<at::Tensor> blocks;
+  for (int64_t start = 0; start < T; start += rows) {
+    const int64_t n = std::min(rows, T - start);
+    blocks.push_back(attend_rows(q.narrow(2, start, n), k, v, bias.narrow(2, start, n), scale));
+  }
+  return torch::cat(blocks, 2);  // [B, H, T, D]
 }
 
 // The additive attention bias [B, 1, T, past + T]: 0 where query i may see key j (j <= past + i,

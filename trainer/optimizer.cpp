@@ -94,12 +94,14 @@ void AdamW::zero_grad() {
 }
 
 double AdamW::grad_norm() const {
-  double total = 0;
+  // One read of the device for the whole norm, not one per parameter.
+  std::vector<at::Tensor> squares;
   for (const auto& p : params_) {
     if (p.tensor.grad().defined())
-      total += p.tensor.grad().to(torch::kDouble).pow(2).sum().item<double>();
+      squares.push_back(p.tensor.grad().to(torch::kDouble).pow(2).sum());
   }
-  return std::sqrt(total);
+  if (squares.empty()) return 0.0;
+  return std::sqrt(torch::stack(squares).sum().item<double>());
 }
 
 void AdamW::scale_grads(double factor) {

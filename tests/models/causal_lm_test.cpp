@@ -151,6 +151,29 @@ ModelSpec tiny_llama() {
   return s;
 }
 
+// 640 tokens of 4 heads make 1.6M score elements, past the 1M that attention takes at once: the
+// full forward attends a block of query rows at a time. Prefilling 64 tokens at a time with the
+// cache attends whole; both must give the same logits.
+TEST_F(CausalLMTest, LongInputsAttendInBlocksAsTheCachedPathWhole) {
+  ModelSpec s = tiny_llama();
+  s.max_positions = 1024;
+  CausalLM model(s);
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const int64_t T = 640;
+  const at::Tensor ids = torch::randint(0, s.vocab_size, {1, T});
+  const at::Tensor pos = torch::arange(T).unsqueeze(0);
+  const at::Tensor full = model.forward({ids, torch::ones({1, T}, torch::kLong), pos});
+  KVCache cache;
+  std::vector<at::Tensor> pieces;
+  for (int64_t start = 0; start < T; start += 64) {
+    pieces.push_back(
+        model.forward({ids.narrow(1, start, 64), torch::ones({1, start + 64}, torch::kLong),
+                       pos.narrow(1, start, 64), &cache}));
+  }
+  expect_tensor_near(full, torch::cat(pieces, 1), 1e-5, "blocked against cached logits");
+}
+
 TEST_F(CausalLMTest, SaveLoadRoundTripIsBitwise) {
   for (const bool gpt2 : {false, true}) {
     ModelSpec s = tiny_llama();

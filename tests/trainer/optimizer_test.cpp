@@ -53,6 +53,21 @@ TEST_F(OptimizerTest, MatchesLibtorchAdamWAndSkipsDecayOnVectors) {
   EXPECT_THROW(other.load_state({{"steps", torch::tensor({1})}}, "test"), core::InvalidArgument);
 }
 
+// The global norm over every gradient (a parameter without one counts nothing), and scaling.
+TEST_F(OptimizerTest, GradNormIsTheL2NormOverEveryGradient) {
+  at::Tensor w = torch::zeros({2, 2}, torch::requires_grad());
+  at::Tensor b = torch::zeros({3}, torch::requires_grad());
+  at::Tensor unused = torch::zeros({4}, torch::requires_grad());
+  OptimizerConfig c;
+  AdamW ours(trainable_parameters({{"w", w}, {"b", b}, {"unused", unused}}), c);
+  EXPECT_EQ(ours.grad_norm(), 0.0);
+  w.mutable_grad() = torch::tensor({{1.0, 2.0}, {0.0, 2.0}});  // squares sum to 9
+  b.mutable_grad() = torch::tensor({4.0, 0.0, 12.0});          // squares sum to 160
+  EXPECT_DOUBLE_EQ(ours.grad_norm(), 13.0);
+  ours.scale_grads(0.5);
+  EXPECT_DOUBLE_EQ(ours.grad_norm(), 6.5);
+}
+
 // The fused one-pass update (float32, contiguous) against libtorch's op-by-op AdamW over 100
 // steps of the same gradients (drawn anew each step, some of them tiny, so m / sqrt(v) is
 // exercised away from +-1), with decay on the matrix and none on the vector; 60,000 elements
