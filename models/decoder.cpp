@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "models/causal_lm.h"
+#include "models/chunked_logprobs.h"
 #include "models/detail/decode_attention.h"
 #include "models/detail/llama_step.h"
 #include "models/detail/small_matmul.h"
@@ -307,6 +308,19 @@ at::Tensor Decoder::prefill(int64_t slot, const at::Tensor& tokens, bool all_log
   at::Tensor h = prefill_hidden({slot}, {tokens});  // [T, hidden]
   if (!all_logits) h = h.narrow(0, h.size(0) - 1, 1);
   return project(h, weights_->impl().head, at::Tensor());
+}
+
+at::Tensor Decoder::prefill_logprobs(int64_t slot, const at::Tensor& tokens, int64_t first,
+                                     const at::Tensor& targets) {
+  c10::InferenceMode inference;
+  RUDDER_CHECK(targets.dim() == 1 && first >= 0 && first + targets.size(0) <= tokens.size(0),
+               "prefill_logprobs: targets ", targets.sizes(), " from position ", first,
+               " do not fit in the ", tokens.size(0), " appended tokens");
+  const at::Tensor h = prefill_hidden({slot}, {tokens});  // [T, hidden]
+  // The head carries the final norm's weight (see fused()), as project() reads it.
+  return chunked_token_scores(h.narrow(0, first, targets.size(0)), {weights_->impl().head, {}},
+                              targets.to(h.device(), torch::kLong))
+      .logprobs;
 }
 
 at::Tensor Decoder::prefill(const std::vector<int64_t>& slots,

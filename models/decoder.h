@@ -67,6 +67,13 @@ class Decoder {
   /// when the slot would exceed max_length.
   at::Tensor prefill(int64_t slot, const at::Tensor& tokens, bool all_logits);
 
+  /// Appends `tokens` [T] to `slot` and returns the log-probabilities [N] of targets[j] (N
+  /// targets, int64) after the appended position first + j, read from the final hidden states
+  /// a chunk of tokens at a time (models::chunked_token_scores): the [T, vocab] logits never
+  /// exist. Throws InvalidArgument for targets outside positions [first, T).
+  at::Tensor prefill_logprobs(int64_t slot, const at::Tensor& tokens, int64_t first,
+                              const at::Tensor& targets);
+
   /// Appends tokens[j] to slots[j] for every j in one pass (the projections see every run's
   /// tokens at once); returns the logits [runs, vocab] of each run's last token. The slots must
   /// differ. Throws InvalidArgument, changing nothing, when a slot would exceed max_length.

@@ -308,16 +308,17 @@ std::vector<std::vector<float>> LocalEngine::score(const std::vector<ScoreInput>
     }
     const auto p = static_cast<int64_t>(in.prefix.size());
     const auto c = static_cast<int64_t>(in.continuation.size());
-    const at::Tensor logits = decoder_->prefill(slot, torch::tensor(ids, torch::kLong), true);
+    // Chunked from the hidden states: a long continuation never builds [c, vocab] logits.
+    at::Tensor logp;
+    try {
+      logp = decoder_->prefill_logprobs(slot, torch::tensor(ids, torch::kLong), p - 1,
+                                        torch::tensor(in.continuation, torch::kLong));
+    } catch (...) {
+      decoder_->clear(slot);
+      throw;
+    }
     decoder_->clear(slot);
-    const at::Tensor logp =
-        logits.narrow(0, p - 1, c)
-            .to(torch::kFloat)
-            .log_softmax(-1)
-            .gather(1, torch::tensor(in.continuation).unsqueeze(1).to(logits.device()))
-            .squeeze(1)
-            .cpu()
-            .contiguous();
+    logp = logp.to(torch::kCPU, torch::kFloat).contiguous();
     out.emplace_back(logp.data_ptr<float>(), logp.data_ptr<float>() + c);
   }
   return out;

@@ -87,6 +87,22 @@ TEST_P(DecoderTest, PrefillThenStepsMatchFullForwards) {
   EXPECT_EQ(decoder.length(0), 9);
 }
 
+// Chunked scores of a prefill: every position's next token against the full forward's
+// log-softmax, and a slot left holding the appended tokens.
+TEST_P(DecoderTest, PrefillLogprobsMatchTheFullLogSoftmax) {
+  torch::NoGradGuard no_grad;
+  Decoder decoder(std::make_shared<DecoderWeights>(*model), 2, 32);
+  const std::vector<int64_t> seq = {3, 7, 1, 9, 4, 11, 2};
+  const at::Tensor targets = torch::tensor({9, 4, 11, 2});  // after positions 2..5
+  const at::Tensor got = decoder.prefill_logprobs(0, torch::tensor(seq), 2, targets);
+  const at::Tensor want = torch::log_softmax(full_logits(*model, seq).narrow(0, 2, 4), -1)
+                              .gather(1, targets.unsqueeze(1))
+                              .squeeze(1);
+  expect_tensor_near(got, want, kTol, "prefill log-probs");
+  EXPECT_EQ(decoder.length(0), 7);
+  EXPECT_THROW(decoder.prefill_logprobs(1, torch::tensor(seq), 5, targets), core::InvalidArgument);
+}
+
 TEST_P(DecoderTest, RowsOfDifferentLengthsStepTogether) {
   torch::NoGradGuard no_grad;
   Decoder decoder(std::make_shared<DecoderWeights>(*model), 4, 40);

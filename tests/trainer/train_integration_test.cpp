@@ -139,6 +139,18 @@ TEST(TrainIntegration, KillAndResumeIsBitIdenticalOnEpochBoundary) { expect_exac
 
 TEST(TrainIntegration, KillAndResumeIsBitIdenticalWithTwoRanks) { expect_exact_resume(2, 3); }
 
+// bfloat16 weights: the checkpoint carries their float32 masters and AdamW state, so the
+// resumed run rounds the same masters into the same bfloat16 weights.
+TEST(TrainIntegration, Bfloat16WeightsKillAndResumeIsBitIdentical) {
+  expect_exact_resume(1, 3, std::string(kTinyConfig) + "dtype: bfloat16\n");
+}
+
+TEST(TrainIntegration, Bf16AutocastKillAndResumeIsBitIdentical) {
+  std::string text = kTinyConfig;
+  text.replace(text.find("training: {"), 11, "training: {bf16_autocast: true, ");
+  expect_exact_resume(1, 3, text);
+}
+
 // The same tiny model and data as preference methods (corrupted-answer pairs).
 std::string tiny_preference_config(const std::string& method) {
   std::string text = kTinyConfig;
