@@ -107,13 +107,18 @@ void check_agreement(const char* who, const StepRun& rudder, const StepRun& pyth
       "%d steps: update rel diff %.2e (limit %.0e), max |diff| %.2e\n",
       who, join(rudder.losses).c_str(), join(python.losses).c_str(), loss_rdiff, kLossRtol,
       kCheckSteps, w.update_rdiff, kUpdateRtol, w.max_abs);
+  // Finite differences beyond the limits are what `warn_only` forgives; NaN, a missing update,
+  // another number of losses or missing weights always stop the benchmark.
   std::string why;
+  bool broken = !w.missing.empty() || std::isnan(loss_rdiff) || std::isnan(w.update_rdiff);
   if (!(loss_rdiff <= kLossRtol)) why += "the losses differ; ";
   if (!(w.update_rdiff <= kUpdateRtol)) why += "the weight updates differ (or are none); ";
   if (!w.missing.empty()) why += "Python's weights lack or reshape" + w.missing + "; ";
-  if (!why.empty() && warn_only) {
+  for (const double loss : rudder.losses) broken = broken || !std::isfinite(loss);
+  for (const double loss : python.losses) broken = broken || !std::isfinite(loss);
+  if (!why.empty() && warn_only && !broken) {
     std::printf("check (%s): WARNING, outside the float32 CPU limits: %s\n", who, why.c_str());
-  } else if (!why.empty()) {
+  } else if (!why.empty() || broken) {
     throw std::runtime_error(std::string("Rudder and Python (") + who + ") do not train alike: " +
                              why + "the speed comparison would compare different work");
   }

@@ -129,7 +129,8 @@ models::TensorMap random_batch(int64_t rows, int64_t seq);
 /// kCheckSteps steps from `dir`'s model.safetensors and bench_batch.safetensors at learning rate
 /// `lr`, then times `timing`; returns its seconds per step. Throws std::runtime_error with the
 /// figures when its losses or weights disagree with Rudder's (`rudder`, and `trained`, which
-/// started from `initial`).
+/// started from `initial`); off the float32 CPU a finite disagreement prints a warning instead
+/// (see kUpdateRtol).
 /// `where`: the device and dtype both sides run on.
 PythonFigures run_python_steps(const std::string& script, const std::string& dir, double lr,
                                const Timing& timing, const StepRun& rudder,

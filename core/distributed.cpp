@@ -163,11 +163,17 @@ std::unique_ptr<ProcessGroup> ProcessGroup::from_environment(const DistributedCo
   const std::string backend = config.backend() != "auto"                         ? config.backend()
                               : kNccl && (torch::cuda::is_available() || !kGloo) ? "nccl"
                                                                                  : "gloo";
-  RUDDER_CHECK(backend == "gloo" || kNccl, "distributed.backend '", config.backend(),
-               "' is not available in this build (CPU libtorch: use gloo)");
-  RUDDER_CHECK(backend == "nccl" || kGloo, "distributed.backend '", config.backend(),
-               "' is not available in this build: its libtorch came without Gloo's headers ",
-               "(use nccl)");
+  RUDDER_CHECK(kGloo || kNccl, "this build cannot join ranks: its libtorch came with neither ",
+               "Gloo's headers nor NCCL's (nccl.h)");
+  RUDDER_CHECK(backend == "gloo" || kNccl, "distributed.backend '", backend,
+               "' is not available in this build: it has no NCCL (a CPU libtorch, or nccl.h ",
+               "was not found when it was built); use gloo");
+  RUDDER_CHECK(backend == "nccl" || kGloo, "distributed.backend '", backend,
+               "' is not available in this build: its libtorch came without Gloo's headers; ",
+               "use nccl");
+  RUDDER_CHECK(kGloo || torch::cuda::is_available(),
+               "this build joins ranks over NCCL alone (its libtorch came without Gloo's ",
+               "headers), which needs a CUDA device, and libtorch sees none");
   const auto timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.timeout_seconds() * 1000));
   const std::string where = str(e.master_addr, ":", e.master_port);
@@ -209,7 +215,9 @@ std::unique_ptr<ProcessGroup> ProcessGroup::from_environment(const DistributedCo
                           c10_error ? c10_error->what_without_backtrace() : err.what()));
   }
   RUDDER_LOG(kInfo) << "rank " << e.rank << " of " << e.world_size << " joined (" << backend
-                    << (backend == "nccl" ? " for CUDA tensors, gloo for CPU ones, " : ", ")
+                    << (backend == "nccl" && kGloo ? " for CUDA tensors, gloo for CPU ones, "
+                        : backend == "nccl"        ? " for every tensor, "
+                                                   : ", ")
                     << where << ", store hosted by " << host << ", rank from " << e.rank_source
                     << ")";
   return pg;

@@ -51,11 +51,13 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// Score elements [B, H, rows, S] attended at once (4 MiB of float32): longer inputs go a block
-// of query rows at a time, so a layer never holds its whole [B, H, T, S] scores, their softmax
-// and, in the backward, the gradients of both at once; only each block's probabilities are
-// kept for the backward, as before.
-constexpr int64_t kAttentionBlockElements = int64_t{1} << 20;
+// Score elements [B, H, rows, S] attended at once on the CPU (4 MiB of float32): longer inputs
+// go a block of query rows at a time, so a layer never holds its whole [B, H, T, S] scores,
+// their softmax and, in the backward, the gradients of both at once; only each block's
+// probabilities are kept for the backward, as before. A GPU, which wants few large kernels and
+// has the memory, takes blocks of 256M elements.
+constexpr int64_t kAttentionBlockElementsCpu = int64_t{1} << 20;
+constexpr int64_t kAttentionBlockElementsGpu = int64_t{1} << 28;
 
 // attend() for queries [B, H, rows, D] against every key (k, v already expanded to H heads).
 at::Tensor attend_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -80,13 +82,15 @@ at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Ten
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const int64_t T = q.size(2);
   const int64_t per_row = std::max<int64_t>(1, q.size(0) * q.size(1) * k.size(2));
-  const int64_t rows = std::max<int64_t>(1, kAttentionBlockElements / per_row);
+  const int64_t budget = q.is_cpu() ? kAttentionBlockElementsCpu : kAttentionBlockElementsGpu;
+  const int64_t rows = std::max<int64_t>(1, budget / per_row);
   if (rows >= T) return attend_rows(q, k, v, bias, scale);
+  // split(): one backward node gathers the blocks' query gradients (narrow's would each add a
+  // zero-filled tensor of q's size).
+  const std::vector<at::Tensor> q_blocks = q.split(rows, 2), bias_blocks = bias.split(rows, 2);
   std::vector<at::Tensor> blocks;
-  for (int64_t start = 0; start < T; start += rows) {
-    const int64_t n = std::min(rows, T - start);
-    blocks.push_back(attend_rows(q.narrow(2, start, n), k, v, bias.narrow(2, start, n), scale));
-  }
+  for (size_t i = 0; i < q_blocks.size(); ++i)
+    blocks.push_back(attend_rows(q_blocks[i], k, v, bias_blocks[i], scale));
   return torch::cat(blocks, 2);  // [B, H, T, D]
 }
 

@@ -208,7 +208,7 @@ fi
 if wants bench; then
   export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-python3}
   if [[ -x "$build/bench/bench_decode" ]]; then
-    # Decode runs on the GPU on both sides; the DPO step bench takes no --device yet (CPU).
+    # Both sides on the GPU (decode in float32, the DPO step under bf16 autocast).
     bench_device=cpu
     [[ "${RUDDER_GPU_CHECK_CPU:-0}" == 1 ]] || bench_device=cuda
     run_step bench_decode "$build/bench/bench_decode" --seconds 1 --sizes 10M,100M --grpo 0 \
@@ -238,7 +238,7 @@ if wants test; then
     select=(-L unit)
   fi
   # The golden tests run their models and ops on the GPU (tests/support/tensor_testing.h).
-  [[ $cpu_mode == 1 ]] || export RUDDER_TEST_DEVICE=cuda
+  [[ $cpu_mode != 1 ]] && ((gpus > 0)) && export RUDDER_TEST_DEVICE=cuda
   # Two threads per test, as CI's 2-core machine: $jobs tests each taking every core starve
   # one another (the training tests ran past 300 s that way).
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}

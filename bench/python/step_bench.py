@@ -3,8 +3,9 @@ batch, torch.optim.AdamW as Rudder's benchmarks configure theirs, and the run ev
 makes: CHECK_STEPS steps whose losses are printed and whose resulting weights are written for the
 caller's agreement check, then the timed steps.
 Arguments: MODEL_DIR LR CHECK_STEPS MIN_STEPS MIN_SECONDS THREADS OUT [DEVICE [DTYPE]]
-DEVICE: cpu (default) or cuda[:N]; DTYPE: float32 (default) or bf16, the forward and loss under
-torch.autocast with float32 weights and optimizer state. On CUDA, loss.item() ends each step.
+DEVICE: cpu (default) or cuda[:N]; DTYPE: float32 (default) or bf16, the forward under
+torch.autocast (log-probs and loss in float32) with float32 weights and optimizer state. On CUDA,
+loss.item() ends each step.
 Prints `python losses=L1,L2,... step_s=S`."""
 import contextlib
 import json

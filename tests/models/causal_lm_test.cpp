@@ -174,6 +174,35 @@ TEST_F(CausalLMTest, LongInputsAttendInBlocksAsTheCachedPathWhole) {
   expect_tensor_near(full, torch::cat(pieces, 1), 1e-5, "blocked against cached logits");
 }
 
+// The backward through the blocks: a loss on the first 64 positions of 640 tokens (blocked)
+// gives every parameter the gradient it gets from those 64 tokens alone (attended whole), as
+// attention is causal.
+TEST_F(CausalLMTest, BlockedAttentionGradientsMatchTheWholePrefix) {
+  ModelSpec s = tiny_llama();
+  s.max_positions = 1024;
+  CausalLM model(s);
+  const int64_t T = 640, P = 64;
+  const at::Tensor ids = torch::randint(0, s.vocab_size, {1, T});
+  const at::Tensor pos = torch::arange(T).unsqueeze(0);
+  auto grads_of = [&](int64_t length) {
+    model.zero_grad();
+    model
+        .forward({ids.narrow(1, 0, length), torch::ones({1, length}, torch::kLong),
+                  pos.narrow(1, 0, length)})
+        .narrow(1, 0, P)
+        .pow(2)
+        .mean()
+        .backward();
+    std::vector<at::Tensor> out;
+    for (const auto& p : model.parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const auto blocked = grads_of(T), whole = grads_of(P);
+  ASSERT_EQ(blocked.size(), whole.size());
+  for (size_t i = 0; i < blocked.size(); ++i)
+    expect_tensor_near(blocked[i], whole[i], 1e-5, "gradient " + std::to_string(i));
+}
+
 TEST_F(CausalLMTest, SaveLoadRoundTripIsBitwise) {
   for (const bool gpt2 : {false, true}) {
     ModelSpec s = tiny_llama();
