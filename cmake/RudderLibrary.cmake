@@ -32,5 +32,25 @@ function(rudder_add_library name)
   endif()
 endfunction()
 
+# rudder_parallel_sources(TARGET FILE ...)
+#
+# Sources whose loops split work with at::parallel_for. That function is inline in libtorch's
+# headers and starts threads only where the file is compiled with OpenMP, as libtorch itself
+# is; without it every such loop runs on the calling thread alone. These files skip the shared
+# precompiled header, which is built without OpenMP. FILE paths are relative to the calling
+# CMakeLists.txt; the options are appended, so COMPILE_OPTIONS set on a file beforehand stay.
+function(rudder_parallel_sources target)
+  if(NOT RUDDER_OPENMP)
+    return()
+  endif()
+  separate_arguments(flags NATIVE_COMMAND "${OpenMP_CXX_FLAGS}")
+  set_property(SOURCE ${ARGN} TARGET_DIRECTORY ${target} APPEND PROPERTY COMPILE_OPTIONS ${flags})
+  set_property(SOURCE ${ARGN} TARGET_DIRECTORY ${target} APPEND PROPERTY COMPILE_DEFINITIONS
+               RUDDER_OPENMP_KERNELS)
+  set_property(SOURCE ${ARGN} TARGET_DIRECTORY ${target} PROPERTY SKIP_PRECOMPILE_HEADERS ON)
+  # Linking only: as a usage requirement the target would pass -fopenmp to every file.
+  target_link_libraries(${target} PUBLIC "$<LINK_ONLY:OpenMP::OpenMP_CXX>")
+endfunction()
+
 # Source of the libraries that are laid out but have no code yet.
 file(WRITE ${PROJECT_BINARY_DIR}/rudder_empty.cpp "// A library with no sources yet.\n")

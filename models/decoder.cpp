@@ -12,21 +12,36 @@
 #include "models/chunked_logprobs.h"
 #include "models/detail/decode_attention.h"
 #include "models/detail/llama_step.h"
+#include "models/detail/packed_matmul.h"
 #include "models/detail/small_matmul.h"
 #include "models/lora.h"
 
 namespace rudder::models {
 
 struct DecoderWeights::Impl {
+  // A projection's weight: `dense` [out, in] as nn.Linear keeps it, or, when DecoderWeights is
+  // asked to pack float32 weights on a CPU with AVX-512, `packed` for detail::PackedMatrix's
+  // kernel instead (`dense` is then freed).
+  struct Weight {
+    Weight() = default;
+    Weight(at::Tensor w) : dense(std::move(w)) {}  // implicit: read_* assign [out, in] tensors
+    void pack() {
+      packed = detail::PackedMatrix(dense);
+      dense = at::Tensor();
+    }
+    at::Tensor dense;
+    detail::PackedMatrix packed;
+  };
   ModelSpec spec;
   struct Layer {
     at::Tensor norm1_w, norm1_b;  // GPT-2's LayerNorms (Llama's RMSNorm weights are folded
     at::Tensor norm2_w, norm2_b;  // into the projection that follows each norm)
-    // Projections are stored [out, in], as nn.Linear keeps them; fused ones stacked.
-    at::Tensor qkv_w, qkv_b;    // [(H + 2 Hkv) D, hidden]: q, k and v stacked
-    at::Tensor o_w, o_b;        // [hidden, H D]
-    at::Tensor up_w, up_b;      // Llama: gate and up stacked [2 I, hidden]; GPT-2: c_fc
-    at::Tensor down_w, down_b;  // [hidden, I]
+    // Projections (see Weight); fused ones stacked.
+    Weight qkv_w;   // [(H + 2 Hkv) D, hidden]: q, k and v stacked
+    Weight o_w;     // [hidden, H D]
+    Weight up_w;    // Llama: gate and up stacked [2 I, hidden]; GPT-2: c_fc
+    Weight down_w;  // [hidden, I]
+    at::Tensor qkv_b, o_b, up_b, down_b;
   };
   std::vector<Layer> layers;
   at::Tensor embed;             // [vocab, hidden]
@@ -167,6 +182,14 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tens
   return y;
 }
 
+at::Tensor project(const at::Tensor& x, const Impl::Weight& weight, const at::Tensor& bias,
+                   const at::Tensor& residual = {}) {
+  if (!weight.packed.defined()) return project(x, weight.dense, bias, residual);
+  at::Tensor y = weight.packed.matmul(x, residual);
+  if (bias.defined()) y.add_(bias);
+  return y;
+}
+
 // Rotates the q and k heads `qk` [N, heads, D] (interleaved pairs) in place by `rope` [N, 1,
 // D/2] (complex).
 void rotate(const at::Tensor& qk, const at::Tensor& rope) {
@@ -227,7 +250,7 @@ at::Tensor attention_probs(const at::Tensor& scores) {
 
 }  // namespace
 
-DecoderWeights::DecoderWeights(const CausalLM& model) : impl_(std::make_unique<Impl>()) {
+DecoderWeights::DecoderWeights(const CausalLM& model, bool pack) : impl_(std::make_unique<Impl>()) {
   torch::NoGradGuard no_grad;
   impl_->spec = model.spec();
   const WeightReader reader(merged_state_dict(model));
@@ -235,6 +258,14 @@ DecoderWeights::DecoderWeights(const CausalLM& model) : impl_(std::make_unique<I
     read_llama(reader, impl_.get());
   } else {
     read_gpt2(reader, impl_.get());
+  }
+  const at::Tensor& e = impl_->embed;
+  packed_ =
+      pack && e.is_cpu() && e.scalar_type() == at::kFloat && detail::PackedMatrix::supported();
+  if (packed_) {
+    for (Impl::Layer& l : impl_->layers) {
+      for (Impl::Weight* w : {&l.qkv_w, &l.o_w, &l.up_w, &l.down_w}) w->pack();
+    }
   }
 }
 
@@ -457,8 +488,11 @@ namespace {
 
 // y [M, N] = x [M, K] weight [N, K]^T, plus y's own values when `accumulate`; y and x are
 // buffers of the fused step (contiguous float32).
-void linear_into(const at::Tensor& x, const at::Tensor& weight, at::Tensor y, bool accumulate) {
-  if (detail::small_matmul_applies(x, weight)) {
+void linear_into(const at::Tensor& x, const Impl::Weight& w, at::Tensor y, bool accumulate) {
+  const at::Tensor& weight = w.dense;
+  if (w.packed.defined()) {
+    w.packed.matmul_out(x, y, accumulate);
+  } else if (detail::small_matmul_applies(x, weight)) {
     detail::small_matmul_out(x, weight, y, accumulate);
   } else if (accumulate) {
     y.addmm_(x, weight.t());

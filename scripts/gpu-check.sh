@@ -163,6 +163,9 @@ configure() {
     IFS=. read -r major minor _ <<<"$torch_version"
     if ((major > 2 || (major == 2 && minor >= 12))); then extra+=(-DCMAKE_CXX_STANDARD=20); fi
     [[ -n ${nccl_include:-} ]] && extra+=("-DCMAKE_CXX_FLAGS=-isystem $nccl_include")
+    # The wheel's libtorch carries its own libgomp; Rudder's CPU kernels would bring the
+    # system's beside it. They stay single-threaded here, as in the runs measured so far.
+    extra+=(-DRUDDER_OPENMP=OFF)
   fi
   cmake -S "$root" -B "$build" "${extra[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$prefix/usr;$torch_prefix" \

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
 
 namespace rudder::models::detail {
 namespace {
@@ -81,7 +81,7 @@ at::Tensor decode_attention(const at::Tensor& q_in, const at::Tensor& cache,
                             const std::vector<int64_t>& lengths, double scale) {
   const at::Tensor q = q_in.contiguous();
   const int64_t n = q.size(0), hkv = q.size(1), groups = q.size(2), dim = q.size(3);
-  at::Tensor out = torch::empty({n, hkv, groups, dim}, q.options());
+  at::Tensor out = at::empty({n, hkv, groups, dim}, q.options());
   decode_attention_into(q.data_ptr<float>(), hkv * groups * dim, n, groups, cache, lengths, scale,
                         out.data_ptr<float>());
   return out.view({n, hkv * groups * dim});

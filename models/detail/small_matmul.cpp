@@ -2,8 +2,8 @@
 
 #include <immintrin.h>
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
 
 namespace rudder::models::detail {
 namespace {
@@ -104,7 +104,7 @@ at::Tensor small_matmul(const at::Tensor& x_in, const at::Tensor& weight,
   const at::Tensor x = x_in.contiguous();
   const at::Tensor residual =
       residual_in.defined() ? residual_in.to(at::kFloat).contiguous() : at::Tensor();
-  at::Tensor y = torch::empty({x.size(0), weight.size(0)}, x.options());
+  at::Tensor y = at::empty({x.size(0), weight.size(0)}, x.options());
   run(x, weight, residual.defined() ? residual.data_ptr<float>() : nullptr, y.data_ptr<float>());
   return y;
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "models/causal_lm.h"
+#include "models/detail/packed_matmul.h"
 #include "models/detail/small_matmul.h"
 #include "models/lora.h"
 #include "proto/rudder.pb.h"
@@ -26,6 +27,7 @@ struct Variant {
   int64_t kv_heads;
   bool qkv_bias;
   bool tied;
+  bool pack = true;  // DecoderWeights' packed projections where the CPU has AVX-512
 };
 
 ModelSpec spec_of(const Variant& v) {
@@ -65,12 +67,15 @@ class DecoderTest : public testing::SeededTest, public ::testing::WithParamInter
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 0.05);
   }
+  std::shared_ptr<const DecoderWeights> weights() const {
+    return std::make_shared<DecoderWeights>(*model, GetParam().pack);
+  }
   std::unique_ptr<CausalLM> model;
 };
 
 TEST_P(DecoderTest, PrefillThenStepsMatchFullForwards) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(std::make_shared<DecoderWeights>(*model), 3, 32);
+  Decoder decoder(weights(), 3, 32);
   const std::vector<int64_t> prompt = {3, 7, 1, 9, 4};
   std::vector<int64_t> seq = prompt;
   const at::Tensor all = decoder.prefill(0, torch::tensor(prompt), true);
@@ -91,7 +96,7 @@ TEST_P(DecoderTest, PrefillThenStepsMatchFullForwards) {
 // log-softmax, and a slot left holding the appended tokens.
 TEST_P(DecoderTest, PrefillLogprobsMatchTheFullLogSoftmax) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(std::make_shared<DecoderWeights>(*model), 2, 32);
+  Decoder decoder(weights(), 2, 32);
   const std::vector<int64_t> seq = {3, 7, 1, 9, 4, 11, 2};
   const at::Tensor targets = torch::tensor({9, 4, 11, 2});  // after positions 2..5
   const at::Tensor got = decoder.prefill_logprobs(0, torch::tensor(seq), 2, targets);
@@ -105,7 +110,7 @@ TEST_P(DecoderTest, PrefillLogprobsMatchTheFullLogSoftmax) {
 
 TEST_P(DecoderTest, RowsOfDifferentLengthsStepTogether) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(std::make_shared<DecoderWeights>(*model), 4, 40);
+  Decoder decoder(weights(), 4, 40);
   std::vector<std::vector<int64_t>> seqs = {{1, 2}, {5, 6, 7, 8, 9, 10, 11}, {12}};
   for (size_t b = 0; b < seqs.size(); ++b) decoder.prefill(b, torch::tensor(seqs[b]), false);
   for (int step = 0; step < 5; ++step) {
@@ -123,7 +128,7 @@ TEST_P(DecoderTest, RowsOfDifferentLengthsStepTogether) {
 
 TEST_P(DecoderTest, PrefillContinuesASlotAndCopiesFork) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(std::make_shared<DecoderWeights>(*model), 3, 32);
+  Decoder decoder(weights(), 3, 32);
   decoder.prefill(0, torch::tensor(std::vector<int64_t>{4, 4, 8}), false);
   decoder.copy(0, 2);
   const at::Tensor more = decoder.prefill(2, torch::tensor(std::vector<int64_t>{1, 2, 3}), true);
@@ -137,7 +142,7 @@ TEST_P(DecoderTest, PrefillContinuesASlotAndCopiesFork) {
 
 TEST_P(DecoderTest, BatchedPrefillMatchesEachRunAlone) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(std::make_shared<DecoderWeights>(*model), 3, 32);
+  Decoder decoder(weights(), 3, 32);
   decoder.prefill(1, torch::tensor(std::vector<int64_t>{5, 5}), false);  // slot 1 continues
   const std::vector<std::vector<int64_t>> runs = {{3, 1, 4, 1, 5}, {9, 2}, {6}};
   const at::Tensor logits = decoder.prefill(
@@ -165,7 +170,11 @@ INSTANTIATE_TEST_SUITE_P(
     Families, DecoderTest,
     ::testing::Values(Variant{"LlamaGqaTied", Architecture::kLlama, 2, false, true},
                       Variant{"LlamaMhaBiasesUntied", Architecture::kLlama, 4, true, false},
-                      Variant{"Gpt2", Architecture::kGpt2, 4, false, true}),
+                      Variant{"Gpt2", Architecture::kGpt2, 4, false, true},
+                      // [out, in] weights through BLAS and small_matmul, as without AVX-512
+                      Variant{"LlamaGqaTiedRowMajor", Architecture::kLlama, 2, false, true, false},
+                      Variant{"LlamaMhaBiasesRowMajor", Architecture::kLlama, 4, true, false,
+                              false}),
     [](const ::testing::TestParamInfo<Variant>& info) { return std::string(info.param.name); });
 
 TEST(DecoderLora, FoldsAdaptersAndSnapshotsWeights) {
@@ -244,6 +253,100 @@ TEST(SmallMatmul, MatchesBlasForEveryRowCountAndOddSizes) {
   }
   EXPECT_FALSE(detail::small_matmul_applies(torch::randn({5, 8}), torch::randn({3, 8})));
   EXPECT_FALSE(detail::small_matmul_applies(torch::randn({1, 8}), torch::randn({8, 3}).t()));
+}
+
+// The packed kernel against BLAS: every row count through a tile of 12 and a chunk of 96,
+// outputs that leave a panel partly empty, depths across the 128-input blocks, a residual
+// accumulated, and an output with a row stride of its own.
+TEST(PackedMatmul, MatchesBlasForRowCountsAndOddSizes) {
+  if (!detail::PackedMatrix::supported()) GTEST_SKIP() << "this CPU has no AVX-512F";
+  torch::manual_seed(6);
+  for (const int64_t K : {1, 37, 128, 300}) {
+    for (const int64_t N : {5, 32, 71}) {
+      const at::Tensor w = torch::randn({N, K});
+      const detail::PackedMatrix packed(w);
+      EXPECT_EQ(packed.out_features(), N);
+      EXPECT_EQ(packed.in_features(), K);
+      for (const int64_t M : {1, 2, 3, 5, 11, 12, 13, 25, 96, 97, 200}) {
+        const at::Tensor x = torch::randn({M, K});
+        const at::Tensor residual = torch::randn({M, N});
+        const double tol = 1e-5 * std::sqrt(static_cast<double>(K)) * 4;
+        expect_tensor_near(packed.matmul(x, {}), torch::mm(x, w.t()), tol, "no residual");
+        expect_tensor_near(packed.matmul(x, residual), torch::addmm(residual, x, w.t()), tol,
+                           "with residual");
+        at::Tensor wide = torch::full({M, N + 9}, 7.0);
+        at::Tensor y = wide.narrow(1, 2, N);
+        packed.matmul_out(x, y, true);
+        expect_tensor_near(y, torch::addmm(torch::full({M, N}, 7.0), x, w.t()), tol, "strided");
+        EXPECT_TRUE(torch::equal(wide.narrow(1, 0, 2), torch::full({M, 2}, 7.0)));
+        EXPECT_TRUE(torch::equal(wide.narrow(1, N + 2, 7), torch::full({M, 7}, 7.0)));
+      }
+    }
+  }
+  // A row's outputs are the same bits whatever rows share the call.
+  const at::Tensor w = torch::randn({70, 300});
+  const detail::PackedMatrix packed(w);
+  const at::Tensor x = torch::randn({30, 300});
+  const at::Tensor all = packed.matmul(x, {});
+  for (const int64_t M : {1, 2, 7, 13}) {
+    EXPECT_TRUE(torch::equal(packed.matmul(x.narrow(0, 3, M), {}), all.narrow(0, 3, M))) << M;
+  }
+  at::Tensor y = torch::empty({2, 4});
+  EXPECT_THROW(
+      detail::PackedMatrix(torch::randn({4, 3})).matmul_out(torch::randn({2, 5}), y, false),
+      core::InvalidArgument);
+  EXPECT_THROW(detail::PackedMatrix(torch::randn({4, 3}, torch::kDouble)), core::InvalidArgument);
+  at::Tensor both = torch::zeros({4, 8});
+  at::Tensor overlapping = both.narrow(1, 2, 4);
+  EXPECT_THROW(detail::PackedMatrix(torch::randn({4, 6}))
+                   .matmul_out(both.narrow(1, 0, 6), overlapping, false),
+               core::InvalidArgument);
+  // No inputs: the products are zero.
+  EXPECT_TRUE(
+      torch::equal(detail::PackedMatrix(torch::randn({5, 0})).matmul(torch::randn({3, 0}), {}),
+                   torch::zeros({3, 5})));
+}
+
+// The kernels' at::parallel_for starts threads: without OpenMP at compile time it would run
+// every loop on one thread, whatever libtorch's thread count.
+TEST(PackedMatmul, KernelsUseLibtorchsThreads) {
+  if (!detail::kernels_use_openmp()) GTEST_SKIP() << "built with RUDDER_OPENMP=OFF";
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  EXPECT_EQ(detail::kernel_threads(), 2);
+  at::set_num_threads(1);
+  EXPECT_EQ(detail::kernel_threads(), 1);
+  at::set_num_threads(before);
+}
+
+// Greedy decoding with packed projections gives the tokens of the [out, in] path on a model
+// large enough for several panels and depth blocks.
+TEST(PackedMatmul, PackedDecoderGeneratesTheRowMajorTokens) {
+  if (!detail::PackedMatrix::supported()) GTEST_SKIP() << "this CPU has no AVX-512F";
+  torch::manual_seed(8);
+  ModelSpec s = spec_of({"", Architecture::kLlama, 2, false, false});
+  s.hidden_size = 160;
+  s.head_dim = 40;
+  s.intermediate_size = 272;
+  CausalLM model(s);
+  model.eval();
+  auto packed = std::make_shared<DecoderWeights>(model, true);
+  auto rows = std::make_shared<DecoderWeights>(model, false);
+  ASSERT_TRUE(packed->packed());
+  ASSERT_FALSE(rows->packed());
+  Decoder a(packed, 4, 40), b(rows, 4, 40);
+  const at::Tensor prompts = torch::randint(0, 50, {4, 6});
+  for (int64_t r = 0; r < 4; ++r) {
+    expect_tensor_near(a.prefill(r, prompts[r], true), b.prefill(r, prompts[r], true), 1e-4,
+                       "prefill");
+  }
+  at::Tensor next = torch::randint(0, 50, {4});
+  for (int step = 0; step < 12; ++step) {
+    const at::Tensor la = a.step(next), lb = b.step(next);
+    expect_tensor_near(la, lb, 1e-4, "step logits");
+    ASSERT_TRUE(torch::equal(la.argmax(-1), lb.argmax(-1)));
+    next = la.argmax(-1);
+  }
 }
 
 }  // namespace
