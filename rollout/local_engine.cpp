@@ -31,6 +31,8 @@ std::mt19937_64 sample_generator(uint64_t seed, uint32_t index) {
 struct LocalEngine::Job {
   GenerateInput input;
   Done done;
+  Cancelled cancelled;
+  bool dropped = false;  // cancelled: its rows retire without a result
   GenerateOutput out;
   uint32_t admitted = 0;   // samples given a slot so far
   uint32_t remaining = 0;  // samples not finished
@@ -71,7 +73,7 @@ void LocalEngine::load_weights(std::shared_ptr<const models::DecoderWeights> wei
   version_ = std::move(version);
 }
 
-void LocalEngine::submit(GenerateInput request, Done done) {
+void LocalEngine::submit(GenerateInput request, Done done, Cancelled cancelled) {
   const SamplingParams& p = request.sampling;
   validate_sampling(p, "generate request");
   RUDDER_CHECK(request.n >= 1, "generate request: n must be at least 1");
@@ -98,7 +100,21 @@ void LocalEngine::submit(GenerateInput request, Done done) {
   job->out.samples.resize(request.n);
   job->input = std::move(request);
   job->done = std::move(done);
+  job->cancelled = std::move(cancelled);
   waiting_.push_back(std::move(job));
+}
+
+// Marks the requests whose callers gave up and takes them out of the queue; their running
+// rows retire at this step.
+void LocalEngine::drop_cancelled() {
+  const auto check = [](Job& job) {
+    if (!job.dropped && job.cancelled && job.cancelled()) job.dropped = true;
+    return job.dropped;
+  };
+  for (const auto& row : rows_) check(*row->job);
+  waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(),
+                                [&](const std::shared_ptr<Job>& job) { return check(*job); }),
+                 waiting_.end());
 }
 
 void LocalEngine::admit() {
@@ -199,7 +215,7 @@ void LocalEngine::retire(const std::vector<size_t>& finished) {
     const size_t r = *it;
     Row& row = *rows_[r];
     Job& job = *row.job;
-    if (options_.tokenizer != nullptr && !row.text_done) {
+    if (options_.tokenizer != nullptr && !row.text_done && !job.dropped) {
       std::vector<int64_t> ids = row.sample.tokens;
       if (row.sample.finish_reason == FinishReason::kEos) ids.pop_back();
       row.sample.text = options_.tokenizer->decode(ids);
@@ -211,7 +227,7 @@ void LocalEngine::retire(const std::vector<size_t>& finished) {
     decoder_->clear(static_cast<int64_t>(last));
     for (const auto& g : options_.guidance) g->on_clear(last);
     rows_.pop_back();
-    if (--owner->remaining == 0) {
+    if (--owner->remaining == 0 && !owner->dropped) {
       owner->out.policy_version = version_;
       owner->out.total_seconds = seconds_since(owner->submitted);
       if (owner->done) owner->done(std::move(owner->out));
@@ -221,6 +237,7 @@ void LocalEngine::retire(const std::vector<size_t>& finished) {
 
 void LocalEngine::step() {
   c10::InferenceMode inference;
+  drop_cancelled();
   admit();
   if (rows_.empty()) return;
   std::vector<RowView> views;
@@ -235,6 +252,10 @@ void LocalEngine::step() {
   std::vector<size_t> finished;
   for (size_t r = 0; r < rows_.size(); ++r) {
     Row& row = *rows_[r];
+    if (row.job->dropped) {
+      finished.push_back(r);
+      continue;
+    }
     row.sample.tokens.push_back(choice.tokens[r]);
     row.sample.logprobs.push_back(choice.logprobs[r]);
     row.sample.policy_logprobs.push_back(choice.policy_logprobs[r]);

@@ -63,9 +63,13 @@ class LocalEngine : public RolloutEngine {
 
   /// Called on the stepping thread when every sample of a request has finished.
   using Done = std::function<void(GenerateOutput)>;
+  /// Asked at every step whether the request's caller has given up on it.
+  using Cancelled = std::function<bool()>;
   /// Validates and queues a request (throws InvalidArgument naming the problem; nothing is
-  /// queued then).
-  void submit(GenerateInput request, Done done);
+  /// queued then). Once `cancelled` (when given) returns true, the request leaves the engine at
+  /// the next step: its waiting samples are dropped, its running ones free their slots, and
+  /// `done` is never called.
+  void submit(GenerateInput request, Done done, Cancelled cancelled = {});
   /// Admits waiting samples into free slots, samples one token for each running sample and
   /// decodes the next step. Does nothing when idle.
   void step();
@@ -86,6 +90,7 @@ class LocalEngine : public RolloutEngine {
   void retire(const std::vector<size_t>& finished);
   bool finished_after(Row& row, int64_t token);
   void move_row(size_t from, size_t to);
+  void drop_cancelled();
   // Drops every queued and running request without calling back, and empties every slot.
   void abandon_all();
 

@@ -205,9 +205,9 @@ bool GenerateWorker::feed_engine() {
     room -= static_cast<int64_t>(request->samples);
   }
   queue_gauge().set(static_cast<double>(queued_samples_));
-  in_engine_.erase(
-      std::remove_if(in_engine_.begin(), in_engine_.end(), [](const auto& r) { return r->done; }),
-      in_engine_.end());
+  in_engine_.erase(std::remove_if(in_engine_.begin(), in_engine_.end(),
+                                  [](const auto& r) { return r->done || r->abandoned.load(); }),
+                   in_engine_.end());
   return engine_->busy();
 }
 
@@ -221,7 +221,9 @@ void GenerateWorker::submit(const std::shared_ptr<PendingGenerate>& request) {
         request->finish({200, "", std::move(request->outputs)});
     };
     try {
-      engine_->submit(std::move(request->inputs[i]), std::move(done));
+      // A request abandoned at its deadline leaves the engine at the next step.
+      engine_->submit(std::move(request->inputs[i]), std::move(done),
+                      [request] { return request->abandoned.load(); });
     } catch (const std::exception& e) {
       request->fail(core::status_for_exception(e), core::str("prompt ", i, ": ", e.what()));
       return;

@@ -43,7 +43,8 @@ class GenerateWorker {
   GenerateWorker& operator=(const GenerateWorker&) = delete;
 
   /// Queues the prompts of one request and blocks until they finish (200), are refused (429
-  /// queue full, 400 the engine refused one) or pass `deadline` (503). Never throws.
+  /// queue full, 400 the engine refused one) or pass `deadline` (503; the request then leaves
+  /// the queue, or the engine at its next step). Never throws.
   GenerateOutcome generate(std::vector<rollout::GenerateInput> inputs,
                            std::chrono::steady_clock::time_point deadline);
 

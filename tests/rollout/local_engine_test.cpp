@@ -124,6 +124,41 @@ TEST_F(LocalEngineTest, ARequestGetsTheSameSamplesWhateverSharesTheBatch) {
   EXPECT_NE(together[1].samples[0].tokens, together[1].samples[1].tokens);
 }
 
+// A request whose caller gives up leaves at the next step: its rows free their slots for the
+// waiting request, which then samples what it samples alone, and its callback never runs.
+TEST_F(LocalEngineTest, ACancelledRequestFreesItsSlotsAndIsNeverAnswered) {
+  auto e = engine(2);
+  bool give_up = false;
+  int answered = 0;
+  std::vector<GenerateOutput> waiting_out;
+  e.submit(
+      request({1, 2, 3}, 60, 1.0, 11, 2), [&](GenerateOutput) { ++answered; },
+      [&] { return give_up; });
+  e.submit(request({4, 5}, 5, 1.0, 12),
+           [&](GenerateOutput o) { waiting_out.push_back(std::move(o)); });
+  for (int i = 0; i < 3; ++i) e.step();
+  EXPECT_EQ(e.running(), 2);
+  EXPECT_EQ(e.waiting(), 1);
+  give_up = true;
+  int steps = 0;
+  while (e.busy()) {
+    e.step();
+    ++steps;
+  }
+  EXPECT_EQ(answered, 0);
+  ASSERT_EQ(waiting_out.size(), 1u);
+  EXPECT_LE(steps, 8) << "the waiting request's 5 tokens, not the cancelled one's 57 more";
+  const auto alone = engine(2).generate({request({4, 5}, 5, 1.0, 12)});
+  EXPECT_EQ(waiting_out[0].samples[0].tokens, alone[0].samples[0].tokens);
+
+  // Cancelled while still queued: it never runs.
+  e.submit(
+      request({1}, 4, 0.0, 1), [&](GenerateOutput) { ++answered; }, [] { return true; });
+  e.step();
+  EXPECT_FALSE(e.busy());
+  EXPECT_EQ(answered, 0);
+}
+
 TEST_F(LocalEngineTest, SampledLogprobsFollowTheProcessedDistribution) {
   auto e = engine(2);
   GenerateInput in = request({5, 6, 7}, 1, 0.8, 42, 40);
