@@ -47,7 +47,7 @@ struct DecoderWeights::Impl {
   at::Tensor embed;             // [vocab, hidden]
   at::Tensor positions;         // GPT-2's learned positions [max_positions, hidden]
   at::Tensor final_w, final_b;  // GPT-2's final LayerNorm
-  at::Tensor head;              // [vocab, hidden]
+  Weight head;                  // [vocab, hidden]
   // RoPE (Su et al. 2021) as complex rotations [max_positions, D/2] (complex float). The q and
   // k projections' output rows are permuted within each head from HF's half-split layout
   // (pairs i, i + D/2) to interleaved pairs (2i, 2i + 1), so that rotating is one complex
@@ -266,6 +266,8 @@ DecoderWeights::DecoderWeights(const CausalLM& model, bool pack) : impl_(std::ma
     for (Impl::Layer& l : impl_->layers) {
       for (Impl::Weight* w : {&l.qkv_w, &l.o_w, &l.up_w, &l.down_w}) w->pack();
     }
+    // GPT-2's head is its embedding itself, which stays; a packed copy would only add memory.
+    if (!impl_->head.dense.is_same(impl_->embed)) impl_->head.pack();
   }
 }
 
@@ -349,9 +351,20 @@ at::Tensor Decoder::prefill_logprobs(int64_t slot, const at::Tensor& tokens, int
                " do not fit in the ", tokens.size(0), " appended tokens");
   const at::Tensor h = prefill_hidden({slot}, {tokens});  // [T, hidden]
   // The head carries the final norm's weight (see fused()), as project() reads it.
-  return chunked_token_scores(h.narrow(0, first, targets.size(0)), {weights_->impl().head, {}},
-                              targets.to(h.device(), torch::kLong))
-      .logprobs;
+  const Impl::Weight& head = weights_->impl().head;
+  const at::Tensor rows = h.narrow(0, first, targets.size(0));
+  const at::Tensor ids = targets.to(h.device(), torch::kLong);
+  if (!head.packed.defined()) return chunked_token_scores(rows, {head.dense, {}}, ids).logprobs;
+  // The same chunks of tokens as chunked_token_scores, through the packed head.
+  const int64_t chunk =
+      std::max<int64_t>(1, ChunkedScoreOptions{}.chunk_elements / head.packed.out_features());
+  std::vector<at::Tensor> parts;
+  for (int64_t i = 0; i < rows.size(0); i += chunk) {
+    const int64_t n = std::min(chunk, rows.size(0) - i);
+    const at::Tensor logits = head.packed.matmul(rows.narrow(0, i, n), {});  // [n, vocab]
+    parts.push_back(logits.log_softmax(-1).gather(1, ids.narrow(0, i, n).unsqueeze(1)).squeeze(1));
+  }
+  return torch::cat(parts);
 }
 
 at::Tensor Decoder::prefill(const std::vector<int64_t>& slots,
