@@ -358,13 +358,14 @@ at::Tensor Decoder::prefill_logprobs(int64_t slot, const at::Tensor& tokens, int
   // The same chunks of tokens as chunked_token_scores, through the packed head.
   const int64_t chunk =
       std::max<int64_t>(1, ChunkedScoreOptions{}.chunk_elements / head.packed.out_features());
-  std::vector<at::Tensor> parts;
+  at::Tensor out = at::empty({rows.size(0)}, rows.options());
   for (int64_t i = 0; i < rows.size(0); i += chunk) {
     const int64_t n = std::min(chunk, rows.size(0) - i);
     const at::Tensor logits = head.packed.matmul(rows.narrow(0, i, n), {});  // [n, vocab]
-    parts.push_back(logits.log_softmax(-1).gather(1, ids.narrow(0, i, n).unsqueeze(1)).squeeze(1));
+    out.narrow(0, i, n).copy_(
+        logits.log_softmax(-1).gather(1, ids.narrow(0, i, n).unsqueeze(1)).squeeze(1));
   }
-  return torch::cat(parts);
+  return out;
 }
 
 at::Tensor Decoder::prefill(const std::vector<int64_t>& slots,

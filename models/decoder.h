@@ -38,7 +38,7 @@ class DecoderWeights {
   const ModelSpec& spec() const;
   /// The dtype and device of the weights.
   at::TensorOptions options() const;
-  /// Whether the layer projections are packed (see the constructor).
+  /// Whether the layer projections (and a head of its own) are packed (see the constructor).
   bool packed() const { return packed_; }
 
   struct Impl;
@@ -77,8 +77,9 @@ class Decoder {
 
   /// Appends `tokens` [T] to `slot` and returns the log-probabilities [N] of targets[j] (N
   /// targets, int64) after the appended position first + j, read from the final hidden states
-  /// a chunk of tokens at a time (models::chunked_token_scores): the [T, vocab] logits never
-  /// exist. Throws InvalidArgument for targets outside positions [first, T).
+  /// a chunk of tokens at a time (models::chunked_token_scores, or its chunks through a packed
+  /// head): the [T, vocab] logits never exist. Throws InvalidArgument for targets outside positions
+  /// [first, T).
   at::Tensor prefill_logprobs(int64_t slot, const at::Tensor& tokens, int64_t first,
                               const at::Tensor& targets);
 

@@ -236,6 +236,15 @@ void LocalEngine::retire(const std::vector<size_t>& finished) {
 }
 
 void LocalEngine::step() {
+  try {
+    step_once();
+  } catch (...) {
+    abandon_all();  // the rows and the logits may no longer match
+    throw;
+  }
+}
+
+void LocalEngine::step_once() {
   c10::InferenceMode inference;
   drop_cancelled();
   admit();
@@ -290,12 +299,7 @@ std::vector<GenerateOutput> LocalEngine::generate(const std::vector<GenerateInpu
     waiting_.clear();  // nothing ran yet: leave the engine as it was
     throw;
   }
-  try {
-    while (busy()) step();
-  } catch (...) {
-    abandon_all();  // no callback may outlive `out`, and the next call starts clean
-    throw;
-  }
+  while (busy()) step();  // on a throw step() has dropped every request: none outlives `out`
   return out;
 }
 

@@ -63,15 +63,17 @@ class LocalEngine : public RolloutEngine {
 
   /// Called on the stepping thread when every sample of a request has finished.
   using Done = std::function<void(GenerateOutput)>;
-  /// Asked at every step whether the request's caller has given up on it.
+  /// Asked on the stepping thread, at every step while the request is in the engine, whether
+  /// its caller has given up on it; cheap, and must not throw.
   using Cancelled = std::function<bool()>;
   /// Validates and queues a request (throws InvalidArgument naming the problem; nothing is
-  /// queued then). Once `cancelled` (when given) returns true, the request leaves the engine at
-  /// the next step: its waiting samples are dropped, its running ones free their slots, and
-  /// `done` is never called.
+  /// queued then). Once a step finds `cancelled` (when given) true, the request leaves the
+  /// engine in that step: its waiting samples are dropped, its running ones free their slots,
+  /// and `done` is not called (a request that finished in an earlier step has had its `done`).
   void submit(GenerateInput request, Done done, Cancelled cancelled = {});
-  /// Admits waiting samples into free slots, samples one token for each running sample and
-  /// decodes the next step. Does nothing when idle.
+  /// Drops cancelled requests, admits waiting samples into free slots, samples one token for
+  /// each running sample and decodes the next step. Does nothing when idle. If it throws, every
+  /// request is dropped without a callback and the engine is left idle and usable.
   void step();
   /// Requests queued or running.
   bool busy() const { return !waiting_.empty() || !rows_.empty(); }
@@ -91,6 +93,7 @@ class LocalEngine : public RolloutEngine {
   bool finished_after(Row& row, int64_t token);
   void move_row(size_t from, size_t to);
   void drop_cancelled();
+  void step_once();
   // Drops every queued and running request without calling back, and empties every slot.
   void abandon_all();
 

@@ -172,8 +172,8 @@ void GenerateWorker::run() {
     try {
       engine_->step();
     } catch (const std::exception& e) {
-      // The engine drops every request of the failed step and stays usable: those requests
-      // fail, queued ones go on.
+      // The engine drops every request it holds and stays usable: those requests fail, the
+      // worker's queued ones go on.
       RUDDER_LOG(kError) << "rollout engine step failed: " << e.what();
       std::lock_guard<std::mutex> lock(mutex_);
       for (auto& r : in_engine_) r->fail(500, core::str("the rollout engine failed: ", e.what()));
@@ -221,9 +221,10 @@ void GenerateWorker::submit(const std::shared_ptr<PendingGenerate>& request) {
         request->finish({200, "", std::move(request->outputs)});
     };
     try {
-      // A request abandoned at its deadline leaves the engine at the next step.
+      // A request abandoned at its deadline, or already answered with an error (a refused
+      // prompt, a failed step), leaves the engine at the next step. `done` is the worker's.
       engine_->submit(std::move(request->inputs[i]), std::move(done),
-                      [request] { return request->abandoned.load(); });
+                      [request] { return request->abandoned.load() || request->done; });
     } catch (const std::exception& e) {
       request->fail(core::status_for_exception(e), core::str("prompt ", i, ": ", e.what()));
       return;

@@ -106,6 +106,9 @@ TEST_P(DecoderTest, PrefillLogprobsMatchTheFullLogSoftmax) {
   expect_tensor_near(got, want, kTol, "prefill log-probs");
   EXPECT_EQ(decoder.length(0), 7);
   EXPECT_THROW(decoder.prefill_logprobs(1, torch::tensor(seq), 5, targets), core::InvalidArgument);
+  EXPECT_EQ(
+      decoder.prefill_logprobs(1, torch::tensor(seq), 2, torch::empty({0}, torch::kLong)).numel(),
+      0);
 }
 
 TEST_P(DecoderTest, RowsOfDifferentLengthsStepTogether) {

@@ -151,6 +151,18 @@ TEST_F(LocalEngineTest, ACancelledRequestFreesItsSlotsAndIsNeverAnswered) {
   const auto alone = engine(2).generate({request({4, 5}, 5, 1.0, 12)});
   EXPECT_EQ(waiting_out[0].samples[0].tokens, alone[0].samples[0].tokens);
 
+  // Cancelled with some samples running and the rest waiting for a slot: all of them leave.
+  bool half = false;
+  e.submit(
+      request({6, 7}, 30, 1.0, 13, 3), [&](GenerateOutput) { ++answered; }, [&] { return half; });
+  e.step();
+  EXPECT_EQ(e.running(), 2);
+  EXPECT_EQ(e.waiting(), 1);
+  half = true;
+  e.step();
+  EXPECT_FALSE(e.busy());
+  EXPECT_EQ(answered, 0);
+
   // Cancelled while still queued: it never runs.
   e.submit(
       request({1}, 4, 0.0, 1), [&](GenerateOutput) { ++answered; }, [] { return true; });

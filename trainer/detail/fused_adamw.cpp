@@ -24,9 +24,9 @@ struct Coefficients {
   bool decays;
 };
 
-// Elements [0, n) of one parameter. A function of its own, with restrict pointers, so that the
-// loop vectorizes wherever it is called from (inlined into OpenMP's outlined region, GCC
-// leaves it scalar).
+// Elements [0, n) of one parameter. A function of its own with restrict pointers, so that the
+// loop vectorizes: written inside at::parallel_for's lambda, GCC compiled it scalar once the
+// file was built with OpenMP (the lambda's pointers may alias there).
 void update(float* __restrict p, const float* __restrict g, float* __restrict m,
             float* __restrict v, int64_t n, const Coefficients& c) {
   for (int64_t i = 0; i < n; ++i) {

@@ -20,7 +20,8 @@ struct AdamWScalars {
 bool fused_adamw_applies(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg,
                          const at::Tensor& exp_avg_sq);
 
-/// p, m, v <- AdamW(p, g, m, v) element by element, in place, in parallel over chunks.
+/// p, m, v <- AdamW(p, g, m, v) element by element, in place, in parallel over chunks. The four
+/// tensors must not share memory.
 void fused_adamw_step(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg,
                       at::Tensor& exp_avg_sq, const AdamWScalars& s);
 
