@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "models/detail/attention.h"
 #include "models/detail/checkpoint.h"
 #include "models/detail/projection.h"
 
@@ -32,6 +33,7 @@ struct RMSNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+using detail::AttentionMemory;
 using detail::Projection;
 
 // Llama's nn.Linear ([out, in]) and GPT-2's Conv1D ([in, out]) are both Projections.
@@ -51,54 +53,11 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// Score elements [B, H, rows, S] attended at once on the CPU (4 MiB of float32): longer inputs
-// go a block of query rows at a time, so a layer never holds its whole [B, H, T, S] scores,
-// their softmax and, in the backward, the gradients of both at once; only each block's
-// probabilities are kept for the backward, as before. A GPU, which wants few large kernels and
-// has the memory, takes blocks of 256M elements.
-constexpr int64_t kAttentionBlockElementsCpu = int64_t{1} << 20;
-constexpr int64_t kAttentionBlockElementsGpu = int64_t{1} << 28;
-
-// attend() for queries [B, H, rows, D] against every key (k, v already expanded to H heads).
-at::Tensor attend_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                       const at::Tensor& bias, double scale) {
-  // Scaled and biased in place: one score buffer per block, so the allocator reuses the same
-  // hole block after block instead of leaving three freed temporaries behind each one.
-  at::Tensor scores = torch::matmul(q, k.transpose(-2, -1));  // [B, H, rows, S]
-  if (scores.scalar_type() != torch::kFloat) scores = scores.to(torch::kFloat);
-  scores.mul_(scale).add_(bias);
-  const at::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());
-  return torch::matmul(probs, v);  // [B, H, rows, D]
-}
-
-// Attention over queries [B, H, T, D] and keys/values [B, Hkv, S, D] with an additive bias
-// [B, 1, T, S]; query head h reads key/value head h / (H / Hkv). Softmax in float32.
-at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& bias) {
-  const int64_t groups = q.size(1) / k.size(1);
-  if (groups > 1) {
-    k = k.repeat_interleave(groups, 1);
-    v = v.repeat_interleave(groups, 1);
-  }
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  const int64_t T = q.size(2);
-  const int64_t per_row = std::max<int64_t>(1, q.size(0) * q.size(1) * k.size(2));
-  const int64_t budget = q.is_cpu() ? kAttentionBlockElementsCpu : kAttentionBlockElementsGpu;
-  const int64_t rows = std::max<int64_t>(1, budget / per_row);
-  if (rows >= T) return attend_rows(q, k, v, bias, scale);
-  // split(): one backward node gathers the blocks' query gradients (narrow's would each add a
-  // zero-filled tensor of q's size).
-  const std::vector<at::Tensor> q_blocks = q.split(rows, 2), bias_blocks = bias.split(rows, 2);
-  std::vector<at::Tensor> blocks;
-  for (size_t i = 0; i < q_blocks.size(); ++i)
-    blocks.push_back(attend_rows(q_blocks[i], k, v, bias_blocks[i], scale));
-  return torch::cat(blocks, 2);  // [B, H, T, D]
-}
-
-// The additive attention bias [B, 1, T, past + T]: 0 where query i may see key j (j <= past + i,
-// mask[j] == 1 and, for packed rows, the same segment), the lowest float elsewhere (finite, so
-// fully masked pad rows stay finite).
-at::Tensor attention_bias(const ForwardInput& in, int64_t past, int64_t seq,
-                          const at::Device& device) {
+// Which keys each query may not see, [B, 1, T, past + T] bool: query i sees key j when
+// j <= past + i, mask[j] == 1 and, for packed rows, both are in the same segment. One byte per
+// pair, a quarter of an additive float bias's memory.
+at::Tensor attention_blocked(const ForwardInput& in, int64_t past, int64_t seq,
+                             const at::Device& device) {
   const at::Tensor& mask = in.attention_mask;
   const int64_t total = past + seq;
   RUDDER_CHECK(mask.defined() && mask.dim() == 2 && mask.size(1) == total,
@@ -117,10 +76,7 @@ at::Tensor attention_bias(const ForwardInput& in, int64_t past, int64_t seq,
     const at::Tensor seg = in.segment_ids.to(device);
     allowed = allowed & (seg.unsqueeze(2) == seg.unsqueeze(1));
   }
-  const float lowest = std::numeric_limits<float>::lowest();
-  return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(torch::kFloat).device(device))
-      .masked_fill(allowed.logical_not(), lowest)
-      .unsqueeze(1);
+  return allowed.logical_not_().unsqueeze(1);
 }
 
 void append_cache(KVCache* cache, size_t layer, at::Tensor* k, at::Tensor* v) {
@@ -149,7 +105,8 @@ struct LlamaAttentionImpl : torch::nn::Module {
     o_proj = register_module("o_proj", linear(s.num_heads * s.head_dim, s.hidden_size, s.o_bias));
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const at::Tensor& bias, KVCache* cache, size_t layer) {
+                     const at::Tensor& blocked, KVCache* cache, size_t layer,
+                     AttentionMemory memory) {
     const int64_t B = x.size(0), T = x.size(1), D = spec.head_dim;
     at::Tensor q = q_proj(x).view({B, T, spec.num_heads, D}).transpose(1, 2);     // [B, H, T, D]
     at::Tensor k = k_proj(x).view({B, T, spec.num_kv_heads, D}).transpose(1, 2);  // [B, Hkv, T, D]
@@ -157,8 +114,9 @@ struct LlamaAttentionImpl : torch::nn::Module {
     q = q * cos + rotate_half(q) * sin;  // RoPE (Su et al. 2021), HF half-split layout
     k = k * cos + rotate_half(k) * sin;
     append_cache(cache, layer, &k, &v);
-    const at::Tensor out =
-        attend(q, k, v, bias).transpose(1, 2).reshape({B, T, spec.num_heads * D});
+    const at::Tensor out = detail::attend(q, k, v, blocked, memory)
+                               .transpose(1, 2)
+                               .reshape({B, T, spec.num_heads * D});
     return o_proj(out);
   }
   ModelSpec spec;
@@ -213,14 +171,15 @@ struct Gpt2AttentionImpl : torch::nn::Module {
     c_attn = register_module("c_attn", conv1d(s.hidden_size, 3 * s.hidden_size));
     c_proj = register_module("c_proj", conv1d(s.hidden_size, s.hidden_size));
   }
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias, KVCache* cache, size_t layer) {
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& blocked, KVCache* cache, size_t layer,
+                     AttentionMemory memory) {
     const int64_t B = x.size(0), T = x.size(1), H = spec.num_heads, D = spec.head_dim;
     const auto qkv = c_attn(x).split(spec.hidden_size, -1);
     const at::Tensor q = qkv[0].view({B, T, H, D}).transpose(1, 2);
     at::Tensor k = qkv[1].view({B, T, H, D}).transpose(1, 2);
     at::Tensor v = qkv[2].view({B, T, H, D}).transpose(1, 2);
     append_cache(cache, layer, &k, &v);
-    return c_proj(attend(q, k, v, bias).transpose(1, 2).reshape({B, T, H * D}));
+    return c_proj(detail::attend(q, k, v, blocked, memory).transpose(1, 2).reshape({B, T, H * D}));
   }
   ModelSpec spec;
   Projection c_attn{nullptr}, c_proj{nullptr};
@@ -322,7 +281,9 @@ CausalLM::CausalLM(const ModelSpec& spec) : spec_(spec), impl_(std::make_unique<
 CausalLM::~CausalLM() = default;
 
 at::Tensor CausalLM::forward(const ForwardInput& input) {
-  at::Tensor hidden = final_hidden(input);  // [B, T, hidden]
+  ForwardInput with_head = input;
+  with_head.head_follows = true;
+  at::Tensor hidden = final_hidden(with_head);  // [B, T, hidden]
   if (input.logits_positions.defined()) {
     const at::Tensor& at_pos = input.logits_positions;  // [B, K]
     RUDDER_CHECK(at_pos.dim() == 2 && at_pos.size(0) == hidden.size(0),
@@ -369,7 +330,12 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
   KVCache* cache = in.cache;
   const int64_t past = cache != nullptr ? cache->length() : 0;
   const at::Device device = input_ids.device();
-  const at::Tensor bias = attention_bias(in, past, input_ids.size(1), device);  // [B, 1, T, S]
+  const at::Tensor blocked = attention_blocked(in, past, input_ids.size(1), device);  // [B,1,T,S]
+  // A checkpointed layer's replay keeps no attention probabilities either (they are the bulk of
+  // its activations at long sequences); the backward recomputes them a block at a time.
+  const bool checkpoint = checkpointing(cache);
+  const AttentionMemory memory =
+      checkpoint ? AttentionMemory::kRecompute : AttentionMemory::kKeepProbabilities;
   auto record = [&](const at::Tensor& x) {
     if (in.hidden != nullptr) in.hidden->push_back(x);
   };
@@ -380,10 +346,15 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
                  spec_.max_positions, " positions");
   }
 
+  const bool sparse_embedding = !impl_->lm_head && in.head_follows;
+  auto embed = [&](const torch::nn::Embedding& table) {
+    return torch::embedding(table->weight, input_ids, /*padding_idx=*/-1,
+                            /*scale_grad_by_freq=*/false, sparse_embedding);
+  };
   at::Tensor x;
   if (impl_->llama) {
     auto& m = *impl_->llama;
-    x = m.embed_tokens(input_ids);  // [B, T, hidden]
+    x = embed(m.embed_tokens);  // [B, T, hidden]
     record(x);
     const at::Tensor freqs = impl_->rope_on(device)
                                  .index_select(0, in.position_ids.reshape(-1))
@@ -393,11 +364,11 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
     const at::Tensor sin = emb.sin().to(x.scalar_type());
     for (size_t i = 0; i < m.layers->size(); ++i) {
       auto layer = m.layers[i]->as<LlamaLayerImpl>();
-      auto run = [layer, cos, sin, bias, cache, i](at::Tensor h) {
-        h = h + layer->self_attn(layer->input_layernorm(h), cos, sin, bias, cache, i);
+      auto run = [layer, cos, sin, blocked, cache, i, memory](at::Tensor h) {
+        h = h + layer->self_attn(layer->input_layernorm(h), cos, sin, blocked, cache, i, memory);
         return h + layer->mlp(layer->post_attention_layernorm(h));
       };
-      x = checkpointing(cache) ? detail::checkpoint(run, x) : run(x);
+      x = checkpoint ? detail::checkpoint(run, x) : run(x);
       record(x);
     }
     x = m.norm(x);
@@ -405,15 +376,15 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
     return x;
   }
   auto& m = *impl_->gpt2;
-  x = m.wte(input_ids) + m.wpe(in.position_ids);
+  x = embed(m.wte) + m.wpe(in.position_ids);
   record(x);
   for (size_t i = 0; i < m.h->size(); ++i) {
     auto block = m.h[i]->as<Gpt2BlockImpl>();
-    auto run = [block, bias, cache, i](at::Tensor h) {
-      h = h + block->attn(block->ln_1(h), bias, cache, i);
+    auto run = [block, blocked, cache, i, memory](at::Tensor h) {
+      h = h + block->attn(block->ln_1(h), blocked, cache, i, memory);
       return h + block->mlp(block->ln_2(h));
     };
-    x = checkpointing(cache) ? detail::checkpoint(run, x) : run(x);
+    x = checkpoint ? detail::checkpoint(run, x) : run(x);
     record(x);
   }
   x = m.ln_f(x);

@@ -52,6 +52,11 @@ struct ForwardInput {
   /// When set, receives the embeddings, the residual stream after each layer, and the final
   /// norm's output (num_layers + 2 tensors of [batch, seq, hidden]).
   std::vector<at::Tensor>* hidden = nullptr;
+  /// The caller applies the output head to final_hidden()'s result in the same graph
+  /// (forward() and score_tokens() set it). An embedding tied to the head then takes its
+  /// gradient as sparse rows, which autograd adds into the head's dense [vocab, hidden]
+  /// gradient in place instead of summing two dense copies into a third.
+  bool head_follows = false;
 };
 
 /// The model. Parameters live in submodules named as in Hugging Face checkpoints.

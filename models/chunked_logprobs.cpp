@@ -87,7 +87,13 @@ class ChunkedScores : public torch::autograd::Function<ChunkedScores> {
       gz.scatter_add_(1, targets.narrow(0, s, c).unsqueeze(1), gl);  // [c, vocab]
       const at::Tensor gz_w = gz.to(weight.scalar_type());
       if (need_hidden) g_hidden.narrow(0, s, c).copy_(torch::mm(gz_w, weight));
-      if (need_weight) g_weight.add_(torch::mm(gz_w.t(), h).to(torch::kFloat));
+      if (need_weight) {  // into the float32 sum directly: no [vocab, hidden] temporary
+        if (h.scalar_type() == torch::kFloat) {
+          g_weight.addmm_(gz.t(), h);
+        } else {
+          g_weight.add_(torch::mm(gz_w.t(), h).to(torch::kFloat));
+        }
+      }
       if (need_bias) g_bias.add_(gz.sum(0));
     }
     if (need_weight) g_weight = g_weight.to(weight.scalar_type());
@@ -126,8 +132,10 @@ at::Tensor chunked_cross_entropy(const at::Tensor& hidden, const OutputHead& hea
 
 TokenScores score_tokens(CausalLM& model, const ForwardInput& input, const at::Tensor& mask,
                          const ChunkedScoreOptions& options) {
-  const at::Tensor hidden = model.final_hidden(input);  // [B, T, hidden]
-  const at::Tensor& ids = input.input_ids;              // [B, T]
+  ForwardInput with_head = input;
+  with_head.head_follows = true;
+  const at::Tensor hidden = model.final_hidden(with_head);  // [B, T, hidden]
+  const at::Tensor& ids = input.input_ids;                  // [B, T]
   const int64_t B = ids.size(0), T = ids.size(1);
   // Position t >= 1 of row b reads hidden[b, t - 1]; only the positions the mask keeps.
   at::Tensor keep = torch::ones({B, T}, ids.options().dtype(torch::kBool));

@@ -82,12 +82,7 @@ void AdamW::step(double lr) {
 }
 
 void AdamW::zero_grad() {
-  for (auto& p : params_) {
-    if (p.tensor.grad().defined()) {
-      p.tensor.mutable_grad().detach_();
-      p.tensor.mutable_grad().zero_();
-    }
-  }
+  for (auto& p : params_) p.tensor.mutable_grad() = at::Tensor();
   for (auto& w : working_) {
     if (w.defined()) w.mutable_grad() = at::Tensor();
   }

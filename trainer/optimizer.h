@@ -46,7 +46,10 @@ class AdamW {
   /// Adds the working weights' low-precision gradients into their masters' float32 gradients
   /// and clears them; call after each micro-batch's backward. A no-op without masters.
   void collect_grads();
-  /// Clears every gradient.
+  /// Drops every gradient (torch.optim's set_to_none): the next backward's first gradient
+  /// becomes the parameter's own instead of being added into a zeroed copy, so no gradient
+  /// memory is held between steps and none twice during the backward. step() skips a parameter
+  /// that then gets no gradient, as torch.optim does.
   void zero_grad();
   /// Global L2 norm of the gradients (float64 accumulation).
   double grad_norm() const;

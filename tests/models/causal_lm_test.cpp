@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/chunked_logprobs.h"
 #include "models/hf_io.h"
 #include "models/lora.h"
 #include "proto/rudder.pb.h"
@@ -201,6 +202,53 @@ TEST_F(CausalLMTest, BlockedAttentionGradientsMatchTheWholePrefix) {
   ASSERT_EQ(blocked.size(), whole.size());
   for (size_t i = 0; i < blocked.size(); ++i)
     expect_tensor_near(blocked[i], whole[i], 1e-5, "gradient " + std::to_string(i));
+}
+
+// A tied embedding takes its gradient as sparse rows when the head follows in the same graph
+// (forward(), score_tokens()) and densely otherwise; the parameter's gradient is dense and the
+// same either way, Llama and GPT-2.
+TEST_F(CausalLMTest, TiedEmbeddingGradientIsDenseAndTheSameWhicheverWayItArrives) {
+  for (const bool gpt2 : {false, true}) {
+    ModelSpec s = tiny_llama();
+    s.tie_word_embeddings = true;
+    if (gpt2) {
+      s.architecture = Architecture::kGpt2;
+      s.num_kv_heads = s.num_heads;
+    }
+    CausalLM model(s);
+    const std::string arch = gpt2 ? "gpt2" : "llama";
+    const at::Tensor ids = torch::randint(0, s.vocab_size, {2, 12});
+    const at::Tensor pos = torch::arange(12).expand({2, 12}).contiguous();
+    const at::Tensor mask = torch::ones({2, 12}, torch::kLong);
+    const at::Tensor weight = model.output_head().weight;
+    auto clear = [&] {
+      for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
+    };
+    auto dense_grad = [&](const std::string& path) {
+      EXPECT_TRUE(weight.grad().defined()) << arch << " " << path;
+      EXPECT_FALSE(weight.grad().is_sparse()) << arch << " " << path;
+      return weight.grad().clone();
+    };
+    clear();
+    model.forward({ids, mask, pos}).pow(2).mean().backward();
+    const at::Tensor through_forward = dense_grad("forward");
+    clear();
+    torch::matmul(model.final_hidden({ids, mask, pos}), weight.t()).pow(2).mean().backward();
+    expect_tensor_near(through_forward, dense_grad("final_hidden and the head"), 1e-6,
+                       arch + " tied embedding gradient");
+
+    clear();
+    score_tokens(model, {ids, mask, pos}).logprobs.sum().backward();
+    const at::Tensor chunked = dense_grad("score_tokens");
+    clear();
+    const at::Tensor logits = model.forward({ids, mask, pos}).narrow(1, 0, 11);
+    torch::log_softmax(logits, -1).gather(2, ids.narrow(1, 1, 11).unsqueeze(2)).sum().backward();
+    expect_tensor_near(chunked, dense_grad("full logits"), 1e-5, arch + " scored gradient");
+
+    clear();  // a reward model's path: the hidden states alone
+    model.final_hidden({ids, mask, pos}).sum().backward();
+    dense_grad("final_hidden alone");
+  }
 }
 
 TEST_F(CausalLMTest, SaveLoadRoundTripIsBitwise) {

@@ -13,6 +13,33 @@ namespace {
 
 class OptimizerTest : public testing::SeededTest {};
 
+// zero_grad() drops the gradients (set to none); step() then leaves a parameter that got none
+// where it is, moments included, and moves the others.
+TEST_F(OptimizerTest, ZeroGradDropsGradientsAndStepSkipsAParameterWithoutOne) {
+  OptimizerConfig c;
+  c.set_lr(1e-2);
+  at::Tensor used = torch::randn({3}, torch::requires_grad());
+  at::Tensor unused = torch::randn({2}, torch::requires_grad());
+  AdamW opt(trainable_parameters({{"used", used}, {"unused", unused}}), c);
+  (used.sum() + unused.sum()).backward();
+  opt.step(1e-2);
+  opt.zero_grad();
+  EXPECT_FALSE(used.grad().defined());
+  EXPECT_FALSE(unused.grad().defined());
+  const at::Tensor used_before = used.detach().clone(), unused_before = unused.detach().clone();
+  models::TensorMap state_before;  // state() holds the live tensors: copy them
+  for (const auto& [key, value] : opt.state()) state_before.emplace(key, value.clone());
+  used.pow(2).sum().backward();
+  opt.step(1e-2);
+  EXPECT_FALSE(torch::equal(used, used_before));
+  EXPECT_TRUE(torch::equal(unused, unused_before));
+  const models::TensorMap state_after = opt.state();
+  for (const auto& [key, value] : state_after) {
+    if (key.find("unused") != std::string::npos)
+      EXPECT_TRUE(torch::equal(value, state_before.at(key))) << key;
+  }
+}
+
 TEST_F(OptimizerTest, MatchesLibtorchAdamWAndSkipsDecayOnVectors) {
   OptimizerConfig c;
   c.set_lr(1e-2);

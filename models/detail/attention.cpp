@@ -1,0 +1,135 @@
+#include "models/detail/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace rudder::models::detail {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Score elements [B, H, rows, S] of one block: 4 MiB of float32 on the CPU, where a block's
+// scores stay in cache and freed blocks are reused; a GPU wants few large kernels.
+constexpr int64_t kBlockElementsCpu = int64_t{1} << 20;
+constexpr int64_t kBlockElementsGpu = int64_t{1} << 28;
+
+// Scores of query rows q [B, H, n, D] against k [B, H, S, D] in float32 [B, H, n, S], scaled and
+// masked in place (one buffer per block). A blocked pair scores the lowest float, not -inf, so
+// that a row with every key blocked (a pad query) stays finite: uniform over its keys.
+at::Tensor block_scores(const at::Tensor& q, const at::Tensor& k, const at::Tensor& blocked,
+                        double scale) {
+  at::Tensor scores = torch::matmul(q, k.transpose(-2, -1));
+  if (scores.scalar_type() != torch::kFloat) scores = scores.to(torch::kFloat);
+  return scores.mul_(scale).masked_fill_(blocked, std::numeric_limits<float>::lowest());
+}
+
+// One block with autograd keeping its probabilities.
+at::Tensor attend_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       const at::Tensor& blocked, double scale) {
+  const at::Tensor probs = torch::softmax(block_scores(q, k, blocked, scale), -1);
+  return torch::matmul(probs.to(q.scalar_type()), v);  // [B, H, n, D]
+}
+
+// Attention keeping only the output and each row's softmax statistics (max m and sum l of
+// exp(S - m)); the backward recomputes each block's probabilities P = exp(S - m) / l and, with
+// dO the output's gradient and
+// delta = rowsum(dO * O):
+//   dV = P^T dO,  dS = P * (dO V^T - delta),  dQ = scale dS K,  dK = scale dS^T Q,
+// with dS zero at blocked pairs (a row with every key blocked is uniform whatever q and k).
+// The backward works in float32 whatever the inputs' dtype.
+class RecomputedAttention : public torch::autograd::Function<RecomputedAttention> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                               const at::Tensor& v, const at::Tensor& blocked, double scale,
+                               int64_t rows) {
+    const int64_t T = q.size(2);
+    at::Tensor out = torch::empty(q.sizes(), q.options());
+    // Each row's max and sum of exp(S - max): exp(S - lse) alone would lose a fully masked row,
+    // whose scores are all the lowest float and so equal their log-sum-exp.
+    at::Tensor row_max =
+        torch::empty({q.size(0), q.size(1), T, 1}, q.options().dtype(torch::kFloat));
+    at::Tensor row_sum = torch::empty_like(row_max);
+    for (int64_t r = 0; r < T; r += rows) {
+      const int64_t n = std::min(rows, T - r);
+      at::Tensor p = block_scores(q.narrow(2, r, n), k, blocked.narrow(2, r, n), scale);
+      at::Tensor m = row_max.narrow(2, r, n), l = row_sum.narrow(2, r, n);
+      at::amax_out(m, p, -1, /*keepdim=*/true);
+      p.sub_(m).exp_();
+      at::sum_out(l, p, -1, /*keepdim=*/true);
+      p.div_(l);
+      out.narrow(2, r, n).copy_(torch::matmul(p.to(q.scalar_type()), v));
+    }
+    ctx->save_for_backward({q, k, v, blocked, out, row_max, row_sum});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["rows"] = rows;
+    return {out};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::ScalarType dtype = saved[0].scalar_type();
+    const at::Tensor q = saved[0].to(torch::kFloat), k = saved[1].to(torch::kFloat),
+                     v = saved[2].to(torch::kFloat);
+    const at::Tensor &blocked = saved[3], &row_max = saved[5], &row_sum = saved[6];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const int64_t rows = ctx->saved_data["rows"].toInt();
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), {}, {}, {}};
+    const at::Tensor dout = grads[0].to(torch::kFloat);
+    const at::Tensor delta = (dout * saved[4].to(torch::kFloat)).sum(-1, /*keepdim=*/true);
+
+    const int64_t T = q.size(2);
+    at::Tensor dq = torch::empty_like(q), dk = torch::zeros_like(k), dv = torch::zeros_like(v);
+    for (int64_t r = 0; r < T; r += rows) {
+      const int64_t n = std::min(rows, T - r);
+      const at::Tensor qb = q.narrow(2, r, n), dob = dout.narrow(2, r, n);
+      at::Tensor p = block_scores(qb, k, blocked.narrow(2, r, n), scale);
+      p.sub_(row_max.narrow(2, r, n)).exp_().div_(row_sum.narrow(2, r, n));  // [B, H, n, S]
+      dv.add_(torch::matmul(p.transpose(-2, -1), dob));                      // [B, H, S, D]
+      at::Tensor ds = torch::matmul(dob, v.transpose(-2, -1));               // dP, [B, H, n, S]
+      ds.sub_(delta.narrow(2, r, n)).mul_(p).masked_fill_(blocked.narrow(2, r, n), 0);  // dS
+      dq.narrow(2, r, n).copy_(torch::matmul(ds, k).mul_(scale));  // [B, H, n, D]
+      dk.add_(torch::matmul(ds.transpose(-2, -1), qb), scale);     // [B, H, S, D]
+    }
+    return {dq.to(dtype), dk.to(dtype), dv.to(dtype), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+int64_t attention_block_rows(const at::Tensor& q, const at::Tensor& k) {
+  const int64_t per_row = std::max<int64_t>(1, q.size(0) * q.size(1) * k.size(2));
+  const int64_t budget = q.is_cpu() ? kBlockElementsCpu : kBlockElementsGpu;
+  return std::max<int64_t>(1, budget / per_row);
+}
+
+at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& blocked,
+                  AttentionMemory memory, int64_t block_rows) {
+  const int64_t groups = q.size(1) / k.size(1);
+  if (groups > 1) {
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  const int64_t T = q.size(2);
+  const int64_t rows = block_rows > 0 ? block_rows : attention_block_rows(q, k);
+  const bool graph = torch::GradMode::is_enabled() &&
+                     (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (memory == AttentionMemory::kRecompute && graph)
+    return RecomputedAttention::apply(q, k, v, blocked, scale, rows)[0];
+  if (rows >= T) return attend_rows(q, k, v, blocked, scale);
+  // split(): one backward node gathers the blocks' query gradients (narrow's would each add a
+  // zero-filled tensor of q's size).
+  const std::vector<at::Tensor> q_blocks = q.split(rows, 2),
+                                blocked_blocks = blocked.split(rows, 2);
+  std::vector<at::Tensor> blocks;
+  for (size_t i = 0; i < q_blocks.size(); ++i)
+    blocks.push_back(attend_rows(q_blocks[i], k, v, blocked_blocks[i], scale));
+  return torch::cat(blocks, 2);  // [B, H, T, D]
+}
+
+}  // namespace rudder::models::detail

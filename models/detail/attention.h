@@ -1,0 +1,34 @@
+// Attention of a whole sequence (prefill and training): queries [B, H, T, D] against keys and
+// values [B, Hkv, S, D], a bool mask `blocked` [B, 1, T, S] of the pairs that may not attend,
+// softmax in float32, a block of query
+// rows at a time so that a layer never holds all of its [B, H, T, S] scores at once.
+//
+// Two ways to keep what the backward needs:
+// - kKeepProbabilities: each block's probabilities stay for the backward (autograd through the
+//   blocks): the fastest backward, and [B, H, T, S] floats per layer until then.
+// - kRecompute: only the output and each row's softmax max and sum stay; the backward computes
+//   each block's probabilities again from q, k and the mask (as FlashAttention's backward does,
+//   Dao et al. 2022) and takes the gradients analytically. Activation checkpointing uses it, so
+//   a replayed layer at 2048 tokens holds a few MiB of scores instead of H x 16 MiB.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace rudder::models::detail {
+
+enum class AttentionMemory { kKeepProbabilities, kRecompute };
+
+/// Query rows attended at once for `q` against `k` (both [B, *, rows, *]): a block of scores holds
+/// about 1M elements on the CPU (4 MiB of float32) and 256M on a GPU; at least one row.
+int64_t attention_block_rows(const at::Tensor& q, const at::Tensor& k);
+
+/// softmax(q k^T / sqrt(D), blocked pairs excluded) v, [B, H, T, D]; query head h reads
+/// key/value head h / (H / Hkv). `block_rows` <= 0 takes attention_block_rows(). Gradients flow
+/// to q, k and v in either memory mode, equal within float rounding.
+at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& blocked,
+                  AttentionMemory memory = AttentionMemory::kKeepProbabilities,
+                  int64_t block_rows = 0);
+
+}  // namespace rudder::models::detail

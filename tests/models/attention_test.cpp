@@ -1,0 +1,89 @@
+#include "models/detail/attention.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "tests/support/tensor_testing.h"
+
+namespace rudder::models::detail {
+namespace {
+
+using testing::expect_tensor_near;
+
+// Grouped-query attention inputs: B 2, H 4, Hkv 2, T 37, D 8, causal, row 1 left-padded by 5
+// (its first query rows see no key at all), so blocks of 5 rows cut through every case.
+struct Inputs {
+  at::Tensor q, k, v, blocked, weight;
+};
+
+Inputs make_inputs(torch::Dtype dtype) {
+  torch::manual_seed(7);
+  const int64_t B = 2, H = 4, Hkv = 2, T = 37, D = 8;
+  Inputs in;
+  in.q = torch::randn({B, H, T, D}).to(dtype).requires_grad_(true);
+  in.k = torch::randn({B, Hkv, T, D}).to(dtype).requires_grad_(true);
+  in.v = torch::randn({B, Hkv, T, D}).to(dtype).requires_grad_(true);
+  at::Tensor mask = torch::ones({B, T}, torch::kBool);
+  mask.index_put_({1, torch::indexing::Slice(0, 5)}, false);
+  const at::Tensor pos = torch::arange(T);
+  const at::Tensor allowed =
+      (pos.unsqueeze(0) <= pos.unsqueeze(1)).unsqueeze(0) & mask.unsqueeze(1);  // [B, T, S]
+  in.blocked = allowed.logical_not().unsqueeze(1);                              // [B, 1, T, S]
+  in.weight = torch::randn({B, H, T, D});  // the loss is sum(out * weight)
+  return in;
+}
+
+// The output and the gradients of q, k and v, float64.
+std::vector<at::Tensor> run(const Inputs& in, AttentionMemory memory, int64_t rows) {
+  for (const at::Tensor* t : {&in.q, &in.k, &in.v}) t->mutable_grad() = at::Tensor();
+  const at::Tensor out = attend(in.q, in.k, in.v, in.blocked, memory, rows);
+  (out.to(torch::kFloat) * in.weight).sum().backward();
+  return {out.detach().to(torch::kDouble), in.q.grad().to(torch::kDouble),
+          in.k.grad().to(torch::kDouble), in.v.grad().to(torch::kDouble)};
+}
+
+// The same math written out in float64: softmax over the whole scores, autograd through it.
+std::vector<at::Tensor> reference(const Inputs& in) {
+  const at::Tensor q = in.q.detach().to(torch::kDouble).requires_grad_(true);
+  const at::Tensor k = in.k.detach().to(torch::kDouble).requires_grad_(true);
+  const at::Tensor v = in.v.detach().to(torch::kDouble).requires_grad_(true);
+  const int64_t groups = q.size(1) / k.size(1);
+  const at::Tensor scores =
+      (torch::matmul(q, k.repeat_interleave(groups, 1).transpose(-2, -1)) / std::sqrt(8.0))
+          .masked_fill(in.blocked, -1e30);
+  const at::Tensor out = torch::matmul(torch::softmax(scores, -1), v.repeat_interleave(groups, 1));
+  (out * in.weight.to(torch::kDouble)).sum().backward();
+  return {out.detach(), q.grad(), k.grad(), v.grad()};
+}
+
+TEST(AttentionTest, BothMemoryModesMatchTheFullSoftmaxAndItsGradients) {
+  const Inputs in = make_inputs(torch::kFloat);
+  const auto expected = reference(in);
+  const char* names[] = {"output", "dq", "dk", "dv"};
+  for (const auto memory : {AttentionMemory::kKeepProbabilities, AttentionMemory::kRecompute}) {
+    for (const int64_t rows : {int64_t{5}, int64_t{64}}) {
+      const auto got = run(in, memory, rows);
+      for (size_t i = 0; i < got.size(); ++i) {
+        expect_tensor_near(
+            got[i], expected[i], 1e-5,
+            std::string(names[i]) +
+                (memory == AttentionMemory::kRecompute ? " (recompute, " : " (keep, ") +
+                std::to_string(rows) + " rows)");
+      }
+    }
+  }
+}
+
+TEST(AttentionTest, RecomputeInBfloat16StaysWithinItsRounding) {
+  const Inputs in = make_inputs(torch::kBFloat16);
+  const auto expected = reference(in);
+  const auto got = run(in, AttentionMemory::kRecompute, 5);
+  const char* names[] = {"output", "dq", "dk", "dv"};
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double scale = expected[i].abs().max().item<double>();
+    expect_tensor_near(got[i], expected[i], 0.02 * scale, std::string(names[i]) + " (bf16)");
+  }
+}
+
+}  // namespace
+}  // namespace rudder::models::detail
