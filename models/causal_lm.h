@@ -55,7 +55,7 @@ struct ForwardInput {
   /// The caller applies the output head to final_hidden()'s result in the same graph
   /// (forward() and score_tokens() set it). An embedding tied to the head then takes its
   /// gradient as sparse rows, which autograd adds into the head's dense [vocab, hidden]
-  /// gradient in place instead of summing two dense copies into a third.
+  /// gradient in place: no dense [vocab, hidden] gradient of the lookup, and no dense sum.
   bool head_follows = false;
 };
 

@@ -87,13 +87,8 @@ class ChunkedScores : public torch::autograd::Function<ChunkedScores> {
       gz.scatter_add_(1, targets.narrow(0, s, c).unsqueeze(1), gl);  // [c, vocab]
       const at::Tensor gz_w = gz.to(weight.scalar_type());
       if (need_hidden) g_hidden.narrow(0, s, c).copy_(torch::mm(gz_w, weight));
-      if (need_weight) {  // into the float32 sum directly: no [vocab, hidden] temporary
-        if (h.scalar_type() == torch::kFloat) {
-          g_weight.addmm_(gz.t(), h);
-        } else {
-          g_weight.add_(torch::mm(gz_w.t(), h).to(torch::kFloat));
-        }
-      }
+      // Into the float32 sum directly: no [vocab, hidden] temporary per chunk.
+      if (need_weight) g_weight.addmm_(gz.t(), h.to(torch::kFloat));
       if (need_bias) g_bias.add_(gz.sum(0));
     }
     if (need_weight) g_weight = g_weight.to(weight.scalar_type());

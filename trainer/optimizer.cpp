@@ -63,6 +63,7 @@ void AdamW::step(double lr) {
     // bf16 weight's freezing shows on the weight, not on its master.
     const bool frozen = working_[i].defined() ? !working_[i].requires_grad() : !p.requires_grad();
     if (!g.defined() || frozen) continue;
+    RUDDER_ASSERT(!g.is_sparse(), "parameter '", params_[i].name, "' has a sparse gradient");
     const double group_lr = lr * params_[i].lr_scale;
     if (detail::fused_adamw_applies(p, g, exp_avg_[i], exp_avg_sq_[i])) {
       const double wd = params_[i].decay ? weight_decay_ : 0.0;

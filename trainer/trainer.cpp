@@ -104,14 +104,22 @@ void Trainer::Impl::prepare() {
                     << group_.world_size() << " rank(s))";
 }
 
-// Sums gradients over ranks in buckets of distributed.bucket_mib (flattened per bucket).
+// Sums gradients over ranks in buckets of distributed.bucket_mib (flattened per bucket). A
+// parameter that no rank gave a gradient keeps none, as on one rank (AdamW then skips it); one
+// that some ranks did sums with zeros from the others.
 void Trainer::Impl::allreduce_grads() {
   if (group_.world_size() == 1) return;
   const auto bucket_bytes = static_cast<int64_t>(config_.distributed().bucket_mib() * (1 << 20));
+  const auto& params = optimizer_->params();
+  std::vector<double> has_grad;
+  for (const auto& p : params) has_grad.push_back(p.tensor.grad().defined() ? 1.0 : 0.0);
+  has_grad = group_.allreduce_sum(has_grad);
   std::vector<at::Tensor> grads;
-  for (const auto& p : optimizer_->params()) {
-    if (!p.tensor.grad().defined()) p.tensor.mutable_grad() = torch::zeros_like(p.tensor);
-    grads.push_back(p.tensor.grad());
+  for (size_t i = 0; i < params.size(); ++i) {
+    at::Tensor& grad = params[i].tensor.mutable_grad();
+    if (has_grad[i] == 0) continue;
+    if (!grad.defined()) grad = torch::zeros_like(params[i].tensor);
+    grads.push_back(grad);
   }
   size_t begin = 0;
   while (begin < grads.size()) {

@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include "models/autocast.h"
+
 namespace rudder::models::detail {
 namespace {
 
@@ -37,23 +39,22 @@ at::Tensor attend_rows(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 
 // Attention keeping only the output and each row's softmax statistics (max m and sum l of
 // exp(S - m)); the backward recomputes each block's probabilities P = exp(S - m) / l and, with
-// dO the output's gradient and
-// delta = rowsum(dO * O):
+// dO the output's gradient and delta = rowsum(dO * O):
 //   dV = P^T dO,  dS = P * (dO V^T - delta),  dQ = scale dS K,  dK = scale dS^T Q,
 // with dS zero at blocked pairs (a row with every key blocked is uniform whatever q and k).
-// The backward works in float32 whatever the inputs' dtype.
+// The backward recomputes the scores exactly as the forward made them (the same dtype and
+// autocast state, so that P matches m and l) and takes the gradients in float32.
 class RecomputedAttention : public torch::autograd::Function<RecomputedAttention> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v, const at::Tensor& blocked, double scale,
                                int64_t rows) {
-    const int64_t T = q.size(2);
-    at::Tensor out = torch::empty(q.sizes(), q.options());
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
+    at::Tensor out = torch::empty(q.sizes(), q.options());  // [B, H, T, D]
     // Each row's max and sum of exp(S - max): exp(S - lse) alone would lose a fully masked row,
     // whose scores are all the lowest float and so equal their log-sum-exp.
-    at::Tensor row_max =
-        torch::empty({q.size(0), q.size(1), T, 1}, q.options().dtype(torch::kFloat));
-    at::Tensor row_sum = torch::empty_like(row_max);
+    at::Tensor row_max = torch::empty({B, H, T, 1}, q.options().dtype(torch::kFloat));
+    at::Tensor row_sum = torch::empty_like(row_max);  // [B, H, T, 1]
     for (int64_t r = 0; r < T; r += rows) {
       const int64_t n = std::min(rows, T - r);
       at::Tensor p = block_scores(q.narrow(2, r, n), k, blocked.narrow(2, r, n), scale);
@@ -67,34 +68,42 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
     ctx->save_for_backward({q, k, v, blocked, out, row_max, row_sum});
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["rows"] = rows;
+    ctx->saved_data["autocast"] = models::autocast_enabled(q.device().type());
     return {out};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), {}, {}, {}};
     const variable_list saved = ctx->get_saved_variables();
-    const at::ScalarType dtype = saved[0].scalar_type();
-    const at::Tensor q = saved[0].to(torch::kFloat), k = saved[1].to(torch::kFloat),
-                     v = saved[2].to(torch::kFloat);
-    const at::Tensor &blocked = saved[3], &row_max = saved[5], &row_sum = saved[6];
+    const at::Tensor &q = saved[0], &k = saved[1], &blocked = saved[3];
+    const at::Tensor &row_max = saved[5], &row_sum = saved[6];  // [B, H, T, 1]
     const double scale = ctx->saved_data["scale"].toDouble();
     const int64_t rows = ctx->saved_data["rows"].toInt();
-    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), {}, {}, {}};
-    const at::Tensor dout = grads[0].to(torch::kFloat);
-    const at::Tensor delta = (dout * saved[4].to(torch::kFloat)).sum(-1, /*keepdim=*/true);
+    const bool autocast = ctx->saved_data["autocast"].toBool();
+    const at::Tensor qf = q.to(torch::kFloat), kf = k.to(torch::kFloat),
+                     vf = saved[2].to(torch::kFloat);
+    const at::Tensor dout = grads[0].to(torch::kFloat);                          // [B, H, T, D]
+    const at::Tensor delta = (dout * saved[4].to(torch::kFloat)).sum(-1, true);  // [B, H, T, 1]
 
     const int64_t T = q.size(2);
-    at::Tensor dq = torch::empty_like(q), dk = torch::zeros_like(k), dv = torch::zeros_like(v);
+    at::Tensor dq = torch::empty_like(qf);                              // [B, H, T, D]
+    at::Tensor dk = torch::zeros_like(kf), dv = torch::zeros_like(vf);  // [B, H, S, D]
     for (int64_t r = 0; r < T; r += rows) {
       const int64_t n = std::min(rows, T - r);
-      const at::Tensor qb = q.narrow(2, r, n), dob = dout.narrow(2, r, n);
-      at::Tensor p = block_scores(qb, k, blocked.narrow(2, r, n), scale);
-      p.sub_(row_max.narrow(2, r, n)).exp_().div_(row_sum.narrow(2, r, n));  // [B, H, n, S]
-      dv.add_(torch::matmul(p.transpose(-2, -1), dob));                      // [B, H, S, D]
-      at::Tensor ds = torch::matmul(dob, v.transpose(-2, -1));               // dP, [B, H, n, S]
+      at::Tensor p;  // [B, H, n, S]
+      {
+        models::AutocastGuard as_in_forward(q.device().type(), autocast);
+        p = block_scores(q.narrow(2, r, n), k, blocked.narrow(2, r, n), scale);
+      }
+      p.sub_(row_max.narrow(2, r, n)).exp_().div_(row_sum.narrow(2, r, n));
+      const at::Tensor dob = dout.narrow(2, r, n);               // [B, H, n, D]
+      dv.add_(torch::matmul(p.transpose(-2, -1), dob));          // [B, H, S, D]
+      at::Tensor ds = torch::matmul(dob, vf.transpose(-2, -1));  // dP, [B, H, n, S]
       ds.sub_(delta.narrow(2, r, n)).mul_(p).masked_fill_(blocked.narrow(2, r, n), 0);  // dS
-      dq.narrow(2, r, n).copy_(torch::matmul(ds, k).mul_(scale));  // [B, H, n, D]
-      dk.add_(torch::matmul(ds.transpose(-2, -1), qb), scale);     // [B, H, S, D]
+      dq.narrow(2, r, n).copy_(torch::matmul(ds, kf).mul_(scale));  // [B, H, n, D]
+      dk.add_(torch::matmul(ds.transpose(-2, -1), qf.narrow(2, r, n)), scale);
     }
+    const at::ScalarType dtype = q.scalar_type();
     return {dq.to(dtype), dk.to(dtype), dv.to(dtype), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

@@ -1,7 +1,7 @@
 // Attention of a whole sequence (prefill and training): queries [B, H, T, D] against keys and
-// values [B, Hkv, S, D], a bool mask `blocked` [B, 1, T, S] of the pairs that may not attend,
-// softmax in float32, a block of query
-// rows at a time so that a layer never holds all of its [B, H, T, S] scores at once.
+// values [B, Hkv, S, D], with a bool mask `blocked` [B, 1, T, S] of the pairs that may not
+// attend and the softmax in float32, a block of query rows at a time so that a layer never
+// holds all of its [B, H, T, S] scores at once.
 //
 // Two ways to keep what the backward needs:
 // - kKeepProbabilities: each block's probabilities stay for the backward (autograd through the
@@ -9,7 +9,7 @@
 // - kRecompute: only the output and each row's softmax max and sum stay; the backward computes
 //   each block's probabilities again from q, k and the mask (as FlashAttention's backward does,
 //   Dao et al. 2022) and takes the gradients analytically. Activation checkpointing uses it, so
-//   a replayed layer at 2048 tokens holds a few MiB of scores instead of H x 16 MiB.
+//   on the CPU a replayed layer at 2048 tokens holds a few MiB of scores instead of H x 16 MiB.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,7 @@
 
 namespace rudder::models::detail {
 
+/// What attend() keeps for the backward (see above).
 enum class AttentionMemory { kKeepProbabilities, kRecompute };
 
 /// Query rows attended at once for `q` against `k` (both [B, *, rows, *]): a block of scores holds

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/rng_state.h"
+#include "models/autocast.h"
 
 namespace rudder::models::detail {
 namespace {
@@ -10,10 +11,12 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// What the backward needs besides the input: the function and the random state it started from.
+// What the backward needs besides the input: the function, the random state it started from
+// and whether it ran under autocast (the backward runs outside autocast; the replay must not).
 struct Replay : torch::CustomClassHolder {
   CheckpointedFn fn;
   at::Tensor cpu_rng;
+  bool autocast = false;
 };
 
 class Checkpoint : public torch::autograd::Function<Checkpoint> {
@@ -22,6 +25,7 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
                                const at::Tensor& /*anchor*/, c10::intrusive_ptr<Replay> replay) {
     replay->cpu_rng = core::cpu_generator_state();
+    replay->autocast = models::autocast_enabled(x.device().type());
     at::Tensor y = replay->fn(x);  // grad mode is off here: no intermediates kept
     ctx->save_for_backward({x});
     ctx->saved_data["replay"] = c10::IValue::make_capsule(std::move(replay));
@@ -37,6 +41,7 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
     at::Tensor y;
     {
       torch::AutoGradMode grad_on(true);
+      models::AutocastGuard as_in_forward(x.device().type(), replay->autocast);
       y = replay->fn(x);
     }
     core::set_cpu_generator_state(rng_now);

@@ -13,8 +13,9 @@ namespace rudder::models::detail {
 using CheckpointedFn = std::function<at::Tensor(const at::Tensor&)>;
 
 /// fn(x), keeping only x for the backward; the backward replays fn with the CPU generator's
-/// state at the forward (so dropout masks repeat) and accumulates the gradients of the
-/// parameters fn uses. The result requires grad even when x does not (frozen embeddings).
+/// state at the forward (so dropout masks repeat) and its autocast state, and accumulates the
+/// gradients of the parameters fn uses. The result requires grad even when x does not (frozen
+/// embeddings).
 at::Tensor checkpoint(CheckpointedFn fn, const at::Tensor& x);
 
 }  // namespace rudder::models::detail

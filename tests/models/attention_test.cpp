@@ -3,12 +3,16 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "models/autocast.h"
 #include "tests/support/tensor_testing.h"
 
 namespace rudder::models::detail {
 namespace {
 
 using testing::expect_tensor_near;
+
+// Gradients in bf16 against float32 ones, relative to the largest element.
+constexpr double kBf16Tolerance = 0.02;
 
 // Grouped-query attention inputs: B 2, H 4, Hkv 2, T 37, D 8, causal, row 1 left-padded by 5
 // (its first query rows see no key at all), so blocks of 5 rows cut through every case.
@@ -82,6 +86,38 @@ TEST(AttentionTest, RecomputeInBfloat16StaysWithinItsRounding) {
   for (size_t i = 0; i < got.size(); ++i) {
     const double scale = expected[i].abs().max().item<double>();
     expect_tensor_near(got[i], expected[i], 0.02 * scale, std::string(names[i]) + " (bf16)");
+  }
+}
+
+// In bfloat16, and in float32 under bf16 autocast, the recomputing backward rebuilds the very
+// probabilities the forward used (the same dtype and autocast state): its gradients match the
+// kept probabilities' within bf16 rounding, with logits of realistic size (q scaled by 4).
+TEST(AttentionTest, RecomputeMatchesKeepInBfloat16AndUnderAutocast) {
+  for (const bool autocast : {false, true}) {
+    const Inputs in = make_inputs(autocast ? torch::kFloat : torch::kBFloat16);
+    {
+      torch::NoGradGuard no_grad;
+      in.q.mul_(4);
+    }
+    auto grads = [&](AttentionMemory memory) {
+      for (const at::Tensor* t : {&in.q, &in.k, &in.v}) t->mutable_grad() = at::Tensor();
+      at::Tensor out;
+      {
+        models::AutocastGuard guard(c10::DeviceType::CPU, autocast);
+        out = attend(in.q, in.k, in.v, in.blocked, memory, 5);
+      }
+      (out.to(torch::kFloat) * in.weight).sum().backward();
+      return std::vector<at::Tensor>{out.detach().to(torch::kFloat), in.q.grad().to(torch::kFloat),
+                                     in.k.grad().to(torch::kFloat), in.v.grad().to(torch::kFloat)};
+    };
+    const auto keep = grads(AttentionMemory::kKeepProbabilities);
+    const auto recompute = grads(AttentionMemory::kRecompute);
+    const char* names[] = {"output", "dq", "dk", "dv"};
+    for (size_t i = 0; i < keep.size(); ++i) {
+      const double scale = keep[i].abs().max().item<double>();
+      expect_tensor_near(recompute[i], keep[i], kBf16Tolerance * scale,
+                         std::string(names[i]) + (autocast ? " (autocast)" : " (bf16)"));
+    }
   }
 }
 
