@@ -13,8 +13,6 @@
 // is most of the weights.)
 // (--python 0 skips the baseline, for quick looks; its columns then read 1. --device cuda runs
 // both sides on the GPU; the bandwidth bound is then not printed.)
-#include <sys/mman.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +28,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "models/causal_lm.h"
+#include "models/detail/packed_matmul.h"
 #include "models/hf_io.h"
 #include "models/safetensors.h"
 #include "rollout/generate.h"
@@ -92,18 +91,7 @@ std::vector<rollout::GenerateInput> greedy_requests(const std::vector<std::vecto
 // Read bandwidth of this machine: the faster of two sums of a 1 GiB float tensor, placed on
 // transparent huge pages as the engine's packed weights are (the most this machine reads).
 double read_bandwidth() {
-  static const at::Tensor big = [] {
-    const int64_t count = int64_t{1} << 28;
-    const size_t bytes = static_cast<size_t>(count) * sizeof(float);
-    void* memory = nullptr;
-    RUDDER_CHECK(posix_memalign(&memory, size_t{2} << 20, bytes) == 0, "cannot allocate 1 GiB");
-#if defined(MADV_HUGEPAGE)
-    madvise(memory, bytes, MADV_HUGEPAGE);
-#endif
-    at::Tensor t = torch::from_blob(memory, {count}, [](void* p) { std::free(p); });
-    t.fill_(1.0f);
-    return t;
-  }();
+  static const at::Tensor big = models::detail::huge_page_floats(int64_t{1} << 28).fill_(1.0f);
   double sink = 0, best = 0;
   for (int i = 0; i < 2; ++i) {
     const auto start = Clock::now();

@@ -108,13 +108,14 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
   }
 };
 
-}  // namespace
-
+// Query rows a block holds for q against k, at least one.
 int64_t attention_block_rows(const at::Tensor& q, const at::Tensor& k) {
   const int64_t per_row = std::max<int64_t>(1, q.size(0) * q.size(1) * k.size(2));
   const int64_t budget = q.is_cpu() ? kBlockElementsCpu : kBlockElementsGpu;
   return std::max<int64_t>(1, budget / per_row);
 }
+
+}  // namespace
 
 at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& blocked,
                   AttentionMemory memory, int64_t block_rows) {

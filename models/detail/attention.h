@@ -21,13 +21,10 @@ namespace rudder::models::detail {
 /// What attend() keeps for the backward (see above).
 enum class AttentionMemory { kKeepProbabilities, kRecompute };
 
-/// Query rows attended at once for `q` against `k` (both [B, *, rows, *]): a block of scores holds
-/// about 1M elements on the CPU (4 MiB of float32) and 256M on a GPU; at least one row.
-int64_t attention_block_rows(const at::Tensor& q, const at::Tensor& k);
-
 /// softmax(q k^T / sqrt(D), blocked pairs excluded) v, [B, H, T, D]; query head h reads
-/// key/value head h / (H / Hkv). `block_rows` <= 0 takes attention_block_rows(). Gradients flow
-/// to q, k and v in either memory mode, equal within float rounding.
+/// key/value head h / (H / Hkv). `block_rows` <= 0 sizes blocks at about 1M score elements on
+/// the CPU and 256M on a GPU. Gradients flow to q, k and v in either memory mode, equal within
+/// float rounding.
 at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& blocked,
                   AttentionMemory memory = AttentionMemory::kKeepProbabilities,
                   int64_t block_rows = 0);

@@ -115,24 +115,6 @@ void panel_rows(const float*, int64_t, int64_t, const float*, int64_t, float*, i
 
 #endif  // __x86_64__
 
-// Float storage for `count` floats; at or above 2 MiB, aligned to and advised onto huge pages.
-at::Tensor panel_storage(int64_t count) {
-  const size_t bytes = static_cast<size_t>(count) * sizeof(float);
-  constexpr size_t kHuge = size_t{2} << 20;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (bytes >= kHuge) {
-    const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
-    void* memory = nullptr;
-    if (posix_memalign(&memory, kHuge, rounded) == 0) {
-      madvise(memory, rounded, MADV_HUGEPAGE);  // advice only: without it, ordinary pages
-      return at::from_blob(
-          memory, {count}, [](void* p) { std::free(p); }, at::TensorOptions(at::kFloat));
-    }
-  }
-#endif
-  return at::empty({count}, at::kFloat);
-}
-
 }  // namespace
 
 bool PackedMatrix::supported() {
@@ -153,7 +135,7 @@ PackedMatrix::PackedMatrix(const at::Tensor& weight) {
   out_ = weight.size(0);
   in_ = weight.size(1);
   const int64_t panels = (out_ + kPanel - 1) / kPanel, whole = out_ / kPanel;
-  panels_ = panel_storage(panels * in_ * kPanel).view({panels, in_, kPanel});
+  panels_ = huge_page_floats(panels * in_ * kPanel).view({panels, in_, kPanel});
   // Panel p holds weight rows p * 32 .. p * 32 + 31 transposed, [in, 32]; the last one is
   // zero past `out`.
   panels_.narrow(0, 0, whole)
@@ -217,10 +199,28 @@ void PackedMatrix::matmul_out(const at::Tensor& x_in, at::Tensor& y, bool accumu
 }
 
 at::Tensor PackedMatrix::matmul(const at::Tensor& x, const at::Tensor& residual) const {
-  at::Tensor y = residual.defined() ? residual.to(at::kFloat).contiguous().clone()
+  at::Tensor y = residual.defined() ? residual.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true,
+                                                  at::MemoryFormat::Contiguous)
                                     : at::empty({x.size(0), out_}, at::kFloat);
   matmul_out(x, y, residual.defined());
   return y;
+}
+
+at::Tensor huge_page_floats(int64_t count) {
+  const size_t bytes = static_cast<size_t>(count) * sizeof(float);
+  constexpr size_t kHuge = size_t{2} << 20;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes >= kHuge) {
+    const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* memory = nullptr;
+    if (posix_memalign(&memory, kHuge, rounded) == 0) {
+      madvise(memory, rounded, MADV_HUGEPAGE);  // advice only: without it, ordinary pages
+      return at::from_blob(
+          memory, {count}, [](void* p) { std::free(p); }, at::TensorOptions(at::kFloat));
+    }
+  }
+#endif
+  return at::empty({count}, at::kFloat);
 }
 
 bool kernels_use_openmp() {

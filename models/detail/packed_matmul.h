@@ -46,6 +46,10 @@ class PackedMatrix {
   int64_t out_ = 0, in_ = 0;
 };
 
+/// A new float32 tensor of `count` elements; at or above 2 MiB, aligned to and advised onto
+/// transparent huge pages (fewer TLB misses when streamed), else ordinary memory.
+at::Tensor huge_page_floats(int64_t count);
+
 /// Whether the kernels of models/detail are compiled with OpenMP (RUDDER_OPENMP), which
 /// at::parallel_for needs to start threads.
 bool kernels_use_openmp();
