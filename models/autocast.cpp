@@ -92,4 +92,13 @@ NoAutocastGuard::~NoAutocastGuard() {
   if (cuda_) set_enabled(c10::DeviceType::CUDA, true);
 }
 
+NoAutocastCacheGuard::NoAutocastCacheGuard()
+    : previous_(at::autocast::is_autocast_cache_enabled()) {
+  at::autocast::set_autocast_cache_enabled(false);
+}
+
+NoAutocastCacheGuard::~NoAutocastCacheGuard() {
+  at::autocast::set_autocast_cache_enabled(previous_);
+}
+
 }  // namespace rudder::models

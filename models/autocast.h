@@ -40,6 +40,21 @@ class NoAutocastGuard {
   bool cpu_, cuda_;
 };
 
+/// Makes autocast cast weights afresh at every use for its lifetime, without keeping the region's
+/// bfloat16 copies, and restores the previous setting after. For forward passes without grad
+/// inside a region that later needs the same weights with grad: a copy cached there has no
+/// gradient path to its weight, and later uses in the region would find it.
+class NoAutocastCacheGuard {
+ public:
+  NoAutocastCacheGuard();
+  ~NoAutocastCacheGuard();
+  NoAutocastCacheGuard(const NoAutocastCacheGuard&) = delete;
+  NoAutocastCacheGuard& operator=(const NoAutocastCacheGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// Whether autocast is on for `device` in this thread.
 bool autocast_enabled(c10::DeviceType device);
 

@@ -12,7 +12,7 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // What the backward needs besides the input: the function, the random state it started from
-// and whether it ran under autocast (the backward runs outside autocast; the replay must not).
+// and whether it ran under autocast (the replay runs under the same, wherever the backward runs).
 struct Replay : torch::CustomClassHolder {
   CheckpointedFn fn;
   at::Tensor cpu_rng;
@@ -26,7 +26,13 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
                                const at::Tensor& /*anchor*/, c10::intrusive_ptr<Replay> replay) {
     replay->cpu_rng = core::cpu_generator_state();
     replay->autocast = models::autocast_enabled(x.device().type());
-    at::Tensor y = replay->fn(x);  // grad mode is off here: no intermediates kept
+    at::Tensor y;
+    {
+      // The trainer's autocast region spans the backward: bf16 weight copies cached here,
+      // without grad, would be what the replay finds, and the layer would get no gradient.
+      NoAutocastCacheGuard no_cache;
+      y = replay->fn(x);  // grad mode is off here: no intermediates kept
+    }
     ctx->save_for_backward({x});
     ctx->saved_data["replay"] = c10::IValue::make_capsule(std::move(replay));
     return {y};

@@ -1,6 +1,7 @@
-// Mixed precision in the loop: bf16 autocast and bfloat16 weights (with float32 masters) train
-// SFT of the embedded default to float32's eval loss, and a bfloat16 model written by training
-// loads back and scores exactly as it did before saving.
+// Mixed precision in the loop: bf16 autocast (with and without activation checkpointing) and
+// bfloat16 weights (with float32 masters) train SFT of the embedded default to float32's eval
+// loss, and a bfloat16 model written by training loads back and scores exactly as it did before
+// saving.
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -19,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // The default byte tokenizer and Llama on the synthetic tasks, smaller and shorter than
-// configs/sft.yaml so three runs take seconds.
+// configs/sft.yaml so four runs take seconds.
 constexpr const char* kSftConfig = R"(name: precision
 seed: 1234
 model: {hidden_size: 64, num_layers: 2, num_heads: 4, num_kv_heads: 2, intermediate_size: 172, max_position_embeddings: 64}
@@ -70,6 +71,15 @@ TEST_F(Precision, Bf16AutocastReachesFloat32EvalLoss) {
   const TrainedRun bf16 = train(dir_->path() + "/autocast", {"training.bf16_autocast=true"});
   std::cout << "bf16 autocast eval loss " << bf16.final_loss << "\n";
   EXPECT_LT(float32_.final_loss, 0.8 * float32_.initial_loss) << "float32 did not learn";
+  EXPECT_NEAR(bf16.final_loss, float32_.final_loss, 0.05);
+}
+
+// A checkpointed layer replays its forward under the autocast state the forward ran with.
+TEST_F(Precision, Bf16AutocastWithActivationCheckpointingReachesFloat32EvalLoss) {
+  const TrainedRun bf16 =
+      train(dir_->path() + "/autocast_checkpointed",
+            {"training.bf16_autocast=true", "training.activation_checkpointing=true"});
+  std::cout << "bf16 autocast, checkpointed layers: eval loss " << bf16.final_loss << "\n";
   EXPECT_NEAR(bf16.final_loss, float32_.final_loss, 0.05);
 }
 

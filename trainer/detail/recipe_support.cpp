@@ -98,11 +98,6 @@ Experiment make_base(const ExperimentConfig& config) {
   Experiment e;
   e.tokenizer = data::make_tokenizer(config.tokenizer(), config.model().path());
   e.policy = models::make_model(config.model(), e.tokenizer->vocab_size());
-  // The layers run again in the backward, where autocast is off: they would not recompute the
-  // forward's bf16 products.
-  RUDDER_CHECK(!(config.training().activation_checkpointing() && config.training().bf16_autocast()),
-               "training.activation_checkpointing does not work with training.bf16_autocast yet; "
-               "use dtype bfloat16 or turn one of them off");
   e.policy->set_activation_checkpointing(config.training().activation_checkpointing());
   const bool cuda = config.device().rfind("cuda", 0) == 0 ||
                     (config.device() == "auto" && torch::cuda::is_available());
