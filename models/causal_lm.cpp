@@ -319,77 +319,91 @@ OutputHead CausalLM::output_head() {
   return {p.weight + p.lora_scaling * torch::mm(p.lora_B->weight, p.lora_A->weight), p.bias};
 }
 
-at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
-  const at::Tensor& input_ids = in.input_ids;
-  RUDDER_CHECK(input_ids.defined() && input_ids.dim() == 2, "input_ids must be [batch, seq], got ",
-               input_ids.defined() ? input_ids.sizes() : c10::IntArrayRef{});
-  RUDDER_CHECK(in.position_ids.defined() && in.position_ids.sizes() == input_ids.sizes(),
-               "position_ids ",
+namespace {
+
+// final_hidden's checks of its input. The position bound is checked on CPU tensors only: on a
+// device it would need a host sync, and the lookup fails there on its own.
+void check_forward_input(const ForwardInput& in, int64_t max_positions) {
+  const at::Tensor& ids = in.input_ids;
+  RUDDER_CHECK(ids.defined() && ids.dim() == 2, "input_ids must be [batch, seq], got ",
+               ids.defined() ? ids.sizes() : c10::IntArrayRef{});
+  RUDDER_CHECK(in.position_ids.defined() && in.position_ids.sizes() == ids.sizes(), "position_ids ",
                in.position_ids.defined() ? in.position_ids.sizes() : c10::IntArrayRef{},
-               " must match input_ids ", input_ids.sizes());
+               " must match input_ids ", ids.sizes());
+  if (in.position_ids.is_cpu()) {
+    const int64_t most = in.position_ids.max().item<int64_t>();
+    RUDDER_CHECK(most < max_positions, "position id ", most, " beyond the model's ", max_positions,
+                 " positions");
+  }
+}
+
+// How final_hidden runs each layer: checkpointed or not, recording its output in `hidden`
+// (ForwardInput::hidden) when given.
+struct LayerRunner {
+  bool checkpoint;
+  std::vector<at::Tensor>* hidden;
+
+  at::Tensor operator()(const detail::CheckpointedFn& layer, const at::Tensor& x) const {
+    return record(checkpoint ? detail::checkpoint(layer, x) : layer(x));
+  }
+  at::Tensor record(at::Tensor x) const {
+    if (hidden != nullptr) hidden->push_back(x);
+    return x;
+  }
+};
+
+}  // namespace
+
+at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
+  check_forward_input(in, spec_.max_positions);
+  const at::Tensor& ids = in.input_ids;  // [B, T]
   KVCache* cache = in.cache;
   const int64_t past = cache != nullptr ? cache->length() : 0;
-  const at::Device device = input_ids.device();
-  const at::Tensor blocked = attention_blocked(in, past, input_ids.size(1), device);  // [B,1,T,S]
+  const at::Tensor blocked = attention_blocked(in, past, ids.size(1), ids.device());  // [B,1,T,S]
   // A checkpointed layer's replay keeps no attention probabilities either (they are the bulk of
   // its activations at long sequences); the backward recomputes them a block at a time.
-  const bool checkpoint = checkpointing(cache);
+  const LayerRunner run{checkpointing(cache), in.hidden};
   const AttentionMemory memory =
-      checkpoint ? AttentionMemory::kRecompute : AttentionMemory::kKeepProbabilities;
-  auto record = [&](const at::Tensor& x) {
-    if (in.hidden != nullptr) in.hidden->push_back(x);
-  };
+      run.checkpoint ? AttentionMemory::kRecompute : AttentionMemory::kKeepProbabilities;
   if (in.hidden != nullptr) in.hidden->clear();
-  if (in.position_ids.is_cpu()) {  // a device tensor would need a host sync; there the lookup
-    const int64_t most = in.position_ids.max().item<int64_t>();  // fails on its own
-    RUDDER_CHECK(most < spec_.max_positions, "position id ", most, " beyond the model's ",
-                 spec_.max_positions, " positions");
-  }
-
   const bool sparse_embedding = !impl_->lm_head && in.head_follows;
-  auto embed = [&](const torch::nn::Embedding& table) {
-    return torch::embedding(table->weight, input_ids, /*padding_idx=*/-1,
+  auto embed = [&](const torch::nn::Embedding& table) {  // [B, T, hidden]
+    return torch::embedding(table->weight, ids, /*padding_idx=*/-1,
                             /*scale_grad_by_freq=*/false, sparse_embedding);
   };
-  at::Tensor x;
   if (impl_->llama) {
     auto& m = *impl_->llama;
-    x = embed(m.embed_tokens);  // [B, T, hidden]
-    record(x);
-    const at::Tensor freqs = impl_->rope_on(device)
+    at::Tensor x = run.record(embed(m.embed_tokens));
+    const at::Tensor freqs = impl_->rope_on(ids.device())
                                  .index_select(0, in.position_ids.reshape(-1))
-                                 .view({input_ids.size(0), input_ids.size(1), -1});  // [B, T, D/2]
-    const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);              // [B, 1, T, D]
+                                 .view({ids.size(0), ids.size(1), -1});  // [B, T, D/2]
+    const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, T, D]
     const at::Tensor cos = emb.cos().to(x.scalar_type());
     const at::Tensor sin = emb.sin().to(x.scalar_type());
     for (size_t i = 0; i < m.layers->size(); ++i) {
       auto layer = m.layers[i]->as<LlamaLayerImpl>();
-      auto run = [layer, cos, sin, blocked, cache, i, memory](at::Tensor h) {
-        h = h + layer->self_attn(layer->input_layernorm(h), cos, sin, blocked, cache, i, memory);
-        return h + layer->mlp(layer->post_attention_layernorm(h));
-      };
-      x = checkpoint ? detail::checkpoint(run, x) : run(x);
-      record(x);
+      x = run(
+          [layer, cos, sin, blocked, cache, i, memory](at::Tensor h) {
+            h = h +
+                layer->self_attn(layer->input_layernorm(h), cos, sin, blocked, cache, i, memory);
+            return h + layer->mlp(layer->post_attention_layernorm(h));
+          },
+          x);
     }
-    x = m.norm(x);
-    record(x);
-    return x;
+    return run.record(m.norm(x));
   }
   auto& m = *impl_->gpt2;
-  x = embed(m.wte) + m.wpe(in.position_ids);
-  record(x);
+  at::Tensor x = run.record(embed(m.wte) + m.wpe(in.position_ids));
   for (size_t i = 0; i < m.h->size(); ++i) {
     auto block = m.h[i]->as<Gpt2BlockImpl>();
-    auto run = [block, blocked, cache, i, memory](at::Tensor h) {
-      h = h + block->attn(block->ln_1(h), blocked, cache, i, memory);
-      return h + block->mlp(block->ln_2(h));
-    };
-    x = checkpoint ? detail::checkpoint(run, x) : run(x);
-    record(x);
+    x = run(
+        [block, blocked, cache, i, memory](at::Tensor h) {
+          h = h + block->attn(block->ln_1(h), blocked, cache, i, memory);
+          return h + block->mlp(block->ln_2(h));
+        },
+        x);
   }
-  x = m.ln_f(x);
-  record(x);
-  return x;
+  return run.record(m.ln_f(x));
 }
 
 TensorMap CausalLM::state_dict() const {
