@@ -19,6 +19,24 @@ namespace {
 namespace fs = std::filesystem;
 using testing::expect_tensor_near;
 
+// Two rows of `seq` random tokens for `model` (seed 3), unpadded.
+ForwardInput random_batch(const CausalLM& model, int64_t seq) {
+  torch::manual_seed(3);
+  ForwardInput in;
+  in.input_ids = torch::randint(0, model.spec().vocab_size, {2, seq});  // [B, T]
+  in.attention_mask = torch::ones({2, seq}, torch::kLong);              // [B, T]
+  in.position_ids = torch::arange(seq).expand({2, seq}).contiguous();   // [B, T]
+  return in;
+}
+
+// Copies of the parameters' gradients; a parameter without one counts as a zero gradient.
+std::vector<at::Tensor> gradients_of(const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : params)
+    out.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+  return out;
+}
+
 // Gradients of every trainable parameter with and without activation checkpointing, on the
 // golden Llama (with LoRA dropout: the replayed layer must draw the same masks) and GPT-2.
 // The replay accumulates into .grad (reentrant backward), so the test calls backward().
@@ -41,18 +59,13 @@ TEST(golden_models, ActivationCheckpointingGivesTheSameGradients) {
     std::vector<at::Tensor> params;
     for (const auto& p : model->parameters())
       if (p.requires_grad()) params.push_back(p);
-    torch::manual_seed(3);
-    const at::Tensor ids = torch::randint(0, model->spec().vocab_size, {2, 10});
-    const at::Tensor pos = torch::arange(10).expand({2, 10}).contiguous();
-    const at::Tensor mask = torch::ones({2, 10}, torch::kLong);
+    const ForwardInput batch = random_batch(*model, 10);
     auto grads = [&](bool on) {
       model->set_activation_checkpointing(on);
       torch::manual_seed(11);
       for (auto& p : params) p.mutable_grad() = at::Tensor();
-      model->forward({ids, mask, pos}).pow(2).mean().backward();  // what the trainer calls
-      std::vector<at::Tensor> out;
-      for (const auto& p : params) out.push_back(p.grad().clone());
-      return out;
+      model->forward(batch).pow(2).mean().backward();  // what the trainer calls
+      return gradients_of(params);
     };
     const auto plain = grads(false), checkpointed = grads(true);
     for (size_t i = 0; i < params.size(); ++i) {
@@ -74,27 +87,21 @@ TEST(golden_models, ActivationCheckpointingUnderAutocastReplaysTheBf16Forward) {
     auto model = load_hf_model((root / name).string());
     model->train();
     const std::vector<at::Tensor> params = model->parameters();
-    torch::manual_seed(3);
-    const at::Tensor ids = torch::randint(0, model->spec().vocab_size, {2, 12});  // [B, T]
-    const at::Tensor pos = torch::arange(12).expand({2, 12}).contiguous();        // [B, T]
-    const at::Tensor mask = torch::ones({2, 12}, torch::kLong);                   // [B, T]
+    const ForwardInput batch = random_batch(*model, 12);
     auto grads = [&](bool checkpointing, bool autocast, bool backward_inside) {
       model->set_activation_checkpointing(checkpointing);
       for (auto& p : params) p.mutable_grad() = at::Tensor();
       at::Tensor loss;
       {
         AutocastGuard guard(c10::DeviceType::CPU, autocast);
-        loss = model->forward({ids, mask, pos}).to(torch::kFloat).pow(2).mean();
+        loss = model->forward(batch).to(torch::kFloat).pow(2).mean();
         if (backward_inside) {  // as algorithms::backward: autocast off, the region still open
           NoAutocastGuard off;
           loss.backward();
         }
       }
       if (!backward_inside) loss.backward();
-      std::vector<at::Tensor> out;  // a parameter without a gradient counts as a zero one
-      for (const auto& p : params)
-        out.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-      return out;
+      return gradients_of(params);
     };
     const auto f32 = grads(false, false, false);
     for (const bool inside : {false, true}) {
