@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <utility>
 
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
@@ -14,6 +15,7 @@
 #include "models/detail/llama_step.h"
 #include "models/detail/packed_matmul.h"
 #include "models/detail/small_matmul.h"
+#include "models/detail/step_graphs.h"
 #include "models/lora.h"
 
 namespace rudder::models {
@@ -248,6 +250,43 @@ at::Tensor attention_probs(const at::Tensor& scores) {
   return scores.to(at::kFloat).softmax(-1).to(scores.scalar_type());
 }
 
+// A decode step's masks, [n Hkv, 1, window] in the dtype of `options`: row b (one per kv head)
+// sees keys 0..pos[b], its new token's included, and none beyond.
+at::Tensor step_bias(const at::Tensor& pos, int64_t window, int64_t kv_heads,
+                     const at::TensorOptions& options) {
+  const int64_t n = pos.size(0);
+  const at::Tensor beyond = torch::arange(window, pos.options()).unsqueeze(0) > pos.unsqueeze(1);
+  return torch::zeros({n, 1, window}, options.dtype(torch::kFloat))
+      .masked_fill_(beyond.unsqueeze(1), -std::numeric_limits<float>::max())
+      .expand({n, kv_heads, window})
+      .reshape({n * kv_heads, 1, window})
+      .to(options.dtype());
+}
+
+// Where a decode step writes rows 0..n-1's keys and values in a layer's cache [slots, Hkv, 2,
+// max_length, D]: indices that broadcast to [n, Hkv, 2].
+struct StepIndex {
+  at::Tensor slot, head, kv, pos;  // [n, 1, 1], [1, Hkv, 1], [1, 1, 2], [n, 1, 1]
+};
+
+// Stores the new keys and values `kv` [n, 2, Hkv, D] of a step at each row's position.
+void write_step_kv(at::Tensor& cache, const at::Tensor& kv, const StepIndex& at) {
+  cache.index_put_({at.slot, at.head, at.kv, at.pos}, kv.permute({0, 2, 1, 3}));
+}
+
+// Attention of a step's queries q [n, H, D] (rows = slots 0..n-1) over keys 0..window-1 of
+// their slots in `cache`, masked by `bias` (step_bias); returns [n, H D].
+at::Tensor attend_window(const at::Tensor& cache, const at::Tensor& q, const at::Tensor& bias,
+                         int64_t window, double scale) {
+  const int64_t n = q.size(0), Hkv = cache.size(1), D = cache.size(4), G = q.size(1) / Hkv;
+  const at::Tensor live = cache.narrow(0, 0, n).narrow(3, 0, window);
+  const at::Tensor k3 = live.select(2, 0).view({n * Hkv, window, D});
+  const at::Tensor v3 = live.select(2, 1).view({n * Hkv, window, D});
+  const at::Tensor scores =
+      at::baddbmm(bias, q.reshape({n * Hkv, G, D}), k3.transpose(1, 2), 1.0, scale);
+  return at::bmm(attention_probs(scores), v3).view({n, Hkv * G * D});
+}
+
 }  // namespace
 
 DecoderWeights::DecoderWeights(const CausalLM& model, bool pack) : impl_(std::make_unique<Impl>()) {
@@ -288,10 +327,20 @@ struct Decoder::Cache {
   at::Tensor attn;  // [slots, H D]
   at::Tensor up;    // [slots, 2 I]: gate and up
   at::Tensor act;   // [slots, I]
+  // The static step's state on the weights' device, allocated by its first call: the tokens it
+  // appends, the slots' lengths (current only while `lengths_current`; the host's lengths_ are
+  // the truth, and every change outside the static step leaves these stale), the logits it
+  // writes, and its CUDA graphs.
+  at::Tensor ids;      // [slots] int64
+  at::Tensor lengths;  // [slots] int64
+  at::Tensor logits;   // [slots, vocab]
+  bool lengths_current = false;
+  detail::StepGraphs graphs;
 };
 
-Decoder::Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, int64_t max_length)
-    : weights_(std::move(weights)), slots_(slots), max_length_(max_length) {
+Decoder::Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, int64_t max_length,
+                 StepPath path)
+    : weights_(std::move(weights)), slots_(slots), max_length_(max_length), requested_(path) {
   RUDDER_CHECK(weights_ != nullptr, "Decoder needs weights");
   const ModelSpec& s = weights_->spec();
   RUDDER_CHECK(slots > 0, "Decoder slots must be positive, got ", slots);
@@ -308,6 +357,44 @@ Decoder::Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, i
   cache_->slot_index = torch::arange(slots, longs).view({slots, 1, 1});
   cache_->head_index = torch::arange(s.num_kv_heads, longs).view({1, s.num_kv_heads, 1});
   cache_->kv_index = torch::arange(2, longs).view({1, 1, 2});
+  path_ = resolve(requested_);
+  if (path_ != StepPath::kFused) zero_cache();
+}
+
+// Every path but the fused one attends over keys beyond some rows' lengths (masked to weight
+// 0) and multiplies their values by that 0, which gives NaN on uninitialised memory: the cache
+// starts at zeros for them. The fused kernels read each row's own keys only.
+void Decoder::zero_cache() {
+  c10::InferenceMode inference;
+  for (at::Tensor& layer : cache_->kv) layer.zero_();
+}
+
+StepPath Decoder::resolve(StepPath requested) const {
+  const Impl& w = weights_->impl();
+  const at::Device device = w.embed.device();
+  bool fuses = w.spec.architecture == Architecture::kLlama &&
+               detail::decode_attention_applies(w.embed, cache_->kv[0]);
+  for (const Impl::Layer& l : w.layers) {
+    fuses = fuses && !(l.qkv_b.defined() || l.o_b.defined() || l.down_b.defined());
+  }
+  const bool graphs = device.is_cuda() && detail::StepGraphs::available();
+  switch (requested) {
+    case StepPath::kAuto:
+      if (graphs) return StepPath::kGraphed;
+      if (!device.is_cpu()) return StepPath::kStatic;
+      return fuses ? StepPath::kFused : StepPath::kEager;
+    case StepPath::kFused:
+      RUDDER_CHECK(fuses, "the fused decode step needs a float32 Llama without biases on the CPU");
+      return requested;
+    case StepPath::kGraphed:
+      RUDDER_CHECK(graphs,
+                   "the graphed decode step needs a CUDA device and a build with CUDA "
+                   "graphs (weights on ",
+                   device.str(), ")");
+      return requested;
+    default:
+      return requested;
+  }
 }
 
 Decoder::~Decoder() = default;
@@ -333,7 +420,16 @@ void Decoder::set_weights(std::shared_ptr<const DecoderWeights> weights) {
                    a.vocab_size == b.vocab_size && a.hidden_size == b.hidden_size &&
                    weights->impl().embed.options().dtype() == weights_->impl().embed.dtype(),
                "new weights have other sizes or another dtype than the decoder's model");
-  weights_ = std::move(weights);
+  std::shared_ptr<const DecoderWeights> old = std::exchange(weights_, std::move(weights));
+  const StepPath before = path_;
+  try {
+    path_ = resolve(requested_);
+  } catch (...) {
+    weights_ = std::move(old);
+    throw;
+  }
+  if (before == StepPath::kFused && path_ != StepPath::kFused) zero_cache();
+  cache_->graphs.clear();  // they read the old weights' memory
 }
 
 at::Tensor Decoder::prefill(int64_t slot, const at::Tensor& tokens, bool all_logits) {
@@ -441,6 +537,7 @@ at::Tensor Decoder::prefill_hidden(const std::vector<int64_t>& slots,
   };
   const at::Tensor h = run_layers(w, embed(w, torch::cat(ids), pos), pos, attend);
   for (size_t j = 0; j < slots.size(); ++j) lengths_[slots[j]] = past[j] + length[j];
+  cache_->lengths_current = false;
   return h;
 }
 
@@ -455,7 +552,18 @@ at::Tensor Decoder::step(const at::Tensor& tokens) {
     longest = std::max(longest, lengths_[b] + 1);
   }
   c10::InferenceMode inference;
-  if (step_fuses()) return step_fused(tokens.to(torch::kLong), n);
+  switch (path_) {
+    case StepPath::kFused:
+      return step_fused(tokens.to(torch::kLong), n);
+    case StepPath::kStatic:
+    case StepPath::kGraphed:
+      return step_static(tokens, n, longest);
+    default:
+      return step_eager(tokens, n, longest);
+  }
+}
+
+at::Tensor Decoder::step_eager(const at::Tensor& tokens, int64_t n, int64_t longest) {
   const Impl& w = weights_->impl();
   const ModelSpec& s = w.spec;
   const int64_t Hkv = s.num_kv_heads, G = s.num_heads / Hkv, D = s.head_dim;
@@ -468,40 +576,26 @@ at::Tensor Decoder::step(const at::Tensor& tokens) {
   std::vector<int64_t> visible(lengths_.begin(), lengths_.begin() + n);
   for (auto& v : visible) ++v;
   const bool fused = detail::decode_attention_applies(w.embed, cache_->kv[0]);
-  at::Tensor bias;  // [n Hkv, 1, longest]: one bias row per (b, kv head), for the bmm path
-  if (!fused) {
-    const at::Tensor allowed =
-        torch::arange(longest, pos.options()).unsqueeze(0) <= pos.unsqueeze(1);  // [n, longest]
-    bias = torch::zeros({n, 1, longest}, w.embed.options().dtype(torch::kFloat))
-               .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::max())
-               .expand({n, Hkv, longest})
-               .reshape({n * Hkv, 1, longest})
-               .to(w.embed.scalar_type());
-  }
-  const at::Tensor slot_index = cache_->slot_index.narrow(0, 0, n);
-  const at::Tensor pos_index = pos.view({n, 1, 1});
+  const at::Tensor bias = fused ? at::Tensor() : step_bias(pos, longest, Hkv, w.embed.options());
+  const StepIndex index{cache_->slot_index.narrow(0, 0, n), cache_->head_index, cache_->kv_index,
+                        pos.view({n, 1, 1})};
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   auto attend = [&](size_t i, const at::Tensor& q, const at::Tensor& kv) {
-    at::Tensor& cache = cache_->kv[i];  // [slots, Hkv, 2, max_length, D]
-    cache.index_put_({slot_index, cache_->head_index, cache_->kv_index, pos_index},
-                     kv.permute({0, 2, 1, 3}));
+    at::Tensor& cache = cache_->kv[i];
+    write_step_kv(cache, kv, index);
     if (fused) return detail::decode_attention(q.reshape({n, Hkv, G, D}), cache, visible, scale);
-    const at::Tensor live = cache.narrow(0, 0, n).narrow(3, 0, longest);
-    const at::Tensor k3 = live.select(2, 0).view({n * Hkv, longest, D});
-    const at::Tensor v3 = live.select(2, 1).view({n * Hkv, longest, D});
-    const at::Tensor scores =
-        at::baddbmm(bias, q.reshape({n * Hkv, G, D}), k3.transpose(1, 2), 1.0, scale);
-    return at::bmm(attention_probs(scores), v3).view({n, Hkv * G * D});
+    return attend_window(cache, q, bias, longest, scale);
   };
   const at::Tensor h = run_layers(w, embed(w, ids, pos), pos, attend);  // [n, hidden]
   for (int64_t b = 0; b < n; ++b) ++lengths_[b];
+  cache_->lengths_current = false;
   return project(h, w.head, at::Tensor());
 }
 
 namespace {
 
 // y [M, N] = x [M, K] weight [N, K]^T, plus y's own values when `accumulate`; y and x are
-// buffers of the fused step (contiguous float32).
+// contiguous (float32 where the weight is packed or small_matmul applies).
 void linear_into(const at::Tensor& x, const Impl::Weight& w, at::Tensor y, bool accumulate) {
   const at::Tensor& weight = w.dense;
   if (w.packed.defined()) {
@@ -515,18 +609,72 @@ void linear_into(const at::Tensor& x, const Impl::Weight& w, at::Tensor y, bool 
   }
 }
 
+// `host` (int64 on the CPU) copied into `device_buffer` without waiting: through pinned memory
+// when the buffer is on a CUDA device (the staging copy is freed once the transfer is done).
+void copy_from_host(at::Tensor device_buffer, const at::Tensor& host) {
+  if (device_buffer.is_cuda() && host.is_cpu()) {
+    device_buffer.copy_(host.contiguous().pin_memory(), /*non_blocking=*/true);
+  } else {
+    device_buffer.copy_(host);
+  }
+}
+
+// The window of keys a static step attends: the longest row's, rounded up to a power of two
+// (at least 16, at most max_length), so that steps share a few shapes.
+int64_t key_window(int64_t longest, int64_t max_length) {
+  int64_t window = 16;
+  while (window < longest) window *= 2;
+  return std::min(window, max_length);
+}
+
 }  // namespace
 
-bool Decoder::step_fuses() const {
+at::Tensor Decoder::step_static(const at::Tensor& tokens, int64_t n, int64_t longest) {
+  Cache& c = *cache_;
   const Impl& w = weights_->impl();
-  if (w.spec.architecture != Architecture::kLlama ||
-      !detail::decode_attention_applies(w.embed, cache_->kv[0])) {
-    return false;
+  if (!c.ids.defined()) {
+    const auto longs = w.embed.options().dtype(torch::kLong);
+    c.ids = torch::zeros({slots_}, longs);
+    c.lengths = torch::zeros({slots_}, longs);
+    c.logits = torch::empty({slots_, w.spec.vocab_size}, w.embed.options());
+    c.lengths_current = false;
   }
-  for (const Impl::Layer& l : w.layers) {
-    if (l.qkv_b.defined() || l.o_b.defined() || l.down_b.defined()) return false;
+  if (!c.lengths_current) {
+    copy_from_host(c.lengths, torch::from_blob(lengths_.data(), {slots_}, torch::kLong));
   }
-  return true;
+  copy_from_host(c.ids.narrow(0, 0, n), tokens.to(torch::kLong));
+  const int64_t window = key_window(longest, max_length_);
+  c.lengths_current = false;  // until the step has run
+  if (path_ == StepPath::kGraphed) {
+    c.graphs.run({n, window}, [this, n, window] { static_step(n, window); });
+  } else {
+    static_step(n, window);
+  }
+  for (int64_t b = 0; b < n; ++b) ++lengths_[b];
+  c.lengths_current = true;
+  return c.logits.narrow(0, 0, n).clone();
+}
+
+// The static step proper: reads Cache::ids and Cache::lengths of rows 0..n-1, writes their keys
+// and values, their logits into Cache::logits and their lengths plus one, all on the device and
+// in shapes fixed by (n, window), so that a CUDA graph can capture it.
+void Decoder::static_step(int64_t n, int64_t window) {
+  Cache& c = *cache_;
+  const Impl& w = weights_->impl();
+  const int64_t D = w.spec.head_dim;
+  const at::Tensor pos = c.lengths.narrow(0, 0, n);
+  const at::Tensor bias = step_bias(pos, window, w.spec.num_kv_heads, w.embed.options());
+  const StepIndex index{c.slot_index.narrow(0, 0, n), c.head_index, c.kv_index,
+                        pos.view({n, 1, 1})};
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  auto attend = [&](size_t i, const at::Tensor& q, const at::Tensor& kv) {
+    write_step_kv(c.kv[i], kv, index);
+    return attend_window(c.kv[i], q, bias, window, scale);
+  };
+  const at::Tensor ids = c.ids.narrow(0, 0, n);
+  const at::Tensor h = run_layers(w, embed(w, ids, pos), pos, attend);  // [n, hidden]
+  linear_into(h, w.head, c.logits.narrow(0, 0, n), false);
+  pos.add_(1);
 }
 
 // run_layers and the head for one token per slot 0..n-1 of a float32 Llama on the CPU, with
@@ -574,6 +722,7 @@ at::Tensor Decoder::step_fused(const at::Tensor& ids, int64_t n) {
   }
   detail::rms_norm_rows(x.data_ptr<float>(), n, hidden, eps, h.data_ptr<float>());
   for (int64_t b = 0; b < n; ++b) ++lengths_[b];
+  c.lengths_current = false;
   return project(h, w.head, at::Tensor());
 }
 
@@ -589,6 +738,7 @@ void Decoder::copy(int64_t src, int64_t dst) {
     }
   }
   lengths_[dst] = len;
+  cache_->lengths_current = false;
 }
 
 void Decoder::clear(int64_t slot) { truncate(slot, 0); }
@@ -598,6 +748,7 @@ void Decoder::truncate(int64_t slot, int64_t length) {
   RUDDER_CHECK(length >= 0 && length <= lengths_[slot], "slot ", slot, " holds ", lengths_[slot],
                " tokens; cannot truncate to ", length);
   lengths_[slot] = length;
+  cache_->lengths_current = false;
 }
 
 }  // namespace rudder::models

@@ -49,13 +49,35 @@ class DecoderWeights {
   bool packed_ = false;
 };
 
+/// How Decoder::step computes a decode step.
+enum class StepPath {
+  /// kGraphed on a CUDA device where CUDA graphs are available (detail::StepGraphs), kStatic on
+  /// another device, kFused on the CPU where it applies, else kEager.
+  kAuto,
+  /// Operation by operation, shaped by the host's lengths: the positions go to the device every
+  /// step, and the keys attended are exactly the longest row's.
+  kEager,
+  /// A float32 Llama without biases on the CPU: every intermediate in buffers kept across steps,
+  /// attention and RoPE by Rudder's kernels.
+  kFused,
+  /// Fixed shapes (the rows, and the keys attended rounded up to a power-of-two window, masked
+  /// per row) with the token ids, positions and lengths kept on the device and the logits
+  /// written to a buffer: nothing in the step waits for the host.
+  kStatic,
+  /// kStatic captured into a CUDA graph per shape and replayed after (CUDA devices only).
+  kGraphed,
+};
+
 /// A KV cache of `slots` sequences of up to `max_length` tokens, and the forward passes that
 /// fill it. Not thread-safe: one thread drives a Decoder. Runs without gradients.
 class Decoder {
  public:
-  /// Allocates the cache (memory is touched only as slots fill). Throws InvalidArgument when
-  /// slots or max_length is not positive or max_length exceeds the model's positions.
-  Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, int64_t max_length);
+  /// Allocates the cache (with kFused, memory is touched only as slots fill). Throws
+  /// InvalidArgument when slots or max_length is not positive, max_length exceeds the model's
+  /// positions, or `path` does not apply to the weights (kFused off the CPU or for another model,
+  /// kGraphed without CUDA graphs).
+  Decoder(std::shared_ptr<const DecoderWeights> weights, int64_t slots, int64_t max_length,
+          StepPath path = StepPath::kAuto);
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
@@ -64,6 +86,8 @@ class Decoder {
   int64_t max_length() const { return max_length_; }
   /// Tokens held by `slot`; also the position of its next token.
   int64_t length(int64_t slot) const;
+  /// How step() computes (never kAuto: what kAuto chose for these weights).
+  StepPath step_path() const { return path_; }
   /// The weights in use.
   const std::shared_ptr<const DecoderWeights>& weights() const { return weights_; }
   /// Replaces the weights; every slot must be empty (throws InvalidArgument otherwise). The new
@@ -89,7 +113,8 @@ class Decoder {
   at::Tensor prefill(const std::vector<int64_t>& slots, const std::vector<at::Tensor>& tokens);
 
   /// Appends tokens[i] to slot i for i < n = tokens.size(0) (one decode step of a batch);
-  /// returns the logits [n, vocab] of the appended positions.
+  /// returns the logits [n, vocab] of the appended positions. With kStatic and kGraphed, tokens
+  /// on the host are staged through pinned memory and nothing waits for the device.
   at::Tensor step(const at::Tensor& tokens);
 
   /// Makes `dst` a copy of `src` (its tokens and length); `src` is unchanged.
@@ -103,12 +128,17 @@ class Decoder {
   void check_slot(int64_t slot) const;
   at::Tensor prefill_hidden(const std::vector<int64_t>& slots,
                             const std::vector<at::Tensor>& tokens);
-  bool step_fuses() const;
+  StepPath resolve(StepPath requested) const;
+  void zero_cache();
+  at::Tensor step_eager(const at::Tensor& tokens, int64_t n, int64_t longest);
   at::Tensor step_fused(const at::Tensor& ids, int64_t n);
+  at::Tensor step_static(const at::Tensor& tokens, int64_t n, int64_t longest);
+  void static_step(int64_t n, int64_t window);
 
   std::shared_ptr<const DecoderWeights> weights_;
   int64_t slots_;
   int64_t max_length_;
+  StepPath requested_, path_;
   std::vector<int64_t> lengths_;  // per slot, on the host
   struct Cache;
   std::unique_ptr<Cache> cache_;

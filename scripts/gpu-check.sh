@@ -216,6 +216,11 @@ if wants bench; then
     [[ "${RUDDER_GPU_CHECK_CPU:-0}" == 1 ]] || bench_device=cuda
     run_step bench_decode "$build/bench/bench_decode" --seconds 1 --sizes 10M,100M --grpo 0 \
       --device "$bench_device"
+    if [[ $cpu_mode != 1 ]]; then
+      # The same decode steps without CUDA graphs, the engine alone: what the graphs give.
+      RUDDER_CUDA_GRAPHS=0 run_step bench_decode_no_graphs "$build/bench/bench_decode" \
+        --seconds 1 --sizes 100M --grpo 0 --python 0 --device cuda
+    fi
     # The DPO step in bf16 autocast: the benchmarks' small batch (launch-bound on a GPU), and a
     # batch large enough for the matrix units (the MFU figure of the ~100M model).
     step_flags=(--device "$bench_device" --dtype bf16 --seconds 1)

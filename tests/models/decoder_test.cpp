@@ -1,7 +1,10 @@
 // The decoder's prefill and decode steps give CausalLM::forward's logits for every family and
-// option (grouped-query attention, q/k/v biases, untied heads, GPT-2, LoRA), whatever the
-// slots hold beside a sequence; copies, truncation and weight swaps keep the cache consistent.
+// option (grouped-query attention, q/k/v biases, untied heads, GPT-2, LoRA) and every step path,
+// whatever the slots hold beside a sequence; copies, truncation and weight swaps keep the cache
+// consistent.
 #include "models/decoder.h"
+
+#include <functional>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -10,6 +13,7 @@
 #include "models/causal_lm.h"
 #include "models/detail/packed_matmul.h"
 #include "models/detail/small_matmul.h"
+#include "models/detail/step_graphs.h"
 #include "models/lora.h"
 #include "proto/rudder.pb.h"
 #include "tests/support/tensor_testing.h"
@@ -28,6 +32,7 @@ struct Variant {
   bool qkv_bias;
   bool tied;
   bool pack = true;  // DecoderWeights' packed projections where the CPU has AVX-512
+  StepPath path = StepPath::kAuto;
 };
 
 ModelSpec spec_of(const Variant& v) {
@@ -73,9 +78,55 @@ class DecoderTest : public testing::SeededTest, public ::testing::WithParamInter
   std::unique_ptr<CausalLM> model;
 };
 
+// Drives `decoders` (on one model) through one script and expects every step's logits and
+// every slot's length to agree with the first decoder's: rows of different lengths stepping
+// across key windows (16, 32, 64), a fork, a truncation, a row leaving (the last moved into
+// its slot) and a slot restarted by a prefill between steps.
+void expect_the_same_steps(const std::vector<Decoder*>& decoders, double tol) {
+  const auto all = [&](const std::function<void(Decoder&)>& f) {
+    for (Decoder* d : decoders) f(*d);
+  };
+  all([](Decoder& d) {
+    d.prefill(0, torch::tensor(std::vector<int64_t>{3, 1, 4}), false);
+    d.prefill(1, torch::tensor(std::vector<int64_t>{1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9}), false);
+    d.prefill(2, torch::tensor(std::vector<int64_t>{2}), false);
+  });
+  int64_t rows = 3;
+  for (int step = 0; step < 40; ++step) {
+    if (step == 10) {
+      all([](Decoder& d) { d.copy(1, 3); });
+      rows = 4;
+    } else if (step == 18) {
+      all([](Decoder& d) { d.truncate(0, 5); });
+    } else if (step == 25) {
+      all([](Decoder& d) {
+        d.copy(3, 1);
+        d.clear(3);
+      });
+      rows = 3;
+    } else if (step == 30) {
+      all([](Decoder& d) {
+        d.clear(2);
+        d.prefill(2, torch::tensor(std::vector<int64_t>{7, 7, 7}), false);
+      });
+    }
+    std::vector<int64_t> next;
+    for (int64_t r = 0; r < rows; ++r) next.push_back((step * 11 + r * 5) % 50);
+    const at::Tensor want = decoders[0]->step(torch::tensor(next)).cpu();
+    for (size_t k = 1; k < decoders.size(); ++k) {
+      expect_tensor_near(decoders[k]->step(torch::tensor(next)).cpu(), want, tol,
+                         core::str("step ", step, ", decoder ", k));
+    }
+  }
+  for (int64_t slot = 0; slot < 4; ++slot) {
+    for (Decoder* d : decoders) EXPECT_EQ(d->length(slot), decoders[0]->length(slot));
+  }
+  EXPECT_EQ(decoders[0]->length(1), 52);
+}
+
 TEST_P(DecoderTest, PrefillThenStepsMatchFullForwards) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(weights(), 3, 32);
+  Decoder decoder(weights(), 3, 32, GetParam().path);
   const std::vector<int64_t> prompt = {3, 7, 1, 9, 4};
   std::vector<int64_t> seq = prompt;
   const at::Tensor all = decoder.prefill(0, torch::tensor(prompt), true);
@@ -96,7 +147,7 @@ TEST_P(DecoderTest, PrefillThenStepsMatchFullForwards) {
 // log-softmax, and a slot left holding the appended tokens.
 TEST_P(DecoderTest, PrefillLogprobsMatchTheFullLogSoftmax) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(weights(), 2, 32);
+  Decoder decoder(weights(), 2, 32, GetParam().path);
   const std::vector<int64_t> seq = {3, 7, 1, 9, 4, 11, 2};
   const at::Tensor targets = torch::tensor({9, 4, 11, 2});  // after positions 2..5
   const at::Tensor got = decoder.prefill_logprobs(0, torch::tensor(seq), 2, targets);
@@ -113,7 +164,7 @@ TEST_P(DecoderTest, PrefillLogprobsMatchTheFullLogSoftmax) {
 
 TEST_P(DecoderTest, RowsOfDifferentLengthsStepTogether) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(weights(), 4, 40);
+  Decoder decoder(weights(), 4, 40, GetParam().path);
   std::vector<std::vector<int64_t>> seqs = {{1, 2}, {5, 6, 7, 8, 9, 10, 11}, {12}};
   for (size_t b = 0; b < seqs.size(); ++b) decoder.prefill(b, torch::tensor(seqs[b]), false);
   for (int step = 0; step < 5; ++step) {
@@ -131,7 +182,7 @@ TEST_P(DecoderTest, RowsOfDifferentLengthsStepTogether) {
 
 TEST_P(DecoderTest, PrefillContinuesASlotAndCopiesFork) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(weights(), 3, 32);
+  Decoder decoder(weights(), 3, 32, GetParam().path);
   decoder.prefill(0, torch::tensor(std::vector<int64_t>{4, 4, 8}), false);
   decoder.copy(0, 2);
   const at::Tensor more = decoder.prefill(2, torch::tensor(std::vector<int64_t>{1, 2, 3}), true);
@@ -145,7 +196,7 @@ TEST_P(DecoderTest, PrefillContinuesASlotAndCopiesFork) {
 
 TEST_P(DecoderTest, BatchedPrefillMatchesEachRunAlone) {
   torch::NoGradGuard no_grad;
-  Decoder decoder(weights(), 3, 32);
+  Decoder decoder(weights(), 3, 32, GetParam().path);
   decoder.prefill(1, torch::tensor(std::vector<int64_t>{5, 5}), false);  // slot 1 continues
   const std::vector<std::vector<int64_t>> runs = {{3, 1, 4, 1, 5}, {9, 2}, {6}};
   const at::Tensor logits = decoder.prefill(
@@ -169,15 +220,29 @@ TEST_P(DecoderTest, BatchedPrefillMatchesEachRunAlone) {
                core::InvalidArgument);
 }
 
+TEST_P(DecoderTest, StaticStepsMatchEagerAcrossWindowsForksAndRowChanges) {
+  torch::NoGradGuard no_grad;
+  Decoder eager(weights(), 4, 64, StepPath::kEager);
+  Decoder fixed(weights(), 4, 64, StepPath::kStatic);
+  Decoder automatic(weights(), 4, 64);
+  expect_the_same_steps({&eager, &fixed, &automatic}, kTol);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Families, DecoderTest,
-    ::testing::Values(Variant{"LlamaGqaTied", Architecture::kLlama, 2, false, true},
-                      Variant{"LlamaMhaBiasesUntied", Architecture::kLlama, 4, true, false},
-                      Variant{"Gpt2", Architecture::kGpt2, 4, false, true},
-                      // [out, in] weights through BLAS and small_matmul, as without AVX-512
-                      Variant{"LlamaGqaTiedRowMajor", Architecture::kLlama, 2, false, true, false},
-                      Variant{"LlamaMhaBiasesRowMajor", Architecture::kLlama, 4, true, false,
-                              false}),
+    ::testing::Values(
+        Variant{"LlamaGqaTied", Architecture::kLlama, 2, false, true},
+        Variant{"LlamaMhaBiasesUntied", Architecture::kLlama, 4, true, false},
+        Variant{"Gpt2", Architecture::kGpt2, 4, false, true},
+        // [out, in] weights through BLAS and small_matmul, as without AVX-512
+        Variant{"LlamaGqaTiedRowMajor", Architecture::kLlama, 2, false, true, false},
+        Variant{"LlamaMhaBiasesRowMajor", Architecture::kLlama, 4, true, false, false},
+        // positions and lengths on the device, a window of keys, a logits buffer
+        Variant{"LlamaGqaTiedStatic", Architecture::kLlama, 2, false, true, true,
+                StepPath::kStatic},
+        Variant{"LlamaMhaBiasesStatic", Architecture::kLlama, 4, true, false, true,
+                StepPath::kStatic},
+        Variant{"Gpt2Static", Architecture::kGpt2, 4, false, true, true, StepPath::kStatic}),
     [](const ::testing::TestParamInfo<Variant>& info) { return std::string(info.param.name); });
 
 TEST(DecoderLora, FoldsAdaptersAndSnapshotsWeights) {
@@ -219,25 +284,74 @@ TEST(DecoderLimits, RefusesOverflowBadSlotsAndBusyWeightSwaps) {
   EXPECT_NO_THROW(decoder.set_weights(std::make_shared<DecoderWeights>(model)));
 }
 
-// bfloat16 weights take the general path (BLAS products, batched attention) instead of the
-// float32 kernels; it must agree with the model's own bfloat16 forward.
-TEST(DecoderBf16, TheGeneralPathMatchesTheModel) {
+TEST(DecoderPaths, AutoPicksByDeviceAndModelAndRefusesPathsThatDoNotApply) {
+  torch::manual_seed(5);
+  CausalLM llama(spec_of({"", Architecture::kLlama, 2, false, true}));
+  CausalLM gpt2(spec_of({"", Architecture::kGpt2, 4, false, true}));
+  const auto llama_weights = std::make_shared<DecoderWeights>(llama);
+  const auto gpt2_weights = std::make_shared<DecoderWeights>(gpt2);
+  EXPECT_EQ(Decoder(llama_weights, 2, 8).step_path(), StepPath::kFused);
+  EXPECT_EQ(Decoder(gpt2_weights, 2, 8).step_path(), StepPath::kEager);
+  EXPECT_EQ(Decoder(gpt2_weights, 2, 8, StepPath::kStatic).step_path(), StepPath::kStatic);
+  EXPECT_THROW(Decoder(gpt2_weights, 2, 8, StepPath::kFused), core::InvalidArgument);
+  EXPECT_THROW(Decoder(llama_weights, 2, 8, StepPath::kGraphed), core::InvalidArgument);
+}
+
+// On a GPU: the static step and its CUDA graphs against the eager step, through the script of
+// expect_the_same_steps (a graph per rows and window, replayed as rows leave and join).
+TEST(DecoderCuda, StaticAndGraphedStepsMatchEager) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(11);
+  CausalLM model(spec_of({"", Architecture::kLlama, 2, false, true}));
+  model.eval();
+  model.to(torch::kCUDA);
+  torch::NoGradGuard no_grad;
+  const auto weights = std::make_shared<DecoderWeights>(model);
+  Decoder eager(weights, 4, 64, StepPath::kEager);
+  Decoder fixed(weights, 4, 64, StepPath::kStatic);
+  Decoder automatic(weights, 4, 64);
+  std::vector<Decoder*> decoders = {&eager, &fixed, &automatic};
+  std::unique_ptr<Decoder> graphed;
+  if (detail::StepGraphs::available()) {
+    EXPECT_EQ(automatic.step_path(), StepPath::kGraphed);
+    graphed = std::make_unique<Decoder>(weights, 4, 64, StepPath::kGraphed);
+    decoders.push_back(graphed.get());
+  } else {
+    EXPECT_EQ(automatic.step_path(), StepPath::kStatic);
+  }
+  expect_the_same_steps(decoders, 1e-4);
+  // New weights drop the graphs that read the old ones.
+  for (auto& p : model.parameters()) p.mul_(0.5);
+  const auto halved = std::make_shared<DecoderWeights>(model);
+  for (Decoder* d : decoders) {
+    for (int64_t slot = 0; slot < 4; ++slot) d->clear(slot);
+    d->set_weights(halved);
+  }
+  expect_the_same_steps(decoders, 1e-4);
+}
+
+// bfloat16 weights take the general paths (BLAS products, batched attention) instead of the
+// float32 kernels; they must agree with the model's own bfloat16 forward.
+TEST(DecoderBf16, TheGeneralPathsMatchTheModel) {
   torch::manual_seed(9);
   CausalLM model(spec_of({"", Architecture::kLlama, 2, false, true}));
   model.eval();
   model.to(torch::kBFloat16);
   torch::NoGradGuard no_grad;
-  Decoder decoder(std::make_shared<DecoderWeights>(model), 2, 16);
-  std::vector<int64_t> seq = {4, 9, 2};
-  decoder.prefill(0, torch::tensor(seq), false);
-  decoder.prefill(1, torch::tensor(std::vector<int64_t>{7}), false);
-  for (const int64_t next : {3, 8}) {
-    seq.push_back(next);
-    const at::Tensor logits = decoder.step(torch::tensor({next, next}));
-    EXPECT_EQ(logits.scalar_type(), torch::kBFloat16);
-    expect_tensor_near(logits.narrow(0, 0, 1).to(torch::kFloat),
-                       full_logits(model, seq).narrow(0, seq.size() - 1, 1).to(torch::kFloat), 5e-2,
-                       "bfloat16 step");
+  const auto weights = std::make_shared<DecoderWeights>(model);
+  for (const StepPath path : {StepPath::kAuto, StepPath::kStatic}) {
+    Decoder decoder(weights, 2, 16, path);
+    std::vector<int64_t> seq = {4, 9, 2};
+    decoder.prefill(0, torch::tensor(seq), false);
+    decoder.prefill(1, torch::tensor(std::vector<int64_t>{7}), false);
+    for (const int64_t next : {3, 8}) {
+      seq.push_back(next);
+      const at::Tensor logits = decoder.step(torch::tensor({next, next}));
+      EXPECT_EQ(logits.scalar_type(), torch::kBFloat16);
+      expect_tensor_near(logits.narrow(0, 0, 1).to(torch::kFloat),
+                         full_logits(model, seq).narrow(0, seq.size() - 1, 1).to(torch::kFloat),
+                         5e-2, core::str("bfloat16 step, path ", static_cast<int>(path)));
+    }
   }
 }
 
