@@ -70,14 +70,17 @@ DpoLossOutput Dpo::loss_of(const PreferenceRows& rows, const std::vector<uint64_
                            at::Tensor* policy_rejected) {
   const data::Batch b = collate_pairs(rows, indices, tokenizer_->pad_id());
   const auto n = static_cast<int64_t>(indices.size());
-  auto [logps, lengths] = pair_logps(*policy_, b);  // [2B]
   at::Tensor ref_chosen, ref_rejected;
-  if (training && precomputed_.chosen.defined()) {
+  const bool precomputed = training && precomputed_.chosen.defined();
+  if (precomputed) {  // copied before the policy's forward is queued, so the copy waits for none
+    const auto device = policy_->parameters().front().device();
     const at::Tensor index =
         torch::tensor(std::vector<int64_t>(indices.begin(), indices.end()), torch::kLong);
-    ref_chosen = precomputed_.chosen.index_select(0, index).to(logps.device());
-    ref_rejected = precomputed_.rejected.index_select(0, index).to(logps.device());
-  } else {
+    ref_chosen = precomputed_.chosen.index_select(0, index).to(device);
+    ref_rejected = precomputed_.rejected.index_select(0, index).to(device);
+  }
+  auto [logps, lengths] = pair_logps(*policy_, b);  // [2B]
+  if (!precomputed) {
     torch::NoGradGuard no_grad;
     const at::Tensor ref = pair_logps(*reference_, b).first;
     ref_chosen = ref.narrow(0, 0, n);
@@ -95,15 +98,25 @@ StepStats Dpo::train_examples(const std::vector<uint64_t>& examples, double tota
   at::Tensor pc, pr;
   const DpoLossOutput out = loss_of(data_.train, examples, true, &s.tokens, &pc, &pr);
   backward(out.losses.sum() / total_units);
-  const auto n = static_cast<double>(examples.size());
-  s.loss_sum = out.losses.sum().item<double>();
-  s.units = n;
-  s.sums["rewards/chosen"] = out.chosen_rewards.sum().item<double>();
-  s.sums["rewards/rejected"] = out.rejected_rewards.sum().item<double>();
-  s.sums["rewards/accuracies"] = out.accuracy * n;
-  s.sums["rewards/margins"] = out.margin * n;
-  s.sums["logps/chosen"] = pc.detach().sum().item<double>();
-  s.sums["logps/rejected"] = pr.detach().sum().item<double>();
+  // The metrics in one transfer, once the backward is queued: nothing before it waits for the
+  // device.
+  const at::Tensor& c = out.chosen_rewards;
+  const at::Tensor& r = out.rejected_rewards;
+  const at::Tensor sums =
+      torch::stack({out.losses.sum().to(torch::kDouble), c.sum().to(torch::kDouble),
+                    r.sum().to(torch::kDouble), (c > r).to(torch::kDouble).sum(),
+                    (c - r).to(torch::kDouble).sum(), pc.detach().sum().to(torch::kDouble),
+                    pr.detach().sum().to(torch::kDouble)})
+          .cpu();
+  const double* v = sums.data_ptr<double>();
+  s.loss_sum = v[0];
+  s.units = static_cast<double>(examples.size());
+  s.sums["rewards/chosen"] = v[1];
+  s.sums["rewards/rejected"] = v[2];
+  s.sums["rewards/accuracies"] = v[3];
+  s.sums["rewards/margins"] = v[4];
+  s.sums["logps/chosen"] = v[5];
+  s.sums["logps/rejected"] = v[6];
   return s;
 }
 
@@ -121,8 +134,8 @@ std::map<std::string, double> Dpo::evaluate() {
       at::Tensor pc, pr;
       const auto o = loss_of(data_.eval, part, false, &tokens, &pc, &pr);
       loss += o.losses.sum().item<double>();
-      accuracy += o.accuracy * static_cast<double>(part.size());
-      margin += o.margin * static_cast<double>(part.size());
+      accuracy += o.accuracy() * static_cast<double>(part.size());
+      margin += o.margin() * static_cast<double>(part.size());
     }
     const auto n = static_cast<double>(all.size());
     out["eval/loss"] = loss / n;

@@ -45,10 +45,15 @@ DpoLossOutput dpo_loss(const at::Tensor& policy_chosen, const at::Tensor& policy
   out.loss = out.losses.mean();
   out.chosen_rewards = (beta * (pc - rc)).detach();
   out.rejected_rewards = (beta * (pr - rr)).detach();
-  out.accuracy =
-      (out.chosen_rewards > out.rejected_rewards).to(torch::kDouble).mean().item<double>();
-  out.margin = (out.chosen_rewards - out.rejected_rewards).to(torch::kDouble).mean().item<double>();
   return out;
+}
+
+double DpoLossOutput::accuracy() const {
+  return (chosen_rewards > rejected_rewards).to(torch::kDouble).mean().item<double>();
+}
+
+double DpoLossOutput::margin() const {
+  return (chosen_rewards - rejected_rewards).to(torch::kDouble).mean().item<double>();
 }
 
 }  // namespace rudder::algorithms

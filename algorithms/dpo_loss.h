@@ -23,8 +23,11 @@ struct DpoLossOutput {
   at::Tensor losses;            // [B]
   at::Tensor chosen_rewards;    // [B] beta (logp_w - ref_w)
   at::Tensor rejected_rewards;  // [B]
-  double accuracy = 0;          // mean 1{chosen_rewards > rejected_rewards}
-  double margin = 0;            // mean (chosen_rewards - rejected_rewards)
+  /// Mean 1{chosen_rewards > rejected_rewards} and mean (chosen_rewards - rejected_rewards),
+  /// computed when asked: reading them waits for the device, which a training step does only
+  /// after queueing its backward.
+  double accuracy() const;
+  double margin() const;
 };
 
 /// Summed response log-probs [B] in; for `ipo` each is divided by its length (`*_lengths` [B],

@@ -49,6 +49,37 @@ void AdamW::collect_grads() {
   }
 }
 
+namespace {
+
+// Parameters whose AdamW update runs through libtorch's multi-tensor (_foreach_) operations: on a
+// GPU a few launches for a whole group instead of seven per parameter, on the CPU the same
+// operations one tensor at a time. Each gets the op-by-op update of torch.optim.AdamW.
+struct ForeachGroup {
+  std::vector<at::Tensor> p, g, m, v;
+  std::vector<at::Scalar> decay;  // 1 - lr wd (1 without decay)
+  std::vector<at::Scalar> step;   // -lr / (1 - beta1^t)
+  int64_t elements = 0;
+};
+
+// At most this many elements per group, which bounds the temporary denominators.
+constexpr int64_t kForeachGroupElements = int64_t{1} << 26;
+
+void foreach_adamw(ForeachGroup& group, double beta1, double beta2, double eps, double bias2_sqrt) {
+  if (group.p.empty()) return;
+  at::_foreach_mul_(group.p, group.decay);
+  at::_foreach_mul_(group.m, beta1);
+  at::_foreach_add_(group.m, group.g, 1.0 - beta1);
+  at::_foreach_mul_(group.v, beta2);
+  at::_foreach_addcmul_(group.v, group.g, group.g, 1.0 - beta2);
+  std::vector<at::Tensor> denom = at::_foreach_sqrt(group.v);
+  at::_foreach_div_(denom, bias2_sqrt);
+  at::_foreach_add_(denom, eps);
+  at::_foreach_addcdiv_(group.p, group.m, denom, group.step);
+  group = ForeachGroup();
+}
+
+}  // namespace
+
 void AdamW::step(double lr) {
   collect_grads();
   torch::NoGradGuard no_grad;
@@ -56,6 +87,8 @@ void AdamW::step(double lr) {
   const double bias1 = 1.0 - std::pow(beta1_, static_cast<double>(steps_));
   const double bias2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
   const double bias2_sqrt = std::sqrt(bias2);
+  ForeachGroup group;
+  std::vector<size_t> followers;  // bf16 weights to round from their masters once updated
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor p = params_[i].tensor;
     const at::Tensor& g = p.grad();
@@ -65,21 +98,27 @@ void AdamW::step(double lr) {
     if (!g.defined() || frozen) continue;
     RUDDER_ASSERT(!g.is_sparse(), "parameter '", params_[i].name, "' has a sparse gradient");
     const double group_lr = lr * params_[i].lr_scale;
+    const double wd = params_[i].decay ? weight_decay_ : 0.0;
     if (detail::fused_adamw_applies(p, g, exp_avg_[i], exp_avg_sq_[i])) {
-      const double wd = params_[i].decay ? weight_decay_ : 0.0;
       detail::fused_adamw_step(p, g, exp_avg_[i], exp_avg_sq_[i],
                                {group_lr, wd, beta1_, beta2_, eps_, bias1, bias2_sqrt});
     } else {
-      const double step_size = group_lr / bias1;
-      if (params_[i].decay && weight_decay_ != 0.0) p.mul_(1.0 - group_lr * weight_decay_);
-      exp_avg_[i].mul_(beta1_).add_(g, 1.0 - beta1_);
-      exp_avg_sq_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
-      const at::Tensor denom = (exp_avg_sq_[i].sqrt() / bias2_sqrt).add_(eps_);
-      p.addcdiv_(exp_avg_[i], denom, -step_size);
+      if (group.elements + p.numel() > kForeachGroupElements) {
+        foreach_adamw(group, beta1_, beta2_, eps_, bias2_sqrt);
+      }
+      group.p.push_back(p);
+      group.g.push_back(g);
+      group.m.push_back(exp_avg_[i]);
+      group.v.push_back(exp_avg_sq_[i]);
+      group.decay.emplace_back(1.0 - group_lr * wd);
+      group.step.emplace_back(-group_lr / bias1);
+      group.elements += p.numel();
     }
-    // A bf16 weight follows its float32 master.
-    if (working_[i].defined()) working_[i].copy_(p);
+    if (working_[i].defined()) followers.push_back(i);
   }
+  foreach_adamw(group, beta1_, beta2_, eps_, bias2_sqrt);
+  // A bf16 weight follows its float32 master.
+  for (const size_t i : followers) working_[i].copy_(params_[i].tensor);
 }
 
 void AdamW::zero_grad() {

@@ -62,8 +62,8 @@ Outputs run_dpo(const json& params, const json& in) {
           {"losses", json_of(out.losses)},
           {"chosen_rewards", json_of(out.chosen_rewards)},
           {"rejected_rewards", json_of(out.rejected_rewards)},
-          {"accuracy", out.accuracy},
-          {"margin", out.margin}};
+          {"accuracy", out.accuracy()},
+          {"margin", out.margin()}};
 }
 
 Outputs run_bt(const json& params, const json& in) {

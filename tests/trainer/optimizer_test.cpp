@@ -13,6 +13,47 @@ namespace {
 
 class OptimizerTest : public testing::SeededTest {};
 
+// Our AdamW (weight decay 0.1, beta1 0.9, eps 1e-8) on a random matrix `w`, which decays, and a
+// vector `b`, which does not, beside libtorch's AdamW on copies of both with the same settings.
+struct BesideLibtorch {
+  BesideLibtorch(std::vector<int64_t> w_shape, int64_t b_size, double lr, double beta2)
+      : w(torch::randn(w_shape, torch::requires_grad())),
+        b(torch::randn({b_size}, torch::requires_grad())),
+        w_ref(w.detach().clone().requires_grad_(true)),
+        b_ref(b.detach().clone().requires_grad_(true)),
+        decayed({w_ref}, options(lr, beta2).weight_decay(0.1)),
+        plain({b_ref}, options(lr, beta2).weight_decay(0.0)) {
+    config.set_lr(lr);
+    config.set_beta1(0.9);
+    config.set_beta2(beta2);
+    config.set_eps(1e-8);
+    config.set_weight_decay(0.1);
+    ours = std::make_unique<AdamW>(trainable_parameters({{"w", w}, {"b", b}}), config);
+  }
+  static torch::optim::AdamWOptions options(double lr, double beta2) {
+    return torch::optim::AdamWOptions(lr).betas({0.9, beta2}).eps(1e-8);
+  }
+  // The same gradients on both sides (cloned for libtorch's), then one step of each.
+  void step_with(const at::Tensor& gw, const at::Tensor& gb, double lr) {
+    w.mutable_grad() = gw;
+    b.mutable_grad() = gb;
+    ours->step(lr);
+    w_ref.mutable_grad() = gw.clone();
+    b_ref.mutable_grad() = gb.clone();
+    decayed.step();
+    plain.step();
+  }
+  void expect_the_same(const std::string& what) const {
+    testing::expect_tensor_near(w, w_ref, 1e-6, "w " + what);
+    testing::expect_tensor_near(b, b_ref, 1e-6, "b " + what);
+  }
+
+  at::Tensor w, b, w_ref, b_ref;
+  OptimizerConfig config;
+  std::unique_ptr<AdamW> ours;
+  torch::optim::AdamW decayed, plain;
+};
+
 // zero_grad() drops the gradients (set to none); step() then leaves a parameter that got none
 // where it is, moments included, and moves the others.
 TEST_F(OptimizerTest, ZeroGradDropsGradientsAndStepSkipsAParameterWithoutOne) {
@@ -35,49 +76,49 @@ TEST_F(OptimizerTest, ZeroGradDropsGradientsAndStepSkipsAParameterWithoutOne) {
   EXPECT_TRUE(torch::equal(unused, unused_before));
   const models::TensorMap state_after = opt.state();
   for (const auto& [key, value] : state_after) {
-    if (key.find("unused") != std::string::npos)
+    if (key.find("unused") != std::string::npos) {
       EXPECT_TRUE(torch::equal(value, state_before.at(key))) << key;
+    }
   }
 }
 
 TEST_F(OptimizerTest, MatchesLibtorchAdamWAndSkipsDecayOnVectors) {
-  OptimizerConfig c;
-  c.set_lr(1e-2);
-  c.set_beta1(0.9);
-  c.set_beta2(0.99);
-  c.set_eps(1e-8);
-  c.set_weight_decay(0.1);
-  at::Tensor w = torch::randn({5, 3}, torch::requires_grad());
-  at::Tensor b = torch::randn({3}, torch::requires_grad());
-  at::Tensor w_ref = w.detach().clone().requires_grad_(true);
-  at::Tensor b_ref = b.detach().clone().requires_grad_(true);
-  AdamW ours(trainable_parameters({{"w", w}, {"b", b}}), c);
+  BesideLibtorch run({5, 3}, 3, 1e-2, 0.99);
+  AdamW& ours = *run.ours;
   EXPECT_TRUE(ours.params()[0].decay);
   EXPECT_FALSE(ours.params()[1].decay);
-  torch::optim::AdamW decayed(
-      {w_ref}, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.1));
-  torch::optim::AdamW plain(
-      {b_ref}, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.0));
   const at::Tensor x = torch::randn({7, 5});
   for (int step = 0; step < 5; ++step) {
     ours.zero_grad();
-    (torch::matmul(x, w) + b).pow(2).mean().backward();
+    (torch::matmul(x, run.w) + run.b).pow(2).mean().backward();
     ours.step(1e-2);
-    decayed.zero_grad();
-    plain.zero_grad();
-    (torch::matmul(x, w_ref) + b_ref).pow(2).mean().backward();
-    decayed.step();
-    plain.step();
+    run.decayed.zero_grad();
+    run.plain.zero_grad();
+    (torch::matmul(x, run.w_ref) + run.b_ref).pow(2).mean().backward();
+    run.decayed.step();
+    run.plain.step();
   }
-  testing::expect_tensor_near(w, w_ref, 1e-6, "w");
-  testing::expect_tensor_near(b, b_ref, 1e-6, "b");
+  run.expect_the_same("after 5 steps");
   EXPECT_EQ(ours.steps(), 5);
 
   // State round-trips and is checked on load.
-  AdamW other(trainable_parameters({{"w", w}, {"b", b}}), c);
+  AdamW other(trainable_parameters({{"w", run.w}, {"b", run.b}}), run.config);
   other.load_state(ours.state(), "test");
   EXPECT_EQ(other.steps(), 5);
   EXPECT_THROW(other.load_state({{"steps", torch::tensor({1})}}, "test"), core::InvalidArgument);
+}
+
+// Gradients the fused kernel cannot take (here, not contiguous; on a GPU, every one) go through
+// the multi-tensor path, which must equal libtorch's AdamW too, decayed or not.
+TEST_F(OptimizerTest, MultiTensorStepMatchesLibtorchOver20Steps) {
+  BesideLibtorch run({5, 3}, 3, 1e-2, 0.99);
+  for (int step = 0; step < 20; ++step) {
+    const at::Tensor gw = torch::randn({3, 5}).t();           // [5, 3], transposed strides
+    const at::Tensor gb = torch::randn({3, 2}).select(1, 0);  // stride 2
+    ASSERT_FALSE(gw.is_contiguous() || gb.is_contiguous());
+    run.step_with(gw, gb, 1e-2);
+  }
+  run.expect_the_same("after 20 multi-tensor steps");
 }
 
 // The global norm over every gradient (a parameter without one counts nothing), and scaling.
@@ -101,34 +142,14 @@ TEST_F(OptimizerTest, GradNormIsTheL2NormOverEveryGradient) {
 // so the loop runs in parallel chunks. Tolerance 1e-6 absolute on parameters of order 1: float32
 // roundings only (libtorch's kernels may fuse a multiply-add where the loop does not).
 TEST_F(OptimizerTest, FusedStepMatchesLibtorchOver100Steps) {
-  OptimizerConfig c;
-  c.set_beta1(0.9);
-  c.set_beta2(0.95);
-  c.set_eps(1e-8);
-  c.set_weight_decay(0.1);
-  at::Tensor w = torch::randn({300, 200}, torch::requires_grad());
-  at::Tensor b = torch::randn({200}, torch::requires_grad());
-  at::Tensor w_ref = w.detach().clone().requires_grad_(true);
-  at::Tensor b_ref = b.detach().clone().requires_grad_(true);
-  AdamW ours(trainable_parameters({{"w", w}, {"b", b}}), c);
-  torch::optim::AdamW decayed(
-      {w_ref}, torch::optim::AdamWOptions(3e-3).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1));
-  torch::optim::AdamW plain(
-      {b_ref}, torch::optim::AdamWOptions(3e-3).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.0));
-  const at::Tensor w0 = w.detach().clone();
-  for (int step = 0; step < 100; ++step) {
-    for (auto [p, q] : {std::pair{w, w_ref}, std::pair{b, b_ref}}) {
-      const at::Tensor g = torch::randn(p.sizes()) * torch::pow(10.0, -6 * torch::rand(p.sizes()));
-      p.mutable_grad() = g;
-      q.mutable_grad() = g.clone();
-    }
-    ours.step(3e-3);
-    decayed.step();
-    plain.step();
-  }
-  testing::expect_tensor_near(w, w_ref, 1e-6, "w after 100 fused steps");
-  testing::expect_tensor_near(b, b_ref, 1e-6, "b after 100 fused steps");
-  EXPECT_GT(testing::max_abs_diff(w, w0), 0.1) << "the parameters should have moved";
+  BesideLibtorch run({300, 200}, 200, 3e-3, 0.95);
+  const at::Tensor w0 = run.w.detach().clone();
+  auto gradient = [](const at::Tensor& p) {
+    return torch::randn(p.sizes()) * torch::pow(10.0, -6 * torch::rand(p.sizes()));
+  };
+  for (int step = 0; step < 100; ++step) run.step_with(gradient(run.w), gradient(run.b), 3e-3);
+  run.expect_the_same("after 100 fused steps");
+  EXPECT_GT(testing::max_abs_diff(run.w, w0), 0.1) << "the parameters should have moved";
 }
 
 TEST_F(OptimizerTest, SchedulesWarmUpThenDecayToTheFloor) {
