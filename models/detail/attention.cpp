@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "models/autocast.h"
 
@@ -108,6 +111,40 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
   }
 };
 
+// libtorch's fused attention (at::scaled_dot_product_attention, from torch 2.0): on CUDA it
+// runs FlashAttention-style kernels that neither hold the [B, H, T, S] scores nor, in the
+// backward, the probabilities (Dao et al. 2022; the memory-efficient kernel takes a mask).
+#if TORCH_VERSION_MAJOR >= 2
+bool fused_attention_applies(const at::Tensor& q) {
+  static const bool enabled = [] {
+    const char* value = std::getenv("RUDDER_SDPA");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return enabled && q.is_cuda();
+}
+
+// The mask as an additive bias in the dtype the kernel computes in (bfloat16 under autocast),
+// blocked pairs at that dtype's lowest value: as block_scores does, a row with every key
+// blocked stays finite and uniform, where -inf would make it NaN.
+at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& blocked) {
+  const at::ScalarType dtype =
+      autocast_enabled(c10::DeviceType::CUDA) ? at::kBFloat16 : q.scalar_type();
+  const double lowest = dtype == at::kBFloat16 ? -3.3895313892515355e38
+                        : dtype == at::kHalf   ? -65504.0
+                                               : std::numeric_limits<float>::lowest();
+  const at::Tensor bias =
+      at::zeros(blocked.sizes(), q.options().dtype(dtype)).masked_fill_(blocked, lowest);
+  return at::scaled_dot_product_attention(q, k, v, bias, 0.0, false);
+}
+#else
+bool fused_attention_applies(const at::Tensor&) { return false; }
+at::Tensor fused_attention(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                           const at::Tensor&) {
+  return {};
+}
+#endif
+
 // Query rows a block holds for q against k, at least one.
 int64_t attention_block_rows(const at::Tensor& q, const at::Tensor& k) {
   const int64_t per_row = std::max<int64_t>(1, q.size(0) * q.size(1) * k.size(2));
@@ -124,6 +161,7 @@ at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Ten
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);
   }
+  if (fused_attention_applies(q)) return fused_attention(q, k, v, blocked);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const int64_t T = q.size(2);
   const int64_t rows = block_rows > 0 ? block_rows : attention_block_rows(q, k);

@@ -24,7 +24,9 @@ enum class AttentionMemory { kKeepProbabilities, kRecompute };
 /// softmax(q k^T / sqrt(D), blocked pairs excluded) v, [B, H, T, D]; query head h reads
 /// key/value head h / (H / Hkv). `block_rows` <= 0 sizes blocks at about 1M score elements on
 /// the CPU and 256M on a GPU. Gradients flow to q, k and v in either memory mode, equal within
-/// float rounding.
+/// float rounding. On CUDA with libtorch >= 2, libtorch's fused attention
+/// (scaled_dot_product_attention) runs instead, in either mode (it keeps no scores either);
+/// RUDDER_SDPA=0 in the environment turns it off.
 at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& blocked,
                   AttentionMemory memory = AttentionMemory::kKeepProbabilities,
                   int64_t block_rows = 0);
