@@ -399,6 +399,8 @@ StepPath Decoder::resolve(StepPath requested) const {
 
 Decoder::~Decoder() = default;
 
+size_t Decoder::step_graphs() const { return cache_->graphs.size(); }
+
 void Decoder::check_slot(int64_t slot) const {
   RUDDER_CHECK(slot >= 0 && slot < slots_, "slot ", slot, " outside 0..", slots_ - 1);
 }
@@ -418,8 +420,10 @@ void Decoder::set_weights(std::shared_ptr<const DecoderWeights> weights) {
   RUDDER_CHECK(a.architecture == b.architecture && a.num_layers == b.num_layers &&
                    a.num_kv_heads == b.num_kv_heads && a.head_dim == b.head_dim &&
                    a.vocab_size == b.vocab_size && a.hidden_size == b.hidden_size &&
-                   weights->impl().embed.options().dtype() == weights_->impl().embed.dtype(),
-               "new weights have other sizes or another dtype than the decoder's model");
+                   weights->impl().embed.dtype() == weights_->impl().embed.dtype() &&
+                   weights->impl().embed.device() == weights_->impl().embed.device(),
+               "new weights have other sizes, another dtype or another device than the "
+               "decoder's model");
   std::shared_ptr<const DecoderWeights> old = std::exchange(weights_, std::move(weights));
   const StepPath before = path_;
   try {
@@ -646,7 +650,8 @@ at::Tensor Decoder::step_static(const at::Tensor& tokens, int64_t n, int64_t lon
   const int64_t window = key_window(longest, max_length_);
   c.lengths_current = false;  // until the step has run
   if (path_ == StepPath::kGraphed) {
-    c.graphs.run({n, window}, [this, n, window] { static_step(n, window); });
+    c.graphs.run(w.embed.device().index(), {n, window},
+                 [this, n, window] { static_step(n, window); });
   } else {
     static_step(n, window);
   }

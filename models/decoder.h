@@ -88,10 +88,13 @@ class Decoder {
   int64_t length(int64_t slot) const;
   /// How step() computes (never kAuto: what kAuto chose for these weights).
   StepPath step_path() const { return path_; }
+  /// CUDA graphs of the step held (kGraphed: one per number of rows and key window seen since
+  /// the weights were set; none after a capture failed, when the step runs without them).
+  size_t step_graphs() const;
   /// The weights in use.
   const std::shared_ptr<const DecoderWeights>& weights() const { return weights_; }
   /// Replaces the weights; every slot must be empty (throws InvalidArgument otherwise). The new
-  /// model must have the old one's sizes.
+  /// model must have the old one's sizes, dtype and device.
   void set_weights(std::shared_ptr<const DecoderWeights> weights);
 
   /// Appends `tokens` [T] (int64, any device) to `slot`. Returns the logits [T, vocab] of every

@@ -123,9 +123,11 @@ bool fused_attention_applies(const at::Tensor& q) {
   return enabled && q.is_cuda();
 }
 
-// The mask as an additive bias in the dtype the kernel computes in (bfloat16 under autocast),
-// blocked pairs at that dtype's lowest value: as block_scores does, a row with every key
-// blocked stays finite and uniform, where -inf would make it NaN.
+// The mask goes in as an additive bias in the dtype the kernel computes in (bfloat16 under
+// autocast), blocked pairs at that dtype's lowest value. A query row with every key blocked (a
+// pad) would come out NaN or zero depending on the kernel; as in the blocked path, it attends
+// uniformly to every key instead: unblocked, with its query zeroed (which also keeps gradients
+// from reaching q and k through it).
 at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const at::Tensor& blocked) {
   const at::ScalarType dtype =
@@ -133,9 +135,10 @@ at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   const double lowest = dtype == at::kBFloat16 ? -3.3895313892515355e38
                         : dtype == at::kHalf   ? -65504.0
                                                : std::numeric_limits<float>::lowest();
-  const at::Tensor bias =
-      at::zeros(blocked.sizes(), q.options().dtype(dtype)).masked_fill_(blocked, lowest);
-  return at::scaled_dot_product_attention(q, k, v, bias, 0.0, false);
+  const at::Tensor unattended = blocked.all(-1, /*keepdim=*/true);  // [B, 1, T, 1]
+  const at::Tensor bias = at::zeros(blocked.sizes(), q.options().dtype(dtype))
+                              .masked_fill_(blocked & unattended.logical_not(), lowest);
+  return at::scaled_dot_product_attention(q.masked_fill(unattended, 0), k, v, bias, 0.0, false);
 }
 #else
 bool fused_attention_applies(const at::Tensor&) { return false; }

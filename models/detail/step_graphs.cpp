@@ -4,20 +4,27 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/log.h"
 
-// RUDDER_CUDA_GRAPHS comes from CMake where libtorch has CUDA; the headers are checked too, since
-// a CPU libtorch may ship ATen's CUDA headers without the toolkit's they include.
-#if defined(RUDDER_CUDA_GRAPHS) && __has_include(<ATen/cuda/CUDAGraph.h>) && \
-    __has_include(<cuda_runtime_api.h>)
+// RUDDER_CUDA_GRAPHS comes from CMake where libtorch has CUDA. A CPU libtorch may ship ATen's
+// CUDA headers without the toolkit's they include, which CMake does not see: such a build must
+// not lose its graphs without a word.
+#ifdef RUDDER_CUDA_GRAPHS
+#if !__has_include(<ATen/cuda/CUDAGraph.h>) || !__has_include(<cuda_runtime_api.h>)
+#error "RUDDER_CUDA_GRAPHS needs ATen's CUDA headers and the CUDA toolkit's"
+#endif
 #define RUDDER_HAVE_CUDA_GRAPHS 1
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/core/Event.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 #endif
 
 namespace rudder::models::detail {
@@ -31,12 +38,38 @@ bool disabled_by_environment() {
   return value != nullptr && std::strcmp(value, "0") == 0;
 }
 
+using Pool = decltype(std::declval<at::cuda::CUDAGraph&>().pool());
+
+// Starts capturing into `graph` on the current stream. Thread-local capture mode (libtorch 2):
+// another thread's CUDA calls meanwhile (a trainer building new weights for the rollout
+// server) neither fail nor invalidate the capture, as they would in the global mode.
+void begin_capture(at::cuda::CUDAGraph& graph, Pool pool) {
+#if TORCH_VERSION_MAJOR >= 2
+  graph.capture_begin(pool, cudaStreamCaptureModeThreadLocal);
+#else
+  graph.capture_begin(pool);
+#endif
+}
+
+// Makes `to` wait for the work queued on `from` so far.
+void join(const c10::cuda::CUDAStream& from, const c10::cuda::CUDAStream& to) {
+  c10::Event event(c10::DeviceType::CUDA);
+  event.record(from);
+  event.block(to);
+}
+
 }  // namespace
 
 struct StepGraphs::Impl {
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<at::cuda::CUDAGraph>> graphs;
-  at::cuda::CUDAGraph* first = nullptr;  // whose memory pool every later graph shares
-  bool broken = false;                   // a capture failed: steps run eagerly from then on
+  std::optional<Pool> pool;  // the first graph's memory pool, which every later graph shares
+  // One capture stream: the caching allocator keeps freed blocks per stream, so captures on one
+  // stream reuse each other's memory in the shared pool.
+  std::optional<c10::cuda::CUDAStream> side;
+  bool broken = false;  // a capture failed: steps run without graphs from then on
+  // Graphs whose capture failed. Kept alive: libtorch's allocator may still refer to a graph
+  // whose capture_end threw.
+  std::vector<std::unique_ptr<at::cuda::CUDAGraph>> failed;
 };
 
 bool StepGraphs::available() {
@@ -44,8 +77,10 @@ bool StepGraphs::available() {
   return yes;
 }
 
-void StepGraphs::run(std::pair<int64_t, int64_t> key, const std::function<void()>& step) {
+void StepGraphs::run(int device, std::pair<int64_t, int64_t> key,
+                     const std::function<void()>& step) {
   RUDDER_CHECK(available(), "CUDA graphs are not available");
+  const c10::cuda::CUDAGuard on_device(static_cast<c10::DeviceIndex>(device));
   if (impl_->broken) {
     step();
     return;
@@ -56,54 +91,48 @@ void StepGraphs::run(std::pair<int64_t, int64_t> key, const std::function<void()
     return;
   }
   // Capture happens on a side stream, after an eager run there (which initialises cuBLAS's
-  // workspace for that stream outside the capture); both are ordered after the current
-  // stream's work and before what follows on it.
+  // workspace for that stream outside the capture); both follow the current stream's work, and
+  // the current stream waits for them, whatever happens in between.
   const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream();
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
-  c10::Event before(c10::DeviceType::CUDA);
-  before.record(current);
-  before.block(side);
+  if (!impl_->side) impl_->side = c10::cuda::getStreamFromPool();
+  const c10::cuda::CUDAStream side = *impl_->side;
+  join(current, side);
+  struct Rejoin {
+    const c10::cuda::CUDAStream &side, &current;
+    ~Rejoin() { join(side, current); }
+  } rejoin{side, current};
+  const c10::cuda::CUDAStreamGuard on_side(side);
+  step();  // the call's real work
   auto graph = std::make_unique<at::cuda::CUDAGraph>();
-  {
-    const c10::cuda::CUDAStreamGuard on_side(side);
-    step();  // the call's real work
+  try {
+    // Graphs share one pool: every temporary of a step dies within it, and the graphs of one
+    // decoder never run at once.
+    begin_capture(*graph, impl_->pool.value_or(Pool{0, 0}));
     try {
-      // Graphs share one pool: a replay's temporaries are dead once it ends, and the graphs
-      // of one decoder never run at once.
-      if (impl_->first != nullptr) {
-        graph->capture_begin(impl_->first->pool());
-      } else {
-        graph->capture_begin();
-      }
+      step();  // recorded, not run
+    } catch (...) {
       try {
-        step();  // recorded, not run
+        graph->capture_end();  // ends the stream's capture; reports it invalidated
       } catch (...) {
-        try {
-          graph->capture_end();  // ends the stream's capture; reports it invalidated
-        } catch (...) {
-        }
-        throw;
       }
-      graph->capture_end();
-    } catch (const std::exception& e) {
-      impl_->broken = true;
-      RUDDER_LOG(kWarn) << "capturing the decode step into a CUDA graph failed; decoding "
-                           "runs without graphs from now on: "
-                        << e.what();
-      graph.reset();
+      throw;
     }
+    graph->capture_end();
+  } catch (const std::exception& e) {
+    impl_->broken = true;
+    impl_->failed.push_back(std::move(graph));
+    RUDDER_LOG(kWarn) << "capturing the decode step into a CUDA graph failed; decoding runs "
+                         "without graphs from now on: "
+                      << e.what();
+    return;
   }
-  c10::Event after(c10::DeviceType::CUDA);
-  after.record(side);
-  after.block(current);
-  if (!graph) return;
-  if (impl_->first == nullptr) impl_->first = graph.get();
+  if (!impl_->pool) impl_->pool = graph->pool();
   impl_->graphs.emplace(key, std::move(graph));
 }
 
 void StepGraphs::clear() {
   impl_->graphs.clear();
-  impl_->first = nullptr;
+  impl_->pool.reset();
 }
 
 size_t StepGraphs::size() const { return impl_->graphs.size(); }
@@ -114,7 +143,7 @@ struct StepGraphs::Impl {};
 
 bool StepGraphs::available() { return false; }
 
-void StepGraphs::run(std::pair<int64_t, int64_t>, const std::function<void()>&) {
+void StepGraphs::run(int, std::pair<int64_t, int64_t>, const std::function<void()>&) {
   throw core::Error("CUDA graphs are not available: this build's libtorch has no CUDA");
 }
 

@@ -23,19 +23,20 @@ class StepGraphs {
   StepGraphs(const StepGraphs&) = delete;
   StepGraphs& operator=(const StepGraphs&) = delete;
 
-  /// Runs `step` for shape `key`. The first time a key is seen, `step` runs eagerly on a side
-  /// stream (this is the call's real work; it also warms the libraries a capture must not
-  /// initialise), then is captured into a graph without running; later calls replay the graph.
-  /// `step` must read its inputs from, and write its results to, tensors that outlive the
-  /// graphs (captured addresses are replayed as they are), and must not synchronise with the
-  /// host. Throws core::Error where graphs are not available.
-  void run(std::pair<int64_t, int64_t> key, const std::function<void()>& step);
+  /// Runs `step` for shape `key` on CUDA device `device`. The first time a key is seen, `step`
+  /// runs eagerly on a side stream (this is the call's real work; it also warms the libraries a
+  /// capture must not initialise), then is captured into a graph without running; later calls
+  /// replay the graph. `step` must read its inputs from, and write its results to, tensors that
+  /// outlive the graphs (captured addresses are replayed as they are), and must not synchronise
+  /// with the host. A capture that fails logs a warning, and every later call runs `step`
+  /// without graphs. Throws core::Error where graphs are not available.
+  void run(int device, std::pair<int64_t, int64_t> key, const std::function<void()>& step);
 
   /// Drops every graph (their memory pool goes with them): needed when the tensors a step reads
   /// are replaced, as new weights are.
   void clear();
 
-  /// Graphs held.
+  /// Graphs held (none after a failed capture).
   size_t size() const;
 
  private:

@@ -124,5 +124,46 @@ TEST(AttentionTest, RecomputeMatchesKeepInBfloat16AndUnderAutocast) {
   }
 }
 
+// On a GPU with libtorch >= 2 attend() runs libtorch's fused attention: both memory modes, in
+// float32 and under bf16 autocast, match the float64 reference, pad rows (row 1's first 5, which
+// see no key) included, with every value finite and no gradient to q from the pad rows. Float32
+// within 2e-3 of each tensor's largest element (the kernels may use TF32 products).
+TEST(AttentionCuda, FusedKernelMatchesTheReferenceWithPadRows) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const bool autocast : {false, true}) {
+    const Inputs cpu = make_inputs(torch::kFloat);
+    const auto expected = reference(cpu);
+    Inputs in;
+    for (auto [from, to] :
+         {std::pair{&cpu.q, &in.q}, std::pair{&cpu.k, &in.k}, std::pair{&cpu.v, &in.v}}) {
+      *to = from->detach().to(torch::kCUDA).requires_grad_(true);
+    }
+    in.blocked = cpu.blocked.to(torch::kCUDA);
+    in.weight = cpu.weight.to(torch::kCUDA);
+    for (const auto memory : {AttentionMemory::kKeepProbabilities, AttentionMemory::kRecompute}) {
+      for (const at::Tensor* t : {&in.q, &in.k, &in.v}) t->mutable_grad() = at::Tensor();
+      at::Tensor out;
+      {
+        models::AutocastGuard guard(c10::DeviceType::CUDA, autocast);
+        out = attend(in.q, in.k, in.v, in.blocked, memory);
+      }
+      (out.to(torch::kFloat) * in.weight).sum().backward();
+      const std::vector<at::Tensor> got = {
+          out.detach().to(torch::kDouble), in.q.grad().to(torch::kDouble),
+          in.k.grad().to(torch::kDouble), in.v.grad().to(torch::kDouble)};
+      const char* names[] = {"output", "dq", "dk", "dv"};
+      for (size_t i = 0; i < got.size(); ++i) {
+        const std::string what = std::string(names[i]) + (autocast ? " (autocast" : " (float32") +
+                                 (memory == AttentionMemory::kRecompute ? ", recompute)" : ")");
+        const at::Tensor g = got[i].cpu();
+        ASSERT_TRUE(torch::isfinite(g).all().item<bool>()) << what;
+        const double scale = expected[i].abs().max().item<double>();
+        EXPECT_LE(max_abs_diff(g, expected[i]), (autocast ? kBf16Tolerance : 2e-3) * scale) << what;
+      }
+      EXPECT_EQ(got[1].cpu().select(0, 1).narrow(1, 0, 5).abs().max().item<double>(), 0.0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rudder::models::detail

@@ -4,7 +4,9 @@
 // consistent.
 #include "models/decoder.h"
 
+#include <cstdlib>
 #include <functional>
+#include <string>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -78,10 +80,11 @@ class DecoderTest : public testing::SeededTest, public ::testing::WithParamInter
   std::unique_ptr<CausalLM> model;
 };
 
-// Drives `decoders` (on one model) through one script and expects every step's logits and
-// every slot's length to agree with the first decoder's: rows of different lengths stepping
-// across key windows (16, 32, 64), a fork, a truncation, a row leaving (the last moved into
-// its slot) and a slot restarted by a prefill between steps.
+// Drives `decoders` (on one model, max_length 60) through one script and expects every step's
+// logits and every slot's length to agree with the first decoder's: rows of different lengths
+// stepping across key windows (16, 32, then 60, the power of two cut to max_length), a fork, a
+// truncation, a row leaving (the last moved into its slot) and a slot restarted by a prefill
+// between steps.
 void expect_the_same_steps(const std::vector<Decoder*>& decoders, double tol) {
   const auto all = [&](const std::function<void(Decoder&)>& f) {
     for (Decoder* d : decoders) f(*d);
@@ -222,9 +225,9 @@ TEST_P(DecoderTest, BatchedPrefillMatchesEachRunAlone) {
 
 TEST_P(DecoderTest, StaticStepsMatchEagerAcrossWindowsForksAndRowChanges) {
   torch::NoGradGuard no_grad;
-  Decoder eager(weights(), 4, 64, StepPath::kEager);
-  Decoder fixed(weights(), 4, 64, StepPath::kStatic);
-  Decoder automatic(weights(), 4, 64);
+  Decoder eager(weights(), 4, 60, StepPath::kEager);
+  Decoder fixed(weights(), 4, 60, StepPath::kStatic);
+  Decoder automatic(weights(), 4, 60);
   expect_the_same_steps({&eager, &fixed, &automatic}, kTol);
 }
 
@@ -298,36 +301,41 @@ TEST(DecoderPaths, AutoPicksByDeviceAndModelAndRefusesPathsThatDoNotApply) {
 }
 
 // On a GPU: the static step and its CUDA graphs against the eager step, through the script of
-// expect_the_same_steps (a graph per rows and window, replayed as rows leave and join).
+// expect_the_same_steps, whose (rows, window) shapes are (3, 16), (3, 32), (4, 32), (4, 60) and
+// (3, 60): one graph each, replayed as rows leave and join, and five new ones after new weights.
 TEST(DecoderCuda, StaticAndGraphedStepsMatchEager) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  torch::manual_seed(11);
-  CausalLM model(spec_of({"", Architecture::kLlama, 2, false, true}));
-  model.eval();
-  model.to(torch::kCUDA);
-  torch::NoGradGuard no_grad;
-  const auto weights = std::make_shared<DecoderWeights>(model);
-  Decoder eager(weights, 4, 64, StepPath::kEager);
-  Decoder fixed(weights, 4, 64, StepPath::kStatic);
-  Decoder automatic(weights, 4, 64);
-  std::vector<Decoder*> decoders = {&eager, &fixed, &automatic};
-  std::unique_ptr<Decoder> graphed;
-  if (detail::StepGraphs::available()) {
-    EXPECT_EQ(automatic.step_path(), StepPath::kGraphed);
-    graphed = std::make_unique<Decoder>(weights, 4, 64, StepPath::kGraphed);
-    decoders.push_back(graphed.get());
-  } else {
-    EXPECT_EQ(automatic.step_path(), StepPath::kStatic);
+  const char* graphs_env = std::getenv("RUDDER_CUDA_GRAPHS");
+  const bool graphs_off = graphs_env != nullptr && std::string(graphs_env) == "0";
+  // A CUDA build must have graphs unless the environment turns them off.
+  ASSERT_EQ(detail::StepGraphs::available(), !graphs_off);
+  for (const Architecture architecture : {Architecture::kLlama, Architecture::kGpt2}) {
+    SCOPED_TRACE(architecture == Architecture::kLlama ? "Llama" : "GPT-2");
+    torch::manual_seed(11);
+    CausalLM model(
+        spec_of({"", architecture, architecture == Architecture::kLlama ? 2 : 4, false, true}));
+    model.eval();
+    model.to(torch::kCUDA);
+    torch::NoGradGuard no_grad;
+    const auto weights = std::make_shared<DecoderWeights>(model);
+    Decoder eager(weights, 4, 60, StepPath::kEager);
+    Decoder fixed(weights, 4, 60, StepPath::kStatic);
+    Decoder automatic(weights, 4, 60);
+    EXPECT_EQ(automatic.step_path(), graphs_off ? StepPath::kStatic : StepPath::kGraphed);
+    const size_t graphs = graphs_off ? 0 : 5;
+    expect_the_same_steps({&eager, &fixed, &automatic}, 1e-4);
+    EXPECT_EQ(automatic.step_graphs(), graphs) << "a capture failed (see the log) or shapes grew";
+    // New weights drop the graphs that read the old ones.
+    for (auto& p : model.parameters()) p.mul_(0.5);
+    const auto halved = std::make_shared<DecoderWeights>(model);
+    for (Decoder* d : {&eager, &fixed, &automatic}) {
+      for (int64_t slot = 0; slot < 4; ++slot) d->clear(slot);
+      d->set_weights(halved);
+    }
+    EXPECT_EQ(automatic.step_graphs(), 0u);
+    expect_the_same_steps({&eager, &fixed, &automatic}, 1e-4);
+    EXPECT_EQ(automatic.step_graphs(), graphs);
   }
-  expect_the_same_steps(decoders, 1e-4);
-  // New weights drop the graphs that read the old ones.
-  for (auto& p : model.parameters()) p.mul_(0.5);
-  const auto halved = std::make_shared<DecoderWeights>(model);
-  for (Decoder* d : decoders) {
-    for (int64_t slot = 0; slot < 4; ++slot) d->clear(slot);
-    d->set_weights(halved);
-  }
-  expect_the_same_steps(decoders, 1e-4);
 }
 
 // bfloat16 weights take the general paths (BLAS products, batched attention) instead of the
