@@ -6,7 +6,8 @@ Arguments: MODEL_DIR LR CHECK_STEPS MIN_STEPS MIN_SECONDS THREADS OUT [DEVICE [D
 DEVICE: cpu (default) or cuda[:N]; DTYPE: float32 (default) or bf16, the forward under
 torch.autocast (log-probs and loss in float32) with float32 weights and optimizer state. On CUDA,
 loss.item() ends each step.
-Prints `python losses=L1,L2,... step_s=S`."""
+Prints `python losses=L1,L2,... step_s=S`. With RUDDER_BENCH_PROFILE=PATH on CUDA, then writes
+torch.profiler's table of three more steps to PATH."""
 import contextlib
 import json
 import os
@@ -70,3 +71,29 @@ def check_then_time(step, weights):
         n += 1
     step_s = (time.perf_counter() - start) / n
     print(f"python losses={','.join(f'{x:.9g}' for x in losses)} step_s={step_s:.6f}", flush=True)
+    profile_to = os.environ.get("RUDDER_BENCH_PROFILE")
+    if profile_to and device().type == "cuda":
+        write_profile(step, profile_to)
+
+
+def write_profile(step, path):
+    """Writes where three more steps spend their time, operator by operator (torch.profiler's
+    table by self time on the device), to `path`. A bonus: failing here never fails the run."""
+    try:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                step()
+        averages = prof.key_averages()
+        table = None
+        for key in ("self_device_time_total", "self_cuda_time_total"):  # the name before 2.4
+            try:
+                table = averages.table(sort_by=key, row_limit=30)
+                break
+            except Exception:  # noqa: BLE001 - an unknown key in this version
+                continue
+        with open(path + ".tmp", "w") as f:
+            f.write(table if table is not None else "no table: neither sort key is known\n")
+        os.replace(path + ".tmp", path)
+    except Exception as e:  # noqa: BLE001
+        print(f"profile not written: {e}", file=sys.stderr, flush=True)
