@@ -1,5 +1,8 @@
 #include "models/detail/checkpoint.h"
 
+#include <mutex>
+
+#include <ATen/Context.h>
 #include <torch/torch.h>
 
 #include "core/rng_state.h"
@@ -11,12 +14,50 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// What the backward needs besides the input: the function, the random state it started from
-// and whether it ran under autocast (the replay runs under the same, wherever the backward runs).
+// The state of the default generator of `device` (a CUDA device: its dropout masks come from
+// there), read and set under the generator's lock.
+at::Tensor device_generator_state(const at::Device& device) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_device_generator_state(const at::Device& device, const at::Tensor& state) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+// What the backward needs besides the input: the function, the random states it started from
+// (the CPU generator's, and its device's when it runs elsewhere) and whether it ran under
+// autocast (the replay runs under the same, wherever the backward runs).
 struct Replay : torch::CustomClassHolder {
   CheckpointedFn fn;
-  at::Tensor cpu_rng;
+  at::Device device{at::kCPU};
+  at::Tensor cpu_rng, device_rng;
   bool autocast = false;
+};
+
+// Sets the random states a replay started from for its lifetime, and puts back the ones it
+// found after, even when the replay throws.
+class ReplayRandomState {
+ public:
+  explicit ReplayRandomState(const Replay& replay)
+      : device_(replay.device), cpu_now_(core::cpu_generator_state()) {
+    if (!device_.is_cpu()) device_now_ = device_generator_state(device_);
+    core::set_cpu_generator_state(replay.cpu_rng);
+    if (!device_.is_cpu()) set_device_generator_state(device_, replay.device_rng);
+  }
+  ~ReplayRandomState() {
+    core::set_cpu_generator_state(cpu_now_);
+    if (!device_.is_cpu()) set_device_generator_state(device_, device_now_);
+  }
+  ReplayRandomState(const ReplayRandomState&) = delete;
+  ReplayRandomState& operator=(const ReplayRandomState&) = delete;
+
+ private:
+  at::Device device_;
+  at::Tensor cpu_now_, device_now_;
 };
 
 class Checkpoint : public torch::autograd::Function<Checkpoint> {
@@ -24,7 +65,9 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
   // `anchor` requires grad so the output does too; it gets no gradient.
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
                                const at::Tensor& /*anchor*/, c10::intrusive_ptr<Replay> replay) {
+    replay->device = x.device();
     replay->cpu_rng = core::cpu_generator_state();
+    if (!x.is_cpu()) replay->device_rng = device_generator_state(x.device());
     replay->autocast = models::autocast_enabled(x.device().type());
     at::Tensor y;
     {
@@ -42,15 +85,13 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
     const auto replay =
         c10::static_intrusive_pointer_cast<Replay>(ctx->saved_data["replay"].toCapsule());
     const at::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
-    const at::Tensor rng_now = core::cpu_generator_state();
-    core::set_cpu_generator_state(replay->cpu_rng);
     at::Tensor y;
     {
+      const ReplayRandomState as_at_forward(*replay);
       torch::AutoGradMode grad_on(true);
       models::AutocastGuard as_in_forward(x.device().type(), replay->autocast);
       y = replay->fn(x);
     }
-    core::set_cpu_generator_state(rng_now);
     torch::autograd::backward({y}, {grads[0]});
     return {x.grad(), at::Tensor(), at::Tensor()};
   }

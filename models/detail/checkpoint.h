@@ -12,10 +12,10 @@ namespace rudder::models::detail {
 /// A function of one tensor (a decoder layer with its other inputs bound).
 using CheckpointedFn = std::function<at::Tensor(const at::Tensor&)>;
 
-/// fn(x), keeping only x for the backward; the backward replays fn with the CPU generator's
-/// state at the forward (so dropout masks repeat) and its autocast state, and accumulates the
-/// gradients of the parameters fn uses. The result requires grad even when x does not (frozen
-/// embeddings).
+/// fn(x), keeping only x for the backward; the backward replays fn with the random state at the
+/// forward (the CPU generator's, and that of x's device when it is not the CPU), so dropout masks
+/// repeat, and its autocast state, and accumulates the gradients of the parameters fn uses. The
+/// result requires grad even when x does not (frozen embeddings).
 at::Tensor checkpoint(CheckpointedFn fn, const at::Tensor& x);
 
 }  // namespace rudder::models::detail
