@@ -171,6 +171,11 @@ configure() {
     -DCMAKE_PREFIX_PATH="$prefix/usr;$torch_prefix" \
     -DRUDDER_BUILD_TESTS=ON -DRUDDER_BUILD_BENCH=ON || return 1
   local bad=0
+  # A CUDA libtorch must give the decode step its CUDA graphs.
+  if [[ $cpu_mode != 1 ]] && ! grep -q "Decode step CUDA graphs: on" "$out/configure.log"; then
+    echo "configure did not turn the decode step's CUDA graphs on"
+    return 1
+  fi
   echo "where each dependency was found:"
   for var in Protobuf_PROTOC_EXECUTABLE Protobuf_INCLUDE_DIR Protobuf_LIBRARY_RELEASE yaml-cpp_DIR \
     nlohmann_json_DIR prometheus-cpp_DIR civetweb_DIR Boost_DIR GTest_DIR OPENSSL_INCLUDE_DIR \

@@ -77,6 +77,8 @@ bool StepGraphs::available() {
   return yes;
 }
 
+bool StepGraphs::compiled() { return true; }
+
 void StepGraphs::run(int device, std::pair<int64_t, int64_t> key,
                      const std::function<void()>& step) {
   RUDDER_CHECK(available(), "CUDA graphs are not available");
@@ -142,6 +144,8 @@ size_t StepGraphs::size() const { return impl_->graphs.size(); }
 struct StepGraphs::Impl {};
 
 bool StepGraphs::available() { return false; }
+
+bool StepGraphs::compiled() { return false; }
 
 void StepGraphs::run(int, std::pair<int64_t, int64_t>, const std::function<void()>&) {
   throw core::Error("CUDA graphs are not available: this build's libtorch has no CUDA");

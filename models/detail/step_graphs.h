@@ -17,6 +17,9 @@ class StepGraphs {
   /// Whether this build captures CUDA graphs (built against a libtorch with CUDA, and the
   /// environment does not set RUDDER_CUDA_GRAPHS=0) and a CUDA device is present.
   static bool available();
+  /// Whether this build has CUDA graphs at all (a libtorch with CUDA, and the CMake option
+  /// RUDDER_CUDA_GRAPHS on).
+  static bool compiled();
 
   StepGraphs();
   ~StepGraphs();
