@@ -56,8 +56,9 @@ namespace {
 // operations one tensor at a time. Each gets the op-by-op update of torch.optim.AdamW.
 struct ForeachGroup {
   std::vector<at::Tensor> p, g, m, v;
-  std::vector<at::Scalar> decay;  // 1 - lr wd (1 without decay)
-  std::vector<at::Scalar> step;   // -lr / (1 - beta1^t)
+  std::vector<at::Scalar> step;     // -lr / (1 - beta1^t)
+  std::vector<at::Tensor> decayed;  // the parameters with weight decay, and their 1 - lr wd
+  std::vector<at::Scalar> decay;
   int64_t elements = 0;
 };
 
@@ -66,7 +67,7 @@ constexpr int64_t kForeachGroupElements = int64_t{1} << 26;
 
 void foreach_adamw(ForeachGroup& group, double beta1, double beta2, double eps, double bias2_sqrt) {
   if (group.p.empty()) return;
-  at::_foreach_mul_(group.p, group.decay);
+  if (!group.decayed.empty()) at::_foreach_mul_(group.decayed, group.decay);
   at::_foreach_mul_(group.m, beta1);
   at::_foreach_add_(group.m, group.g, 1.0 - beta1);
   at::_foreach_mul_(group.v, beta2);
@@ -110,8 +111,11 @@ void AdamW::step(double lr) {
       group.g.push_back(g);
       group.m.push_back(exp_avg_[i]);
       group.v.push_back(exp_avg_sq_[i]);
-      group.decay.emplace_back(1.0 - group_lr * wd);
       group.step.emplace_back(-group_lr / bias1);
+      if (wd != 0.0) {
+        group.decayed.push_back(p);
+        group.decay.emplace_back(1.0 - group_lr * wd);
+      }
       group.elements += p.numel();
     }
     if (working_[i].defined()) followers.push_back(i);

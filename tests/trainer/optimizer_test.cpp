@@ -14,21 +14,25 @@ namespace {
 class OptimizerTest : public testing::SeededTest {};
 
 // Our AdamW (weight decay 0.1, beta1 0.9, eps 1e-8) on a random matrix `w`, which decays, and a
-// vector `b`, which does not, beside libtorch's AdamW on copies of both with the same settings.
+// vector `b`, which does not and whose learning rate is scaled by `b_lr_scale`, beside
+// libtorch's AdamW on copies of both with the same settings.
 struct BesideLibtorch {
-  BesideLibtorch(std::vector<int64_t> w_shape, int64_t b_size, double lr, double beta2)
+  BesideLibtorch(std::vector<int64_t> w_shape, int64_t b_size, double lr, double beta2,
+                 double b_lr_scale = 1.0)
       : w(torch::randn(w_shape, torch::requires_grad())),
         b(torch::randn({b_size}, torch::requires_grad())),
         w_ref(w.detach().clone().requires_grad_(true)),
         b_ref(b.detach().clone().requires_grad_(true)),
         decayed({w_ref}, options(lr, beta2).weight_decay(0.1)),
-        plain({b_ref}, options(lr, beta2).weight_decay(0.0)) {
+        plain({b_ref}, options(lr * b_lr_scale, beta2).weight_decay(0.0)) {
     config.set_lr(lr);
     config.set_beta1(0.9);
     config.set_beta2(beta2);
     config.set_eps(1e-8);
     config.set_weight_decay(0.1);
-    ours = std::make_unique<AdamW>(trainable_parameters({{"w", w}, {"b", b}}), config);
+    std::vector<NamedParameter> params = trainable_parameters({{"w", w}, {"b", b}});
+    params[1].lr_scale = b_lr_scale;
+    ours = std::make_unique<AdamW>(std::move(params), config);
   }
   static torch::optim::AdamWOptions options(double lr, double beta2) {
     return torch::optim::AdamWOptions(lr).betas({0.9, beta2}).eps(1e-8);
@@ -109,9 +113,10 @@ TEST_F(OptimizerTest, MatchesLibtorchAdamWAndSkipsDecayOnVectors) {
 }
 
 // Gradients the fused kernel cannot take (here, not contiguous; on a GPU, every one) go through
-// the multi-tensor path, which must equal libtorch's AdamW too, decayed or not.
+// the multi-tensor path, which must equal libtorch's AdamW too, decayed or not, with a
+// parameter's own learning-rate scale.
 TEST_F(OptimizerTest, MultiTensorStepMatchesLibtorchOver20Steps) {
-  BesideLibtorch run({5, 3}, 3, 1e-2, 0.99);
+  BesideLibtorch run({5, 3}, 3, 1e-2, 0.99, /*b_lr_scale=*/0.5);
   for (int step = 0; step < 20; ++step) {
     const at::Tensor gw = torch::randn({3, 5}).t();           // [5, 3], transposed strides
     const at::Tensor gb = torch::randn({3, 2}).select(1, 0);  // stride 2
