@@ -214,7 +214,13 @@ fi
 
 # ---- Benchmarks beside PyTorch-Python (the same python3 that holds this torch). ----
 if wants bench; then
-  export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-python3}
+  # The dry run's baseline is Debian's python3-torch, which /usr/bin/python3 has (the python3
+  # first on PATH may not).
+  if [[ $cpu_mode == 1 ]]; then
+    export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-/usr/bin/python3}
+  else
+    export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-python3}
+  fi
   if [[ -x "$build/bench/bench_decode" ]]; then
     # Both sides on the GPU (decode in float32, the DPO step under bf16 autocast).
     bench_device=cpu
@@ -257,6 +263,10 @@ if wants test; then
   # Two threads per test, as CI's 2-core machine: $jobs tests each taking every core starve
   # one another (the training tests ran past 300 s that way).
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+  # With OMP_NUM_THREADS set, libgomp's idle threads spin; two such tests sharing cores then
+  # crawl (the DMoERM test: 49 s alone, past 200 s beside the ARM test on 2 cores). Passive
+  # waiting: 62 s beside it.
+  export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
   run_step test ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout "${RUDDER_GPU_CHECK_TEST_TIMEOUT:-300}" "${select[@]}"
   grep -E "tests passed|Skipped|Not Run" "$out/test.log" | tee -a "$out/summary.txt"
   grep -E "Cuda.*(Passed|Failed|Skipped|\*\*\*)" "$out/test.log" | tee -a "$out/summary.txt"
