@@ -2,18 +2,18 @@
 
 #include <mutex>
 
-#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 
 namespace rudder::core {
 
-at::Tensor cpu_generator_state() {
-  auto generator = at::detail::getDefaultCPUGenerator();
+at::Tensor generator_state(const c10::Device& device) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(generator.mutex());
   return generator.get_state();
 }
 
-void set_cpu_generator_state(const at::Tensor& state) {
-  auto generator = at::detail::getDefaultCPUGenerator();
+void set_generator_state(const c10::Device& device, const at::Tensor& state) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(generator.mutex());
   generator.set_state(state);
 }

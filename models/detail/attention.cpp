@@ -140,12 +140,6 @@ at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::T
                               .masked_fill_(blocked & unattended.logical_not(), lowest);
   return at::scaled_dot_product_attention(q.masked_fill(unattended, 0), k, v, bias, 0.0, false);
 }
-#else
-bool fused_attention_applies(const at::Tensor&) { return false; }
-at::Tensor fused_attention(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                           const at::Tensor&) {
-  return {};
-}
 #endif
 
 // Query rows a block holds for q against k, at least one.
@@ -164,7 +158,9 @@ at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Ten
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);
   }
+#if TORCH_VERSION_MAJOR >= 2
   if (fused_attention_applies(q)) return fused_attention(q, k, v, blocked);
+#endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const int64_t T = q.size(2);
   const int64_t rows = block_rows > 0 ? block_rows : attention_block_rows(q, k);

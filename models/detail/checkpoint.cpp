@@ -1,8 +1,5 @@
 #include "models/detail/checkpoint.h"
 
-#include <mutex>
-
-#include <ATen/Context.h>
 #include <torch/torch.h>
 
 #include "core/rng_state.h"
@@ -13,20 +10,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// The state of the default generator of `device` (a CUDA device: its dropout masks come from
-// there), read and set under the generator's lock.
-at::Tensor device_generator_state(const at::Device& device) {
-  at::Generator generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
-}
-
-void set_device_generator_state(const at::Device& device, const at::Tensor& state) {
-  at::Generator generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
-}
 
 // What the backward needs besides the input: the function, the random states it started from
 // (the CPU generator's, and its device's when it runs elsewhere) and whether it ran under
@@ -44,13 +27,13 @@ class ReplayRandomState {
  public:
   explicit ReplayRandomState(const Replay& replay)
       : device_(replay.device), cpu_now_(core::cpu_generator_state()) {
-    if (!device_.is_cpu()) device_now_ = device_generator_state(device_);
+    if (!device_.is_cpu()) device_now_ = core::generator_state(device_);
     core::set_cpu_generator_state(replay.cpu_rng);
-    if (!device_.is_cpu()) set_device_generator_state(device_, replay.device_rng);
+    if (!device_.is_cpu()) core::set_generator_state(device_, replay.device_rng);
   }
   ~ReplayRandomState() {
     core::set_cpu_generator_state(cpu_now_);
-    if (!device_.is_cpu()) set_device_generator_state(device_, device_now_);
+    if (!device_.is_cpu()) core::set_generator_state(device_, device_now_);
   }
   ReplayRandomState(const ReplayRandomState&) = delete;
   ReplayRandomState& operator=(const ReplayRandomState&) = delete;
@@ -67,7 +50,7 @@ class Checkpoint : public torch::autograd::Function<Checkpoint> {
                                const at::Tensor& /*anchor*/, c10::intrusive_ptr<Replay> replay) {
     replay->device = x.device();
     replay->cpu_rng = core::cpu_generator_state();
-    if (!x.is_cpu()) replay->device_rng = device_generator_state(x.device());
+    if (!x.is_cpu()) replay->device_rng = core::generator_state(x.device());
     replay->autocast = models::autocast_enabled(x.device().type());
     at::Tensor y;
     {
