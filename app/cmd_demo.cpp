@@ -1,10 +1,10 @@
 // `rudder eval` and `rudder demo`: wiring only.
-#include <filesystem>
 #include <iostream>
 
 #include "app/commands.h"
 #include "core/config.h"
 #include "core/distributed.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "trainer/evaluation.h"
 #include "trainer/experiment.h"
@@ -87,7 +87,7 @@ int run_demo(const Args& args) {
     std::cout << "== " << stage.title << " (" << stage.origin << ")\n" << std::flush;
     ExperimentConfig config;
     core::parse_config_text(stage.yaml, stage.origin, stage.overrides, &config);
-    std::filesystem::remove_all(config.output_dir());  // the demo always starts fresh
+    core::remove_tree(config.output_dir());  // the demo always starts fresh
     const auto result = trainer::run_experiment(config, *group, {});
     for (const auto& [k, v] : result.initial_eval)
       std::cout << "   initial " << k << " " << v << "\n";

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/version.h"
 
@@ -125,7 +126,7 @@ std::string save_checkpoint(const std::string& dir_text, const CheckpointState& 
   fs::create_directories(dir);
   const std::string name = step_name(state.step);
   const fs::path tmp = dir / (".tmp-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(tmp);
+  core::remove_tree(tmp.string());
   fs::create_directories(tmp);
 
   models::save_safetensors((tmp / "model.safetensors").string(), state.model, {{"format", "pt"}});
@@ -159,7 +160,8 @@ std::string save_checkpoint(const std::string& dir_text, const CheckpointState& 
   fsync_path(tmp, true);
 
   const fs::path final_path = dir / name;
-  fs::remove_all(final_path);  // a complete checkpoint of the same step from an earlier attempt
+  core::remove_tree(
+      final_path.string());  // a complete checkpoint of the same step from an earlier attempt
   fs::rename(tmp, final_path);
   fsync_path(dir, true);
   const fs::path latest_tmp = dir / ("latest.tmp-" + std::to_string(::getpid()));
@@ -170,7 +172,7 @@ std::string save_checkpoint(const std::string& dir_text, const CheckpointState& 
   if (keep_last > 0) {
     auto all = list_checkpoints(dir);
     while (all.size() > keep_last) {
-      if (all.front().second != final_path) fs::remove_all(all.front().second);
+      if (all.front().second != final_path) core::remove_tree(all.front().second.string());
       all.erase(all.begin());
     }
   }
@@ -218,7 +220,7 @@ std::string find_resume_checkpoint(const std::string& dir_text) {
     for (const auto& entry : fs::directory_iterator(dir)) {
       if (entry.path().filename().string().rfind(".tmp-", 0) == 0) {
         RUDDER_LOG(kWarn) << "removing incomplete checkpoint " << entry.path().string();
-        fs::remove_all(entry.path());
+        core::remove_tree(entry.path().string());
       }
     }
   }

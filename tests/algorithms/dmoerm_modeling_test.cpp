@@ -16,7 +16,9 @@ namespace {
 
 class DmoermModelingTest : public testing::SeededTest {};
 
-constexpr int kSteps = 320;      // the budget of both models
+// The budget of both models. At 320 steps the correctness experts ended at 0.90-0.93 over six data
+// seeds here and at 0.89 with another BLAS (MKL); at 400, 0.92-0.95 here.
+constexpr int kSteps = 400;
 constexpr int kBaseSteps = 200;  // DMoERM's phase 1
 
 DmoermData synthetic_dmoerm(const data::Tokenizer& tok, const rewards::DmoermLayout& layout) {

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <thread>
 
+#include "core/files.h"
+
 namespace rudder::testing {
 
 namespace fs = std::filesystem;
@@ -23,7 +25,8 @@ std::string golden_dir() {
 
 // Named by the process id and a per-process count: unique among running tests, and a name an
 // earlier process of the same id left behind is stepped over. (std::random_device crashed every
-// test that made one in a build against PyTorch 2.11's libtorch; nothing here needs it.)
+// test that made one in a build against PyTorch 2.11's libtorch; nothing here needs it. Removal
+// goes through core::remove_tree for the same reason.)
 TempDir::TempDir() {
   static std::atomic<uint64_t> count{0};
   const fs::path base = fs::path(RUDDER_BINARY_DIR) / "test-tmp";
@@ -40,7 +43,7 @@ TempDir::TempDir() {
 
 TempDir::~TempDir() {
   std::error_code ec;
-  fs::remove_all(path_, ec);
+  core::remove_tree(path_, ec);
 }
 
 std::string TempDir::write(const std::string& name, const std::string& content) const {

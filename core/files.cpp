@@ -1,0 +1,90 @@
+#include "core/files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace rudder::core {
+
+namespace {
+
+// Removes the entry `name` of the open directory `dir_fd`: a directory after everything in it.
+// Opens each subdirectory relative to its parent's descriptor with O_NOFOLLOW, so a directory
+// swapped for a symbolic link mid-walk is removed as a link and never entered. Counts into
+// `removed`; on failure leaves `failed` naming the entry and returns the errno.
+int remove_entry(int dir_fd, const std::string& name, const std::string& shown, uint64_t& removed,
+                 std::string& failed) {
+  struct stat st {};
+  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return 0;
+    failed = shown;
+    return errno;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    const int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      failed = shown;
+      return errno;
+    }
+    DIR* dir = fdopendir(fd);
+    if (dir == nullptr) {
+      const int err = errno;
+      close(fd);
+      failed = shown;
+      return err;
+    }
+    int err = 0;
+    while (err == 0) {
+      errno = 0;
+      const dirent* entry = readdir(dir);
+      if (entry == nullptr) {
+        if (errno != 0) {
+          err = errno;
+          failed = shown;
+        }
+        break;
+      }
+      const std::string child = entry->d_name;
+      if (child == "." || child == "..") continue;
+      err = remove_entry(dirfd(dir), child, shown + "/" + child, removed, failed);
+    }
+    closedir(dir);
+    if (err != 0) return err;
+  }
+  if (unlinkat(dir_fd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
+    if (errno == ENOENT) return 0;
+    failed = shown;
+    return errno;
+  }
+  ++removed;
+  return 0;
+}
+
+}  // namespace
+
+uint64_t remove_tree(const std::string& path, std::error_code& error) noexcept {
+  error.clear();
+  if (path.empty()) return 0;
+  uint64_t removed = 0;
+  std::string failed;
+  if (const int err = remove_entry(AT_FDCWD, path, path, removed, failed); err != 0)
+    error = std::error_code(err, std::generic_category());
+  return removed;
+}
+
+uint64_t remove_tree(const std::string& path) {
+  RUDDER_CHECK(!path.empty(), "remove_tree: the path is empty");
+  uint64_t removed = 0;
+  std::string failed;
+  if (const int err = remove_entry(AT_FDCWD, path, path, removed, failed); err != 0)
+    throw Error("cannot remove " + failed + ": " + std::strerror(err) + " (removing " + path + ")");
+  return removed;
+}
+
+}  // namespace rudder::core
