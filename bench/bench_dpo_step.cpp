@@ -10,8 +10,10 @@
 // autocast with float32 weights and optimizer state on both sides (Rudder's
 // training.bf16_autocast, torch.autocast in Python). Off the float32 CPU the agreement check
 // prints its figures and warns when they pass the float32 limits, rather than stopping.
+// --profile PATH writes where Rudder's step spends its time (bench/step_profile.h), one file per
+// size (PATH with the size before its extension), after the timed steps.
 //   bench_dpo_step [--pairs 4] [--seq 128] [--steps 3] [--seconds 2] [--lr 1e-5] [--threads N]
-//                  [--device cpu|cuda] [--dtype float32|bf16] [--sizes 10M,100M]
+//                  [--device cpu|cuda] [--dtype float32|bf16] [--sizes 10M,100M] [--profile PATH]
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -21,6 +23,7 @@
 
 #include "algorithms/dpo_loss.h"
 #include "bench/bench_util.h"
+#include "bench/step_profile.h"
 #include "core/runtime.h"
 #include "models/autocast.h"
 #include "models/causal_lm.h"
@@ -46,7 +49,7 @@ struct Result {
 };
 
 Result run_size(const Size& size, int64_t pairs, int64_t seq, const bench::Timing& timing,
-                double lr, const bench::StepDevice& where) {
+                double lr, const bench::StepDevice& where, const std::string& profile) {
   torch::manual_seed(0);
   const models::ModelSpec s =
       bench::llama_spec(size.hidden, size.layers, size.heads, size.kv_heads, size.intermediate);
@@ -89,6 +92,13 @@ Result run_size(const Size& size, int64_t pairs, int64_t seq, const bench::Timin
   models::TensorMap initial, trained;
   const bench::StepRun ours = bench::run_rudder_steps(step, model, timing, &initial, &trained);
   r.ours = ours.step_s;
+  if (!profile.empty()) {
+    const std::filesystem::path p(profile);
+    const auto to =
+        p.parent_path() / (p.stem().string() + "_" + size.name + p.extension().string());
+    bench::write_step_profile([&] { step(); }, bench::kCheckSteps, to.string());
+    std::cout << "profile of Rudder's step: " << to.string() << "\n";
+  }
   r.python = bench::run_python_steps("dpo_step.py", dir.string(), lr, timing, ours, initial,
                                      trained, where);
   return r;
@@ -104,7 +114,8 @@ int run(int argc, char** argv) {
                                          {"threads", "0"},
                                          {"device", "cpu"},
                                          {"dtype", "float32"},
-                                         {"sizes", "10M,100M"}});
+                                         {"sizes", "10M,100M"},
+                                         {"profile", ""}});
   const int64_t pairs = std::stoll(flags.at("pairs")), seq = std::stoll(flags.at("seq"));
   const bench::Timing timing{std::stoi(flags.at("steps")), std::stod(flags.at("seconds"))};
   const double lr = std::stod(flags.at("lr"));
@@ -124,7 +135,7 @@ int run(int argc, char** argv) {
     const auto it =
         std::find_if(sizes.begin(), sizes.end(), [&](const Size& s) { return name == s.name; });
     if (it == sizes.end()) throw std::invalid_argument("--sizes: unknown size '" + name + "'");
-    rows.emplace_back(name, run_size(*it, pairs, seq, timing, lr, where));
+    rows.emplace_back(name, run_size(*it, pairs, seq, timing, lr, where, flags.at("profile")));
   }
   bench::print_table_header("model", "s/step", "   params  rudder GF/s   MFU");
   for (const auto& [name, r] : rows) {

@@ -238,10 +238,11 @@ if wants bench; then
     [[ $cpu_mode == 1 ]] && step_flags=(--device cpu --dtype bf16 --seconds 0 --steps 1 --sizes 10M)
     run_step bench_dpo_step "$build/bench/bench_dpo_step" "${step_flags[@]}"
     if [[ $cpu_mode != 1 ]]; then
-      # Python's step, operator by operator, to $out/python_dpo_profile.txt: where eager time
-      # goes on this card.
+      # Both steps, kernel by kernel: Python's to $out/python_dpo_profile.txt (torch.profiler),
+      # Rudder's to $out/rudder_dpo_profile_100M.txt (device time by kind, then by kernel).
       RUDDER_BENCH_PROFILE="$out/python_dpo_profile.txt" run_step bench_dpo_step_large \
-        "$build/bench/bench_dpo_step" "${step_flags[@]}" --pairs 16 --seq 512 --sizes 100M
+        "$build/bench/bench_dpo_step" "${step_flags[@]}" --pairs 16 --seq 512 --sizes 100M \
+        --profile "$out/rudder_dpo_profile.txt"
     fi
     grep -hE "^(bench|model|10M|100M|batch|grpo|Llama|(1|8|32) )|WARNING" \
       "$out"/bench_*.log 2>/dev/null | head -60 | tee -a "$out/summary.txt"
