@@ -108,9 +108,10 @@ struct LlamaAttentionImpl : torch::nn::Module {
                      const at::Tensor& blocked, KVCache* cache, size_t layer,
                      AttentionMemory memory) {
     const int64_t B = x.size(0), T = x.size(1), D = spec.head_dim;
-    at::Tensor q = q_proj(x).view({B, T, spec.num_heads, D}).transpose(1, 2);     // [B, H, T, D]
-    at::Tensor k = k_proj(x).view({B, T, spec.num_kv_heads, D}).transpose(1, 2);  // [B, Hkv, T, D]
-    at::Tensor v = v_proj(x).view({B, T, spec.num_kv_heads, D}).transpose(1, 2);
+    const auto qkv = detail::project_together(x, {q_proj.get(), k_proj.get(), v_proj.get()});
+    at::Tensor q = qkv[0].view({B, T, spec.num_heads, D}).transpose(1, 2);     // [B, H, T, D]
+    at::Tensor k = qkv[1].view({B, T, spec.num_kv_heads, D}).transpose(1, 2);  // [B, Hkv, T, D]
+    at::Tensor v = qkv[2].view({B, T, spec.num_kv_heads, D}).transpose(1, 2);
     q = q * cos + rotate_half(q) * sin;  // RoPE (Su et al. 2021), HF half-split layout
     k = k * cos + rotate_half(k) * sin;
     append_cache(cache, layer, &k, &v);
@@ -131,7 +132,8 @@ struct LlamaMlpImpl : torch::nn::Module {
     down_proj = register_module("down_proj", linear(s.intermediate_size, s.hidden_size, false));
   }
   at::Tensor forward(const at::Tensor& x) {
-    return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+    const auto gate_up = detail::project_together(x, {gate_proj.get(), up_proj.get()});
+    return down_proj(torch::silu(gate_up[0]) * gate_up[1]);
   }
   Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };

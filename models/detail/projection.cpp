@@ -1,5 +1,6 @@
 #include "models/detail/projection.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <torch/torch.h>
@@ -26,12 +27,54 @@ at::Tensor ProjectionImpl::forward(const at::Tensor& x) {
   } else {
     y = torch::linear(x, weight, bias);
   }
-  if (lora_A && !merged) {
-    const at::Tensor dropped =
-        lora_dropout > 0 ? torch::dropout(x, lora_dropout, is_training()) : x;
-    y = y + lora_B(lora_A(dropped)) * lora_scaling;
+  return add_lora(std::move(y), x);
+}
+
+at::Tensor ProjectionImpl::add_lora(at::Tensor y, const at::Tensor& x) {
+  if (!lora_A || merged) return y;
+  const at::Tensor dropped = lora_dropout > 0 ? torch::dropout(x, lora_dropout, is_training()) : x;
+  return y + lora_B(lora_A(dropped)) * lora_scaling;
+}
+
+namespace {
+
+bool can_fuse(const at::Tensor& x, const std::vector<ProjectionImpl*>& ps) {
+  if (ps.size() < 2 || x.dim() < 1 || x.numel() / std::max<int64_t>(x.size(-1), 1) < kFuseMinRows)
+    return false;
+  const ProjectionImpl& first = *ps.front();
+  for (const ProjectionImpl* p : ps) {
+    if (p->transposed || p->in_features != first.in_features ||
+        p->weight.scalar_type() != first.weight.scalar_type() ||
+        p->weight.device() != first.weight.device() || p->bias.defined() != first.bias.defined())
+      return false;
   }
-  return y;
+  return true;
+}
+
+}  // namespace
+
+std::vector<at::Tensor> project_together(const at::Tensor& x,
+                                         const std::vector<ProjectionImpl*>& ps) {
+  std::vector<at::Tensor> out;
+  out.reserve(ps.size());
+  if (!can_fuse(x, ps)) {
+    for (ProjectionImpl* p : ps) out.push_back(p->forward(x));
+    return out;
+  }
+  std::vector<at::Tensor> weights, biases;
+  std::vector<int64_t> widths;
+  for (const ProjectionImpl* p : ps) {
+    weights.push_back(p->weight);
+    if (p->bias.defined()) biases.push_back(p->bias);
+    widths.push_back(p->out_features);
+  }
+  const at::Tensor y = torch::linear(x, torch::cat(weights, 0),
+                                     biases.empty() ? at::Tensor() : torch::cat(biases, 0));
+  // split's backward joins the parts' gradients in one concatenation; a narrow per part would
+  // each fill a full-width zero gradient and add them up.
+  const std::vector<at::Tensor> parts = y.split_with_sizes(widths, -1);
+  for (size_t i = 0; i < ps.size(); ++i) out.push_back(ps[i]->add_lora(parts[i], x));
+  return out;
 }
 
 void ProjectionImpl::enable_lora(int64_t rank, double alpha, double dropout) {

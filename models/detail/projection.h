@@ -7,6 +7,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <vector>
+
 namespace rudder::models::detail {
 
 /// y = x W^T + b (+ (alpha / rank) * B A dropout(x) with LoRA, Hu et al. 2021, eq. 3).
@@ -15,6 +17,8 @@ struct ProjectionImpl : torch::nn::Module {
   ProjectionImpl(int64_t in, int64_t out, bool bias, bool transposed = false);
 
   at::Tensor forward(const at::Tensor& x);
+  /// `y` plus the adapter's term on the input `x`, or `y` itself without an unmerged adapter.
+  at::Tensor add_lora(at::Tensor y, const at::Tensor& x);
 
   /// Adds a LoRA adapter (A Kaiming-uniform, B zero, so the output is unchanged).
   void enable_lora(int64_t rank, double alpha, double dropout);
@@ -32,5 +36,17 @@ struct ProjectionImpl : torch::nn::Module {
   bool merged = false;
 };
 TORCH_MODULE(Projection);
+
+/// Rows from which project_together runs one matrix product: below it (a decode step's few
+/// rows), copying the weights side by side would cost about as much as the products themselves.
+inline constexpr int64_t kFuseMinRows = 64;
+
+/// The projections `ps` of the same input `x`, in order: one matrix product over their weights
+/// side by side when they share the [out, in] layout, input width, dtype, device and bias-or-not
+/// and `x` has at least kFuseMinRows rows, else one product each. A LoRA adapter adds its term
+/// to its own projection's slice. One product casts `x` once under autocast rather than once per
+/// projection, fills the device better, and its backward sums one input gradient.
+std::vector<at::Tensor> project_together(const at::Tensor& x,
+                                         const std::vector<ProjectionImpl*>& ps);
 
 }  // namespace rudder::models::detail
