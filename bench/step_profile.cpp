@@ -46,8 +46,9 @@ std::string kernel_kind(std::string name) {
   if (has({"gemm", "nvjet", "cutlass", "xmma", "cublas", "sm90_", "sm80_", "ampere_", "hopper"}))
     return "matrix products";
   if (has({"foreach", "multi_tensor", "adam"})) return "optimizer";
+  if (has({"scatter", "gather", "index"})) return "elementwise and reductions";  // not "cat"
   if (has({"copy", "memcpy", "memset", "cat"})) return "copies and casts";
-  if (has({"elementwise", "reduce", "softmax", "norm", "vectorized", "index", "scatter", "gather"}))
+  if (has({"elementwise", "reduce", "softmax", "norm", "vectorized"}))
     return "elementwise and reductions";
   return "other";
 }

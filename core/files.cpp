@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "core/error.h"
 
@@ -16,38 +17,33 @@ namespace {
 
 // Removes the entry `name` of the open directory `dir_fd`: a directory after everything in it.
 // Opens each subdirectory relative to its parent's descriptor with O_NOFOLLOW, so a directory
-// swapped for a symbolic link mid-walk is removed as a link and never entered. Counts into
+// swapped for a symbolic link mid-walk fails (ELOOP) rather than being entered. An entry that
+// disappears meanwhile (another process cleaning the same tree) counts as removed. Counts into
 // `removed`; on failure leaves `failed` naming the entry and returns the errno.
 int remove_entry(int dir_fd, const std::string& name, const std::string& shown, uint64_t& removed,
                  std::string& failed) {
-  struct stat st {};
-  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return 0;
+  auto fail = [&](int err) {  // err taken before `failed` allocates
     failed = shown;
-    return errno;
-  }
+    return err;
+  };
+  struct stat st {};
+  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : fail(errno);
   if (S_ISDIR(st.st_mode)) {
     const int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-      failed = shown;
-      return errno;
-    }
+    if (fd < 0) return errno == ENOENT ? 0 : fail(errno);
     DIR* dir = fdopendir(fd);
     if (dir == nullptr) {
       const int err = errno;
       close(fd);
-      failed = shown;
-      return err;
+      return fail(err);
     }
     int err = 0;
     while (err == 0) {
       errno = 0;
       const dirent* entry = readdir(dir);
       if (entry == nullptr) {
-        if (errno != 0) {
-          err = errno;
-          failed = shown;
-        }
+        if (errno != 0) err = fail(errno);
         break;
       }
       const std::string child = entry->d_name;
@@ -57,13 +53,16 @@ int remove_entry(int dir_fd, const std::string& name, const std::string& shown, 
     closedir(dir);
     if (err != 0) return err;
   }
-  if (unlinkat(dir_fd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
-    if (errno == ENOENT) return 0;
-    failed = shown;
-    return errno;
-  }
+  if (unlinkat(dir_fd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0)
+    return errno == ENOENT ? 0 : fail(errno);
   ++removed;
   return 0;
+}
+
+// "/", "." and ".." (however spelled): removing them is never what a caller meant.
+bool refused(const std::string& path) {
+  const std::string normal = std::filesystem::path(path).lexically_normal().generic_string();
+  return normal == "/" || normal == "." || normal == "./" || normal == ".." || normal == "../";
 }
 
 }  // namespace
@@ -71,6 +70,10 @@ int remove_entry(int dir_fd, const std::string& name, const std::string& shown, 
 uint64_t remove_tree(const std::string& path, std::error_code& error) noexcept {
   error.clear();
   if (path.empty()) return 0;
+  if (refused(path)) {
+    error = std::make_error_code(std::errc::invalid_argument);
+    return 0;
+  }
   uint64_t removed = 0;
   std::string failed;
   if (const int err = remove_entry(AT_FDCWD, path, path, removed, failed); err != 0)
@@ -80,6 +83,7 @@ uint64_t remove_tree(const std::string& path, std::error_code& error) noexcept {
 
 uint64_t remove_tree(const std::string& path) {
   RUDDER_CHECK(!path.empty(), "remove_tree: the path is empty");
+  RUDDER_CHECK(!refused(path), "remove_tree refuses to remove '", path, "'");
   uint64_t removed = 0;
   std::string failed;
   if (const int err = remove_entry(AT_FDCWD, path, path, removed, failed); err != 0)

@@ -13,7 +13,8 @@ namespace rudder::core {
 
 /// Removes `path` and everything under it, as `rm -rf` does: symbolic links are removed, never
 /// followed, and a `path` that does not exist is no error. Returns how many entries it removed.
-/// Throws core::Error naming the entry that could not be removed (what was before it is gone).
+/// Throws core::Error naming the entry that could not be removed (what was before it is gone),
+/// and InvalidArgument for "/", "." or "..".
 uint64_t remove_tree(const std::string& path);
 
 /// The same, reporting a failure in `error` (cleared on success) instead of throwing.

@@ -108,7 +108,10 @@ struct LlamaAttentionImpl : torch::nn::Module {
                      const at::Tensor& blocked, KVCache* cache, size_t layer,
                      AttentionMemory memory) {
     const int64_t B = x.size(0), T = x.size(1), D = spec.head_dim;
-    const auto qkv = detail::project_together(x, {q_proj.get(), k_proj.get(), v_proj.get()});
+    // Not with a cache: it would keep v, a view of the joint product, and with it q and k.
+    const std::vector<at::Tensor> qkv =
+        cache == nullptr ? detail::project_together(x, {q_proj.get(), k_proj.get(), v_proj.get()})
+                         : std::vector<at::Tensor>{q_proj(x), k_proj(x), v_proj(x)};
     at::Tensor q = qkv[0].view({B, T, spec.num_heads, D}).transpose(1, 2);     // [B, H, T, D]
     at::Tensor k = qkv[1].view({B, T, spec.num_kv_heads, D}).transpose(1, 2);  // [B, Hkv, T, D]
     at::Tensor v = qkv[2].view({B, T, spec.num_kv_heads, D}).transpose(1, 2);

@@ -243,6 +243,9 @@ if wants bench; then
       RUDDER_BENCH_PROFILE="$out/python_dpo_profile.txt" run_step bench_dpo_step_large \
         "$build/bench/bench_dpo_step" "${step_flags[@]}" --pairs 16 --seq 512 --sizes 100M \
         --profile "$out/rudder_dpo_profile.txt"
+      # The same step with each projection its own matrix product: what joining them gives.
+      RUDDER_FUSE_PROJECTIONS=0 run_step bench_dpo_step_large_unfused \
+        "$build/bench/bench_dpo_step" "${step_flags[@]}" --pairs 16 --seq 512 --sizes 100M
     fi
     grep -hE "^(bench|model|10M|100M|batch|grpo|Llama|(1|8|32) )|WARNING" \
       "$out"/bench_*.log 2>/dev/null | head -60 | tee -a "$out/summary.txt"

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "models/autocast.h"
 
 namespace rudder::models::detail {
 
@@ -41,11 +44,21 @@ namespace {
 bool can_fuse(const at::Tensor& x, const std::vector<ProjectionImpl*>& ps) {
   if (ps.size() < 2 || x.dim() < 1 || x.numel() / std::max<int64_t>(x.size(-1), 1) < kFuseMinRows)
     return false;
+  // Under autocast each product keeps a bf16 copy of its weights for the backward either way;
+  // outside it, one product over copied weights would keep that copy beside the parameters.
+  if (!models::autocast_enabled(x.device().type())) return false;
+  static const bool enabled = [] {
+    const char* value = std::getenv("RUDDER_FUSE_PROJECTIONS");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  if (!enabled) return false;
   const ProjectionImpl& first = *ps.front();
   for (const ProjectionImpl* p : ps) {
     if (p->transposed || p->in_features != first.in_features ||
         p->weight.scalar_type() != first.weight.scalar_type() ||
-        p->weight.device() != first.weight.device() || p->bias.defined() != first.bias.defined())
+        p->weight.device() != first.weight.device() || p->bias.defined() != first.bias.defined() ||
+        // A frozen part (HFT) would still get its slice of the weight gradient computed.
+        p->weight.requires_grad() != first.weight.requires_grad())
       return false;
   }
   return true;

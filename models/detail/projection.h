@@ -37,15 +37,18 @@ struct ProjectionImpl : torch::nn::Module {
 };
 TORCH_MODULE(Projection);
 
-/// Rows from which project_together runs one matrix product: below it (a decode step's few
-/// rows), copying the weights side by side would cost about as much as the products themselves.
+/// Rows from which project_together runs one matrix product: below it, copying the weights side
+/// by side would cost about as much as the products themselves.
 inline constexpr int64_t kFuseMinRows = 64;
 
 /// The projections `ps` of the same input `x`, in order: one matrix product over their weights
-/// side by side when they share the [out, in] layout, input width, dtype, device and bias-or-not
-/// and `x` has at least kFuseMinRows rows, else one product each. A LoRA adapter adds its term
-/// to its own projection's slice. One product casts `x` once under autocast rather than once per
-/// projection, fills the device better, and its backward sums one input gradient.
+/// side by side under autocast, when they share the [out, in] layout, input width, dtype, device,
+/// bias-or-not and frozen-or-not and `x` has at least kFuseMinRows rows; else one product each.
+/// A LoRA adapter adds its term to its own projection's slice. The one product casts `x` to
+/// bf16 once rather than once per projection, fills the device better, and its backward sums one
+/// input gradient; it keeps one bf16 copy of the weights for the backward, as the separate
+/// products keep theirs. (Outside autocast it would keep a copy the parameters make needless.)
+/// RUDDER_FUSE_PROJECTIONS=0 in the environment runs them one by one.
 std::vector<at::Tensor> project_together(const at::Tensor& x,
                                          const std::vector<ProjectionImpl*>& ps);
 

@@ -66,6 +66,11 @@ TEST(RemoveTree, AMissingPathIsNoErrorAndABadOneIsNamed) {
   }
   EXPECT_TRUE(fs::is_regular_file(file));
   EXPECT_THROW(remove_tree(""), InvalidArgument);
+  for (const std::string path : {"/", ".", "..", "./", "a/..", "//"}) {
+    EXPECT_THROW(remove_tree(path), InvalidArgument) << path;
+    EXPECT_EQ(remove_tree(path, ec), 0u);
+    EXPECT_EQ(ec, std::errc::invalid_argument) << path;
+  }
 }
 
 }  // namespace
