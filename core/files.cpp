@@ -15,46 +15,69 @@ namespace rudder::core {
 
 namespace {
 
+int remove_entry(int dir_fd, const std::string& name, const std::string& shown, uint64_t& removed,
+                 std::string& failed);
+
+// Removes what the directory `name` of `dir_fd` holds. Opens it relative to its parent's
+// descriptor with O_NOFOLLOW, so a directory swapped for a symbolic link mid-walk fails (ELOOP)
+// rather than being entered. Returns ENOENT, naming nothing, when the directory is gone.
+int remove_children(int dir_fd, const std::string& name, const std::string& shown,
+                    uint64_t& removed, std::string& failed) {
+  auto fail = [&](int err) {  // err taken before `failed` allocates
+    failed = shown;
+    return err;
+  };
+  const int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? ENOENT : fail(errno);
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    const int err = errno;
+    close(fd);
+    return fail(err);
+  }
+  int err = 0;
+  while (err == 0) {
+    errno = 0;
+    const dirent* entry = readdir(dir);
+    if (entry == nullptr) {
+      if (errno != 0) err = fail(errno);
+      break;
+    }
+    const std::string child = entry->d_name;
+    if (child == "." || child == "..") continue;
+    err = remove_entry(dirfd(dir), child, shown + "/" + child, removed, failed);
+  }
+  closedir(dir);
+  return err;
+}
+
 // Removes the entry `name` of the open directory `dir_fd`: a directory after everything in it.
-// Opens each subdirectory relative to its parent's descriptor with O_NOFOLLOW, so a directory
-// swapped for a symbolic link mid-walk fails (ELOOP) rather than being entered. An entry that
-// disappears meanwhile (another process cleaning the same tree) counts as removed. Counts into
-// `removed`; on failure leaves `failed` naming the entry and returns the errno.
+// An entry that disappears meanwhile (another process cleaning the same tree) counts as removed.
+// Counts into `removed`; on failure leaves `failed` naming the entry and returns the errno.
 int remove_entry(int dir_fd, const std::string& name, const std::string& shown, uint64_t& removed,
                  std::string& failed) {
-  auto fail = [&](int err) {  // err taken before `failed` allocates
+  auto fail = [&](int err) {
     failed = shown;
     return err;
   };
   struct stat st {};
   if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return errno == ENOENT ? 0 : fail(errno);
-  if (S_ISDIR(st.st_mode)) {
-    const int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? 0 : fail(errno);
-    DIR* dir = fdopendir(fd);
-    if (dir == nullptr) {
-      const int err = errno;
-      close(fd);
-      return fail(err);
-    }
-    int err = 0;
-    while (err == 0) {
-      errno = 0;
-      const dirent* entry = readdir(dir);
-      if (entry == nullptr) {
-        if (errno != 0) err = fail(errno);
-        break;
-      }
-      const std::string child = entry->d_name;
-      if (child == "." || child == "..") continue;
-      err = remove_entry(dirfd(dir), child, shown + "/" + child, removed, failed);
-    }
-    closedir(dir);
-    if (err != 0) return err;
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(dir_fd, name.c_str(), 0) != 0) return errno == ENOENT ? 0 : fail(errno);
+    ++removed;
+    return 0;
   }
-  if (unlinkat(dir_fd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0)
-    return errno == ENOENT ? 0 : fail(errno);
+  // Network file systems (NFS) may skip entries of a directory that changes under readdir;
+  // rmdir then finds it not empty, and one more walk finishes the job.
+  for (int walk = 0;; ++walk) {
+    if (const int err = remove_children(dir_fd, name, shown, removed, failed); err != 0)
+      return err == ENOENT && failed.empty() ? 0 : err;
+    if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) == 0) break;
+    const int err = errno;
+    if (err == ENOENT) return 0;
+    if ((err != ENOTEMPTY && err != EEXIST) || walk == 1) return fail(err);
+  }
   ++removed;
   return 0;
 }

@@ -172,7 +172,14 @@ std::string save_checkpoint(const std::string& dir_text, const CheckpointState& 
   if (keep_last > 0) {
     auto all = list_checkpoints(dir);
     while (all.size() > keep_last) {
-      if (all.front().second != final_path) core::remove_tree(all.front().second.string());
+      // An old checkpoint that will not go is worth a warning, not the run.
+      if (all.front().second != final_path) {
+        std::error_code ec;
+        core::remove_tree(all.front().second.string(), ec);
+        if (ec)
+          RUDDER_LOG(kWarn) << "cannot remove old checkpoint " << all.front().second.string()
+                            << ": " << ec.message();
+      }
       all.erase(all.begin());
     }
   }
@@ -220,7 +227,10 @@ std::string find_resume_checkpoint(const std::string& dir_text) {
     for (const auto& entry : fs::directory_iterator(dir)) {
       if (entry.path().filename().string().rfind(".tmp-", 0) == 0) {
         RUDDER_LOG(kWarn) << "removing incomplete checkpoint " << entry.path().string();
-        core::remove_tree(entry.path().string());
+        std::error_code ec;  // never resumed from either way; another rank may be removing it
+        core::remove_tree(entry.path().string(), ec);
+        if (ec)
+          RUDDER_LOG(kWarn) << "cannot remove " << entry.path().string() << ": " << ec.message();
       }
     }
   }
