@@ -20,7 +20,7 @@ int remove_entry(int dir_fd, const std::string& name, const std::string& shown, 
 
 // Removes what the directory `name` of `dir_fd` holds. Opens it relative to its parent's
 // descriptor with O_NOFOLLOW, so a directory swapped for a symbolic link mid-walk fails (ELOOP)
-// rather than being entered. Returns ENOENT, naming nothing, when the directory is gone.
+// rather than being entered. A directory already gone has nothing left to remove.
 int remove_children(int dir_fd, const std::string& name, const std::string& shown,
                     uint64_t& removed, std::string& failed) {
   auto fail = [&](int err) {  // err taken before `failed` allocates
@@ -28,7 +28,7 @@ int remove_children(int dir_fd, const std::string& name, const std::string& show
     return err;
   };
   const int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? ENOENT : fail(errno);
+  if (fd < 0) return errno == ENOENT ? 0 : fail(errno);
   DIR* dir = fdopendir(fd);
   if (dir == nullptr) {
     const int err = errno;
@@ -71,8 +71,7 @@ int remove_entry(int dir_fd, const std::string& name, const std::string& shown, 
   // Network file systems (NFS) may skip entries of a directory that changes under readdir;
   // rmdir then finds it not empty, and one more walk finishes the job.
   for (int walk = 0;; ++walk) {
-    if (const int err = remove_children(dir_fd, name, shown, removed, failed); err != 0)
-      return err == ENOENT && failed.empty() ? 0 : err;
+    if (const int err = remove_children(dir_fd, name, shown, removed, failed); err != 0) return err;
     if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) == 0) break;
     const int err = errno;
     if (err == ENOENT) return 0;

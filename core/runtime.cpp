@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -21,6 +22,11 @@ void configure_runtime(int threads) {
   }
   at::set_num_threads(threads);
   RUDDER_LOG(kDebug) << "libtorch intra-op threads: " << at::get_num_threads();
+}
+
+bool turned_off(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && std::strcmp(value, "0") == 0;
 }
 
 }  // namespace rudder::core

@@ -9,4 +9,8 @@ namespace rudder::core {
 /// OMP_NUM_THREADS says otherwise). Call before the first tensor is allocated.
 void configure_runtime(int threads = 0);
 
+/// Whether the environment variable `name` is "0": how a user turns off one of Rudder's fast
+/// paths (RUDDER_CUDA_GRAPHS, RUDDER_SDPA, RUDDER_FUSE_PROJECTIONS) to compare or work around it.
+bool turned_off(const char* name);
+
 }  // namespace rudder::core

@@ -118,6 +118,13 @@ CheckpointManifest read_manifest(const fs::path& dir) {
   return manifest;
 }
 
+// Removes `path`, or says in the log why it could not (`what` names it there).
+void remove_or_warn(const fs::path& path, const char* what) {
+  std::error_code ec;
+  core::remove_tree(path.string(), ec);
+  if (ec) RUDDER_LOG(kWarn) << "cannot remove " << what << path.string() << ": " << ec.message();
+}
+
 }  // namespace
 
 std::string save_checkpoint(const std::string& dir_text, const CheckpointState& state,
@@ -173,13 +180,7 @@ std::string save_checkpoint(const std::string& dir_text, const CheckpointState& 
     auto all = list_checkpoints(dir);
     while (all.size() > keep_last) {
       // An old checkpoint that will not go is worth a warning, not the run.
-      if (all.front().second != final_path) {
-        std::error_code ec;
-        core::remove_tree(all.front().second.string(), ec);
-        if (ec)
-          RUDDER_LOG(kWarn) << "cannot remove old checkpoint " << all.front().second.string()
-                            << ": " << ec.message();
-      }
+      if (all.front().second != final_path) remove_or_warn(all.front().second, "old checkpoint ");
       all.erase(all.begin());
     }
   }
@@ -227,10 +228,8 @@ std::string find_resume_checkpoint(const std::string& dir_text) {
     for (const auto& entry : fs::directory_iterator(dir)) {
       if (entry.path().filename().string().rfind(".tmp-", 0) == 0) {
         RUDDER_LOG(kWarn) << "removing incomplete checkpoint " << entry.path().string();
-        std::error_code ec;  // never resumed from either way; another rank may be removing it
-        core::remove_tree(entry.path().string(), ec);
-        if (ec)
-          RUDDER_LOG(kWarn) << "cannot remove " << entry.path().string() << ": " << ec.message();
+        // Never resumed from either way; another rank may be removing it too.
+        remove_or_warn(entry.path(), "");
       }
     }
   }

@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <vector>
 
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "core/runtime.h"
 #include "models/autocast.h"
 
 namespace rudder::models::detail {
@@ -116,10 +115,7 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
 // backward, the probabilities (Dao et al. 2022; the memory-efficient kernel takes a mask).
 #if TORCH_VERSION_MAJOR >= 2
 bool fused_attention_applies(const at::Tensor& q) {
-  static const bool enabled = [] {
-    const char* value = std::getenv("RUDDER_SDPA");
-    return value == nullptr || std::strcmp(value, "0") != 0;
-  }();
+  static const bool enabled = !core::turned_off("RUDDER_SDPA");
   return enabled && q.is_cuda();
 }
 

@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "models/autocast.h"
 
 namespace rudder::models::detail {
@@ -47,10 +46,7 @@ bool can_fuse(const at::Tensor& x, const std::vector<ProjectionImpl*>& ps) {
   // Under autocast each product keeps a bf16 copy of its weights for the backward either way;
   // outside it, one product over copied weights would keep that copy beside the parameters.
   if (!models::autocast_enabled(x.device().type())) return false;
-  static const bool enabled = [] {
-    const char* value = std::getenv("RUDDER_FUSE_PROJECTIONS");
-    return value == nullptr || std::strcmp(value, "0") != 0;
-  }();
+  static const bool enabled = !core::turned_off("RUDDER_FUSE_PROJECTIONS");
   if (!enabled) return false;
   const ProjectionImpl& first = *ps.front();
   for (const ProjectionImpl* p : ps) {

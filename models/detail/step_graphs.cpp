@@ -1,7 +1,5 @@
 #include "models/detail/step_graphs.h"
 
-#include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <map>
 #include <optional>
@@ -10,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/runtime.h"
 
 // RUDDER_CUDA_GRAPHS comes from CMake where libtorch has CUDA. A CPU libtorch may ship ATen's
 // CUDA headers without the toolkit's they include, which CMake does not see: such a build must
@@ -33,10 +32,7 @@ namespace rudder::models::detail {
 
 namespace {
 
-bool disabled_by_environment() {
-  const char* value = std::getenv("RUDDER_CUDA_GRAPHS");
-  return value != nullptr && std::strcmp(value, "0") == 0;
-}
+bool disabled_by_environment() { return core::turned_off("RUDDER_CUDA_GRAPHS"); }
 
 using Pool = decltype(std::declval<at::cuda::CUDAGraph&>().pool());
 
