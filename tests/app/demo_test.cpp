@@ -30,7 +30,10 @@ TEST(Demo, RewardModelIsAccurateAndDpoBeatsTheReference) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m, scores)) << r.out;
   EXPECT_GE(rm_accuracy, 0.90);
-  EXPECT_GE(win_rate, 0.52);
+  // 300 prompts, one sample each at temperature 1: the win rate's standard error is about 0.02,
+  // and the float order of another machine moves it by as much (0.527-0.560 over five SFT
+  // seeds on one machine).
+  EXPECT_GE(win_rate, 0.51);
   EXPECT_GT(std::stod(m[1]), std::stod(m[2]));  // policy above reference
   EXPECT_GT(kl, 0.0);
   EXPECT_LT(kl, 5.0);
