@@ -12,11 +12,11 @@ namespace {
 // Summed response log-probs [2B] and response lengths [2B] of a concatenated pair batch.
 std::pair<at::Tensor, at::Tensor> pair_logps(models::CausalLM& model, const data::Batch& b) {
   const auto device = model.parameters().front().device();
-  const at::Tensor ids = b.input_ids.to(device);
   const at::Tensor mask = b.loss_mask.to(device);
-  return {models::sequence_logprobs(
-              model, {ids, b.attention_mask.to(device), b.position_ids.to(device)}, mask),
-          mask.sum(1)};
+  models::ForwardInput input{b.input_ids.to(device), b.attention_mask.to(device),
+                             b.position_ids.to(device)};
+  input.right_padded = models::right_padded(b.attention_mask);
+  return {models::sequence_logprobs(model, input, mask), mask.sum(1)};
 }
 
 }  // namespace

@@ -42,6 +42,7 @@ StepStats Sft::train_examples(const std::vector<uint64_t>& examples, double tota
   const at::Tensor positions = b.position_ids.to(device);
   models::ForwardInput input{ids, mask, positions};
   if (packing_) input.segment_ids = b.segment_ids.to(device);
+  input.right_padded = !packing_ && models::right_padded(b.attention_mask);
   at::Tensor loss_mask = b.loss_mask.to(device);  // [B, T]
   // A packed example's first token follows another example: nothing predicts it.
   if (packing_) loss_mask = loss_mask.masked_fill(positions == 0, 0);
@@ -64,10 +65,10 @@ double token_nll(models::CausalLM& model, const std::vector<data::TokenizedPair>
     const std::vector<data::TokenizedPair> chunk(
         rows.begin() + start, rows.begin() + std::min(rows.size(), start + batch));
     const data::Batch b = data::collate(chunk, pad_id);
-    const at::Tensor ids = b.input_ids.to(device);
-    const at::Tensor sums = models::sequence_logprobs(
-        model, {ids, b.attention_mask.to(device), b.position_ids.to(device)},
-        b.loss_mask.to(device));
+    models::ForwardInput input{b.input_ids.to(device), b.attention_mask.to(device),
+                               b.position_ids.to(device)};
+    input.right_padded = models::right_padded(b.attention_mask);
+    const at::Tensor sums = models::sequence_logprobs(model, input, b.loss_mask.to(device));
     nll -= sums.sum().item<double>();
     tokens += b.loss_mask.sum().item<double>();
   }

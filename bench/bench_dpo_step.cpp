@@ -66,9 +66,11 @@ Result run_size(const Size& size, int64_t pairs, int64_t seq, const bench::Timin
   data.emplace("ref_chosen", ref_c);
   data.emplace("ref_rejected", ref_r);
   models::save_safetensors((dir / "bench_batch.safetensors").string(), data);
-  const at::Tensor ids = data.at("input_ids").to(where.device);  // [2 pairs, seq]
-  const at::Tensor mask = data.at("attention_mask").to(where.device);
-  const at::Tensor pos = data.at("position_ids").to(where.device);
+  models::ForwardInput input{data.at("input_ids").to(where.device),  // [2 pairs, seq]
+                             data.at("attention_mask").to(where.device),
+                             data.at("position_ids").to(where.device)};
+  input.right_padded = models::right_padded(data.at("attention_mask"));  // as algorithms::Dpo
+  const at::Tensor& ids = input.input_ids;
   const at::Tensor labels = data.at("loss_mask").to(where.device);
   const at::Tensor ref_chosen = ref_c.to(where.device), ref_rejected = ref_r.to(where.device);
 
@@ -80,7 +82,7 @@ Result run_size(const Size& size, int64_t pairs, int64_t seq, const bench::Timin
     {
       models::AutocastGuard autocast(where.device.type(), where.bf16);
       const at::Tensor seq_logp =  // [2 pairs]
-          models::sequence_logprobs(model.forward({ids, mask, pos}), ids, labels);
+          models::sequence_logprobs(model.forward(input), ids, labels);
       loss = algorithms::dpo_loss(seq_logp.narrow(0, 0, pairs), seq_logp.narrow(0, pairs, pairs),
                                   ref_chosen, ref_rejected, options)
                  .loss;

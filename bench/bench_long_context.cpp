@@ -85,21 +85,23 @@ int run_child(const std::string& dir, const std::string& method, int steps, bool
       models::load_safetensors(dir + "/bench_batch.safetensors").tensors;
   const at::Tensor &ids = batch.at("input_ids"), &mask = batch.at("attention_mask");
   const at::Tensor &pos = batch.at("position_ids"), &labels = batch.at("loss_mask");
+  models::ForwardInput input{ids, mask, pos};
+  input.right_padded = models::right_padded(mask);  // as algorithms::Sft and algorithms::Dpo
   trainer::AdamW optimizer = bench::make_adamw(*policy);
   algorithms::DpoLossOptions options;  // sigmoid, beta 0.1, as long_context_step.py
   auto step = [&] {
     optimizer.zero_grad();
     at::Tensor loss;
     if (method == "sft") {
-      const at::Tensor logp = models::score_tokens(*policy, {ids, mask, pos}, labels).logprobs;
+      const at::Tensor logp = models::score_tokens(*policy, input, labels).logprobs;
       loss = -logp.sum() / labels.narrow(1, 1, labels.size(1) - 1).sum();
     } else {
       const int64_t pairs = ids.size(0) / 2;
-      const at::Tensor lp = models::sequence_logprobs(*policy, {ids, mask, pos}, labels);
+      const at::Tensor lp = models::sequence_logprobs(*policy, input, labels);
       at::Tensor ref;
       {
         torch::NoGradGuard no_grad;
-        ref = models::sequence_logprobs(*reference, {ids, mask, pos}, labels);
+        ref = models::sequence_logprobs(*reference, input, labels);
       }
       loss = algorithms::dpo_loss(lp.narrow(0, 0, pairs), lp.narrow(0, pairs, pairs),
                                   ref.narrow(0, 0, pairs), ref.narrow(0, pairs, pairs), options)

@@ -6,10 +6,14 @@
 #include <vector>
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "core/error.h"
+#include "core/runtime.h"
+#include "models/autocast.h"
 #include "models/detail/attention.h"
 #include "models/detail/checkpoint.h"
+#include "models/detail/fused_elementwise.h"
 #include "models/detail/projection.h"
 
 namespace rudder::models {
@@ -18,12 +22,26 @@ namespace {
 using core::str;
 namespace F = torch::nn::functional;
 
+// libtorch's rms_norm (from torch 2.4; one fused kernel each way on CUDA from 2.9) where it
+// computes what RMSNormImpl does: float32 input and weight on a GPU (the residual stream under
+// autocast). RUDDER_FUSED_NORM=0 in the environment turns it off.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool fused_norm_applies(const at::Tensor& x, const at::Tensor& weight) {
+  static const bool enabled = !core::turned_off("RUDDER_FUSED_NORM");
+  return enabled && x.is_cuda() && x.scalar_type() == at::kFloat &&
+         weight.scalar_type() == at::kFloat;
+}
+#endif
+
 // RMSNorm (Zhang & Sennrich 2019): w * x * rsqrt(mean(x^2) + eps), computed in float32.
 struct RMSNormImpl : torch::nn::Module {
   RMSNormImpl(int64_t dim, double eps) : eps(eps) {
     weight = register_parameter("weight", torch::ones({dim}));
   }
   at::Tensor forward(const at::Tensor& x) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    if (fused_norm_applies(x, weight)) return at::rms_norm(x, weight.sizes(), weight, eps);
+#endif
     const at::Tensor x32 = x.to(torch::kFloat);
     const at::Tensor normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, true) + eps);
     return weight * normed.to(x.scalar_type());
@@ -53,11 +71,38 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// One forward's RoPE angles (Su et al. 2021): for Rudder's CUDA kernel where it runs (and no
+// cache), their cosines and sines [B, T, D/2] in float32 (a head's two halves share their
+// angles); else cos and sin [B, 1, T, D] in the hidden states' dtype, for
+// x * cos + rotate_half(x) * sin.
+struct RopeTables {
+  at::Tensor cos, sin;
+  at::Tensor cos_half, sin_half;
+  at::ScalarType dtype;  // the hidden states'
+};
+
+// x [B, T, heads, D] rotated: [B, heads, T, D]. The kernel's result is in the dtype the
+// libtorch ops would give, or bf16 under autocast on CUDA, where every use casts it so (the
+// attention kernel, or the products of the blocked path); not with a cache, whose keys keep the
+// libtorch ops' dtype.
+at::Tensor rotate(const at::Tensor& x, const RopeTables& rope, bool cached) {
+  if (rope.cos_half.defined()) {
+    RUDDER_ASSERT(!cached, "RoPE's kernel tables with a cache");
+    const at::ScalarType dtype = autocast_enabled(c10::DeviceType::CUDA)
+                                     ? at::kBFloat16
+                                     : at::promote_types(x.scalar_type(), rope.dtype);
+    return detail::rope_cuda(x, rope.cos_half, rope.sin_half, dtype).transpose(1, 2);
+  }
+  const at::Tensor t = x.transpose(1, 2);
+  return t * rope.cos + rotate_half(t) * rope.sin;  // HF's half-split layout
+}
+
 // Which keys each query may not see, [B, 1, T, past + T] bool: query i sees key j when
 // j <= past + i, mask[j] == 1 and, for packed rows, both are in the same segment. One byte per
-// pair, a quarter of an additive float bias's memory.
-at::Tensor attention_blocked(const ForwardInput& in, int64_t past, int64_t seq,
-                             const at::Device& device) {
+// pair, a quarter of an additive float bias's memory. For right-padded rows (see
+// ForwardInput::right_padded) the causal pairs alone, [1, 1, T, T].
+detail::AttentionMask attention_blocked(const ForwardInput& in, int64_t past, int64_t seq,
+                                        const at::Device& device) {
   const at::Tensor& mask = in.attention_mask;
   const int64_t total = past + seq;
   RUDDER_CHECK(mask.defined() && mask.dim() == 2 && mask.size(1) == total,
@@ -67,7 +112,12 @@ at::Tensor attention_blocked(const ForwardInput& in, int64_t past, int64_t seq,
       torch::arange(past, total, torch::TensorOptions().dtype(torch::kLong).device(device));
   const at::Tensor key_pos =
       torch::arange(total, torch::TensorOptions().dtype(torch::kLong).device(device));
-  const at::Tensor causal = key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);        // [T, S]
+  const at::Tensor causal = key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);  // [T, S]
+  if (in.right_padded && in.cache == nullptr && !in.segment_ids.defined()) {
+    RUDDER_CHECK(!mask.is_cpu() || right_padded(mask),
+                 "right_padded is set but an attention_mask row has a real token after padding");
+    return {causal.logical_not().view({1, 1, seq, total}), /*causal_only=*/true};
+  }
   at::Tensor allowed = causal.unsqueeze(0) & (mask.to(device) != 0).unsqueeze(1);  // [B, T, S]
   if (in.segment_ids.defined()) {
     RUDDER_CHECK(past == 0, "segment_ids (packed rows) cannot be combined with a KV cache");
@@ -76,7 +126,7 @@ at::Tensor attention_blocked(const ForwardInput& in, int64_t past, int64_t seq,
     const at::Tensor seg = in.segment_ids.to(device);
     allowed = allowed & (seg.unsqueeze(2) == seg.unsqueeze(1));
   }
-  return allowed.logical_not_().unsqueeze(1);
+  return {allowed.logical_not_().unsqueeze(1)};
 }
 
 void append_cache(KVCache* cache, size_t layer, at::Tensor* k, at::Tensor* v) {
@@ -104,19 +154,18 @@ struct LlamaAttentionImpl : torch::nn::Module {
         register_module("v_proj", linear(s.hidden_size, s.num_kv_heads * s.head_dim, s.qkv_bias));
     o_proj = register_module("o_proj", linear(s.num_heads * s.head_dim, s.hidden_size, s.o_bias));
   }
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const at::Tensor& blocked, KVCache* cache, size_t layer,
+  at::Tensor forward(const at::Tensor& x, const RopeTables& rope,
+                     const detail::AttentionMask& blocked, KVCache* cache, size_t layer,
                      AttentionMemory memory) {
     const int64_t B = x.size(0), T = x.size(1), D = spec.head_dim;
     // Not with a cache: it would keep v, a view of the joint product, and with it q and k.
     const std::vector<at::Tensor> qkv =
         cache == nullptr ? detail::project_together(x, {q_proj.get(), k_proj.get(), v_proj.get()})
                          : std::vector<at::Tensor>{q_proj(x), k_proj(x), v_proj(x)};
-    at::Tensor q = qkv[0].view({B, T, spec.num_heads, D}).transpose(1, 2);     // [B, H, T, D]
-    at::Tensor k = qkv[1].view({B, T, spec.num_kv_heads, D}).transpose(1, 2);  // [B, Hkv, T, D]
+    const bool cached = cache != nullptr;
+    const at::Tensor q = rotate(qkv[0].view({B, T, spec.num_heads, D}), rope, cached);  // [B,H,T,D]
+    at::Tensor k = rotate(qkv[1].view({B, T, spec.num_kv_heads, D}), rope, cached);  // [B,Hkv,T,D]
     at::Tensor v = qkv[2].view({B, T, spec.num_kv_heads, D}).transpose(1, 2);
-    q = q * cos + rotate_half(q) * sin;  // RoPE (Su et al. 2021), HF half-split layout
-    k = k * cos + rotate_half(k) * sin;
     append_cache(cache, layer, &k, &v);
     const at::Tensor out = detail::attend(q, k, v, blocked, memory)
                                .transpose(1, 2)
@@ -136,7 +185,11 @@ struct LlamaMlpImpl : torch::nn::Module {
   }
   at::Tensor forward(const at::Tensor& x) {
     const auto gate_up = detail::project_together(x, {gate_proj.get(), up_proj.get()});
-    return down_proj(torch::silu(gate_up[0]) * gate_up[1]);
+    const at::Tensor& gate = gate_up[0];
+    const at::Tensor& up = gate_up[1];
+    if (detail::cuda_kernels_apply(gate) && gate.scalar_type() == up.scalar_type())
+      return down_proj(detail::swiglu_cuda(gate, up));
+    return down_proj(torch::silu(gate) * up);
   }
   Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
@@ -176,8 +229,8 @@ struct Gpt2AttentionImpl : torch::nn::Module {
     c_attn = register_module("c_attn", conv1d(s.hidden_size, 3 * s.hidden_size));
     c_proj = register_module("c_proj", conv1d(s.hidden_size, s.hidden_size));
   }
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& blocked, KVCache* cache, size_t layer,
-                     AttentionMemory memory) {
+  at::Tensor forward(const at::Tensor& x, const detail::AttentionMask& blocked, KVCache* cache,
+                     size_t layer, AttentionMemory memory) {
     const int64_t B = x.size(0), T = x.size(1), H = spec.num_heads, D = spec.head_dim;
     const auto qkv = c_attn(x).split(spec.hidden_size, -1);
     const at::Tensor q = qkv[0].view({B, T, H, D}).transpose(1, 2);
@@ -266,6 +319,17 @@ at::Tensor rope_angle_table(const ModelSpec& spec) {
 }
 
 }  // namespace
+
+bool right_padded(const at::Tensor& attention_mask) {
+  RUDDER_CHECK(attention_mask.defined() && attention_mask.dim() == 2,
+               "attention_mask must be [batch, seq], got ",
+               attention_mask.defined() ? attention_mask.sizes() : c10::IntArrayRef{});
+  if (attention_mask.size(1) < 2) return true;
+  const at::Tensor real = attention_mask != 0;
+  const int64_t T = real.size(1);
+  // Real after padding: a row where a later token is real and an earlier one is not.
+  return !(real.narrow(1, 1, T - 1) & real.narrow(1, 0, T - 1).logical_not()).any().item<bool>();
+}
 
 int64_t KVCache::length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
 
@@ -364,7 +428,7 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
   const at::Tensor& ids = in.input_ids;  // [B, T]
   KVCache* cache = in.cache;
   const int64_t past = cache != nullptr ? cache->length() : 0;
-  const at::Tensor blocked = attention_blocked(in, past, ids.size(1), ids.device());  // [B,1,T,S]
+  const detail::AttentionMask blocked = attention_blocked(in, past, ids.size(1), ids.device());
   // A checkpointed layer's replay keeps no attention probabilities either (they are the bulk of
   // its activations at long sequences); the backward recomputes them a block at a time.
   const LayerRunner run{checkpointing(cache), in.hidden};
@@ -382,15 +446,21 @@ at::Tensor CausalLM::final_hidden(const ForwardInput& in) {
     const at::Tensor freqs = impl_->rope_on(ids.device())
                                  .index_select(0, in.position_ids.reshape(-1))
                                  .view({ids.size(0), ids.size(1), -1});  // [B, T, D/2]
-    const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, T, D]
-    const at::Tensor cos = emb.cos().to(x.scalar_type());
-    const at::Tensor sin = emb.sin().to(x.scalar_type());
+    RopeTables rope{{}, {}, {}, {}, x.scalar_type()};
+    if (detail::cuda_kernels_apply(x) && cache == nullptr) {
+      // Rounded to the hidden states' dtype first, as the tables of the libtorch ops are.
+      rope.cos_half = freqs.cos().to(x.scalar_type()).to(at::kFloat).contiguous();
+      rope.sin_half = freqs.sin().to(x.scalar_type()).to(at::kFloat).contiguous();
+    } else {
+      const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, T, D]
+      rope.cos = emb.cos().to(x.scalar_type());
+      rope.sin = emb.sin().to(x.scalar_type());
+    }
     for (size_t i = 0; i < m.layers->size(); ++i) {
       auto layer = m.layers[i]->as<LlamaLayerImpl>();
       x = run(
-          [layer, cos, sin, blocked, cache, i, memory](at::Tensor h) {
-            h = h +
-                layer->self_attn(layer->input_layernorm(h), cos, sin, blocked, cache, i, memory);
+          [layer, rope, blocked, cache, i, memory](at::Tensor h) {
+            h = h + layer->self_attn(layer->input_layernorm(h), rope, blocked, cache, i, memory);
             return h + layer->mlp(layer->post_attention_layernorm(h));
           },
           x);

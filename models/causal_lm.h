@@ -57,7 +57,19 @@ struct ForwardInput {
   /// gradient as sparse rows, which autograd adds into the head's dense [vocab, hidden]
   /// gradient in place: no dense [vocab, hidden] gradient of the lookup, and no dense sum.
   bool head_follows = false;
+  /// Every row's attention_mask is its real tokens, then its padding (models::right_padded),
+  /// with no cache and no segments. The model may then mask causally alone: a real query's keys
+  /// are all real then, so only the outputs at pad positions change (each attends to the pads
+  /// before it too), and on CUDA attention runs libtorch's causal kernel without a mask
+  /// (FlashAttention under bf16). Checked when the mask is on the CPU; on a device the caller
+  /// vouches for it, having checked the CPU copy. Ignored with a cache or segments.
+  bool right_padded = false;
 };
+
+/// Whether every row of the [batch, seq] `attention_mask` is ones then zeros (data::collate's
+/// PadSide::kRight), as ForwardInput::right_padded requires. Reads the mask: on a device it
+/// synchronises, so ask it of the CPU copy a batch is built in.
+bool right_padded(const at::Tensor& attention_mask);
 
 /// The model. Parameters live in submodules named as in Hugging Face checkpoints.
 ///

@@ -171,10 +171,13 @@ configure() {
     -DCMAKE_PREFIX_PATH="$prefix/usr;$torch_prefix" \
     -DRUDDER_BUILD_TESTS=ON -DRUDDER_BUILD_BENCH=ON || return 1
   local bad=0
-  # A CUDA libtorch must give the decode step its CUDA graphs.
+  # A CUDA libtorch must give the decode step its CUDA graphs (and with nvcc, Rudder's kernels).
   if [[ $cpu_mode != 1 ]] && ! grep -q "Decode step CUDA graphs: on" "$out/configure.log"; then
     echo "configure did not turn the decode step's CUDA graphs on"
     return 1
+  fi
+  if [[ $cpu_mode != 1 ]] && ! grep -q "Rudder's CUDA kernels: on" "$out/configure.log"; then
+    echo "WARNING: Rudder's CUDA kernels are not built (no nvcc?): RoPE and SwiGLU run as libtorch ops"
   fi
   echo "where each dependency was found:"
   for var in Protobuf_PROTOC_EXECUTABLE Protobuf_INCLUDE_DIR Protobuf_LIBRARY_RELEASE yaml-cpp_DIR \
@@ -197,6 +200,7 @@ configure() {
 }
 if wants configure; then
   run_step configure configure || finish
+  grep -hE "CUDA graphs:|CUDA kernels|WARNING: Rudder" "$out/configure.log" | tee -a "$out/summary.txt"
 fi
 
 # ---- Build. ----
@@ -243,9 +247,12 @@ if wants bench; then
       RUDDER_BENCH_PROFILE="$out/python_dpo_profile.txt" run_step bench_dpo_step_large \
         "$build/bench/bench_dpo_step" "${step_flags[@]}" --pairs 16 --seq 512 --sizes 100M \
         --profile "$out/rudder_dpo_profile.txt"
-      # The same step with each projection its own matrix product: what joining them gives.
-      RUDDER_FUSE_PROJECTIONS=0 run_step bench_dpo_step_large_unfused \
-        "$build/bench/bench_dpo_step" "${step_flags[@]}" --pairs 16 --seq 512 --sizes 100M
+      # The same step without Rudder's fusions (projections joined, its RoPE and SwiGLU
+      # kernels, libtorch's fused RMSNorm and AdamW): what they give together; the profiles
+      # tell them apart.
+      RUDDER_FUSE_PROJECTIONS=0 RUDDER_CUDA_KERNELS=0 RUDDER_FUSED_NORM=0 RUDDER_FUSED_ADAMW=0 \
+        run_step bench_dpo_step_large_unfused "$build/bench/bench_dpo_step" "${step_flags[@]}" \
+        --pairs 16 --seq 512 --sizes 100M
     fi
     grep -hE "^(bench|model|10M|100M|batch|grpo|Llama|(1|8|32) )|WARNING" \
       "$out"/bench_*.log 2>/dev/null | head -60 | tee -a "$out/summary.txt"

@@ -1,10 +1,15 @@
 #include "trainer/optimizer.h"
 
 #include <cmath>
+#include <map>
+#include <unordered_map>
+#include <utility>
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "proto/rudder.pb.h"
 #include "trainer/detail/fused_adamw.h"
 
@@ -79,6 +84,69 @@ void foreach_adamw(ForeachGroup& group, double beta1, double beta2, double eps, 
   group = ForeachGroup();
 }
 
+// Float32 parameters on a GPU, updated by libtorch's fused AdamW (from torch 2.0; what
+// torch.optim.AdamW(fused=True) runs): one multi-tensor kernel reads and writes each parameter,
+// gradient and moment once, where the _foreach_ path makes nine passes. One call per learning
+// rate and decay; the step count goes in as a device scalar, from which the kernel takes the
+// bias corrections. RUDDER_FUSED_ADAMW=0 in the environment turns it off.
+struct CudaFusedGroups {
+  struct Group {
+    std::vector<at::Tensor> p, g, m, v;
+  };
+  std::map<std::pair<double, double>, Group> by_lr_and_decay;
+
+  static bool applies(const at::Tensor& p, const at::Tensor& g, const at::Tensor& m,
+                      const at::Tensor& v) {
+#if TORCH_VERSION_MAJOR >= 2
+    static const bool enabled = !core::turned_off("RUDDER_FUSED_ADAMW");
+    return enabled && p.is_cuda() && p.scalar_type() == at::kFloat &&
+           g.scalar_type() == at::kFloat && g.device() == p.device() && !g.is_sparse() &&
+           p.is_contiguous() && g.is_contiguous() && m.is_contiguous() && v.is_contiguous();
+#else
+    (void)p, (void)g, (void)m, (void)v;
+    return false;
+#endif
+  }
+
+  void add(double lr, double wd, const at::Tensor& p, const at::Tensor& g, const at::Tensor& m,
+           const at::Tensor& v) {
+    Group& group = by_lr_and_decay[{lr, wd}];
+    group.p.push_back(p);
+    group.g.push_back(g);
+    group.m.push_back(m);
+    group.v.push_back(v);
+  }
+
+  void run(int64_t step, double beta1, double beta2, double eps) {
+#if TORCH_VERSION_MAJOR >= 2
+    std::unordered_map<c10::Device, at::Tensor> step_on;  // the step count on each device
+    for (auto& [lr_and_decay, group] : by_lr_and_decay) {
+      // One call per device: the kernel takes the tensors of one.
+      std::unordered_map<c10::Device, Group> per_device;
+      for (size_t i = 0; i < group.p.size(); ++i) {
+        Group& d = per_device[group.p[i].device()];
+        d.p.push_back(group.p[i]);
+        d.g.push_back(group.g[i]);
+        d.m.push_back(group.m[i]);
+        d.v.push_back(group.v[i]);
+      }
+      for (auto& [device, d] : per_device) {
+        at::Tensor& count = step_on[device];
+        if (!count.defined())
+          count = at::full({}, static_cast<double>(step), at::dtype(at::kFloat).device(device));
+        const std::vector<at::Tensor> steps(d.p.size(), count);
+        at::_fused_adamw_(d.p, d.g, d.m, d.v, /*max_exp_avg_sqs=*/{}, steps, lr_and_decay.first,
+                          beta1, beta2, lr_and_decay.second, eps, /*amsgrad=*/false,
+                          /*maximize=*/false);
+      }
+    }
+#else
+    (void)step, (void)beta1, (void)beta2, (void)eps;
+#endif
+    by_lr_and_decay.clear();
+  }
+};
+
 }  // namespace
 
 void AdamW::step(double lr) {
@@ -89,6 +157,7 @@ void AdamW::step(double lr) {
   const double bias2 = 1.0 - std::pow(beta2_, static_cast<double>(steps_));
   const double bias2_sqrt = std::sqrt(bias2);
   ForeachGroup group;
+  CudaFusedGroups on_gpu;
   std::vector<size_t> followers;  // bf16 weights to round from their masters once updated
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor p = params_[i].tensor;
@@ -103,6 +172,8 @@ void AdamW::step(double lr) {
     if (detail::fused_adamw_applies(p, g, exp_avg_[i], exp_avg_sq_[i])) {
       detail::fused_adamw_step(p, g, exp_avg_[i], exp_avg_sq_[i],
                                {group_lr, wd, beta1_, beta2_, eps_, bias1, bias2_sqrt});
+    } else if (CudaFusedGroups::applies(p, g, exp_avg_[i], exp_avg_sq_[i])) {
+      on_gpu.add(group_lr, wd, p, g, exp_avg_[i], exp_avg_sq_[i]);
     } else {
       if (group.elements + p.numel() > kForeachGroupElements) {
         foreach_adamw(group, beta1_, beta2_, eps_, bias2_sqrt);
@@ -121,6 +192,7 @@ void AdamW::step(double lr) {
     if (working_[i].defined()) followers.push_back(i);
   }
   foreach_adamw(group, beta1_, beta2_, eps_, bias2_sqrt);
+  on_gpu.run(steps_, beta1_, beta2_, eps_);
   // A bf16 weight follows its float32 master.
   for (const size_t i : followers) working_[i].copy_(params_[i].tensor);
 }

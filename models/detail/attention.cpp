@@ -125,7 +125,11 @@ bool fused_attention_applies(const at::Tensor& q) {
 // uniformly to every key instead: unblocked, with its query zeroed (which also keeps gradients
 // from reaching q and k through it).
 at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           const at::Tensor& blocked) {
+                           const AttentionMask& mask) {
+  // Causal alone: no pad query has every key blocked, and no mask goes in (FlashAttention, which
+  // takes none, runs in bf16 and fp16; the memory-efficient kernel in float32).
+  if (mask.causal) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+  const at::Tensor& blocked = mask.blocked;
   const at::ScalarType dtype =
       autocast_enabled(c10::DeviceType::CUDA) ? at::kBFloat16 : q.scalar_type();
   const double lowest = dtype == at::kBFloat16 ? -3.3895313892515355e38
@@ -147,7 +151,7 @@ int64_t attention_block_rows(const at::Tensor& q, const at::Tensor& k) {
 
 }  // namespace
 
-at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& blocked,
+at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const AttentionMask& mask,
                   AttentionMemory memory, int64_t block_rows) {
   const int64_t groups = q.size(1) / k.size(1);
   if (groups > 1) {
@@ -155,8 +159,9 @@ at::Tensor attend(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Ten
     v = v.repeat_interleave(groups, 1);
   }
 #if TORCH_VERSION_MAJOR >= 2
-  if (fused_attention_applies(q)) return fused_attention(q, k, v, blocked);
+  if (fused_attention_applies(q)) return fused_attention(q, k, v, mask);
 #endif
+  const at::Tensor& blocked = mask.blocked;
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const int64_t T = q.size(2);
   const int64_t rows = block_rows > 0 ? block_rows : attention_block_rows(q, k);

@@ -8,32 +8,18 @@
 #include "core/error.h"
 #include "data/collate.h"
 #include "tests/support/tensor_testing.h"
+#include "tests/support/tiny_models.h"
 
 namespace rudder::models {
 namespace {
 
 using testing::expect_tensor_near;
 
-ModelSpec tiny(Architecture architecture) {
-  ModelSpec s;
-  s.architecture = architecture;
-  s.model_type = architecture == Architecture::kLlama ? "llama" : "gpt2";
-  s.vocab_size = 40;
-  s.hidden_size = 32;
-  s.num_layers = 2;
-  s.num_heads = 4;
-  s.num_kv_heads = architecture == Architecture::kLlama ? 2 : 4;
-  s.head_dim = 8;
-  s.intermediate_size = 64;
-  s.max_positions = 64;
-  return s;
-}
-
 class PackingTest : public testing::SeededTest,
                     public ::testing::WithParamInterface<Architecture> {};
 
 TEST_P(PackingTest, PackedExamplesGetTheLogitsTheyGetAlone) {
-  CausalLM model(tiny(GetParam()));
+  CausalLM model(testing::tiny_model(GetParam()));
   model.eval();
   torch::NoGradGuard no_grad;
   const std::vector<data::TokenizedPair> rows = {
@@ -70,7 +56,7 @@ TEST_P(PackingTest, PackedExamplesGetTheLogitsTheyGetAlone) {
 }
 
 TEST_P(PackingTest, LogitsPositionsPickRowsOfTheFullLogits) {
-  CausalLM model(tiny(GetParam()));
+  CausalLM model(testing::tiny_model(GetParam()));
   torch::NoGradGuard no_grad;
   const at::Tensor ids = torch::randint(1, 40, {2, 6}, torch::kLong);
   const at::Tensor mask = torch::ones({2, 6}, torch::kLong);
@@ -87,7 +73,7 @@ TEST_P(PackingTest, LogitsPositionsPickRowsOfTheFullLogits) {
 }
 
 TEST_P(PackingTest, SegmentsWithACacheAreRefused) {
-  CausalLM model(tiny(GetParam()));
+  CausalLM model(testing::tiny_model(GetParam()));
   torch::NoGradGuard no_grad;
   const at::Tensor ids = torch::ones({1, 4}, torch::kLong);
   KVCache cache;

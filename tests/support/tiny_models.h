@@ -33,4 +33,21 @@ inline models::ModelSpec tiny_rm_spec() {
   return s;
 }
 
+/// A two-layer model of either family over a 40-token vocabulary (hidden 32, 4 heads of 8; the
+/// Llama with 2 key/value heads), untied: the packing and padding tests' model.
+inline models::ModelSpec tiny_model(models::Architecture architecture) {
+  models::ModelSpec s;
+  s.architecture = architecture;
+  s.model_type = architecture == models::Architecture::kLlama ? "llama" : "gpt2";
+  s.vocab_size = 40;
+  s.hidden_size = 32;
+  s.num_layers = 2;
+  s.num_heads = 4;
+  s.num_kv_heads = architecture == models::Architecture::kLlama ? 2 : 4;
+  s.head_dim = 8;
+  s.intermediate_size = 64;
+  s.max_positions = 64;
+  return s;
+}
+
 }  // namespace rudder::testing
