@@ -212,8 +212,9 @@ TEST_F(OptimizerTest, Bfloat16WeightsKeepFloat32MastersAndState) {
 
 // On a GPU, float32 parameters take libtorch's fused AdamW kernel (torch >= 2): over 100 steps
 // of the same gradients it follows the CPU step, with decay on the matrix, none on the vector,
-// and the vector's own learning-rate scale (two calls of the kernel). Within 1e-5: float32
-// roundings, and the kernel's bias corrections in float32 from a float32 step count.
+// and the vector's own learning-rate scale (two calls of the kernel). Parameters within 1e-5,
+// second moments within 1e-5 relative: float32 roundings, and the kernel's bias corrections
+// from a float32 step count.
 TEST(AdamWCuda, FusedKernelFollowsTheCpuStepOver100Steps) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   torch::manual_seed(11);
@@ -243,8 +244,8 @@ TEST(AdamWCuda, FusedKernelFollowsTheCpuStepOver100Steps) {
   }
   testing::expect_tensor_near(w_gpu.cpu(), w_cpu, 1e-5, "w after 100 steps");
   testing::expect_tensor_near(b_gpu.cpu(), b_cpu, 1e-5, "b after 100 steps");
-  testing::expect_tensor_near(gpu.state().at("exp_avg_sq.w").cpu(), cpu.state().at("exp_avg_sq.w"),
-                              1e-6, "second moment of w");
+  testing::expect_tensor_close(gpu.state().at("exp_avg_sq.w").cpu(), cpu.state().at("exp_avg_sq.w"),
+                               1e-12, 1e-5, "second moment of w");
   EXPECT_GT(testing::max_abs_diff(w_cpu, w0), 0.1) << "the parameters should have moved";
 }
 
