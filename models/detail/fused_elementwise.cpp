@@ -35,7 +35,7 @@ cuda::Dtype kernel_dtype(at::ScalarType t) {
       core::str("Rudder's CUDA kernels take float32, bfloat16 or float16, not ", t));
 }
 
-// `t` with its row stride (above), or a copy with the canonical strides of its sizes.
+// `t` with its row stride (even_row_stride), or a copy with the canonical strides of its sizes.
 struct Rowed {
   at::Tensor tensor;
   int64_t row_stride;
