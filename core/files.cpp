@@ -18,29 +18,31 @@ namespace {
 int remove_entry(int dir_fd, const std::string& name, const std::string& shown, uint64_t& removed,
                  std::string& failed);
 
+// Names `shown` in `failed` and returns `err` (taken before `failed` allocates).
+int fail_at(const std::string& shown, std::string& failed, int err) {
+  failed = shown;
+  return err;
+}
+
 // Removes what the directory `name` of `dir_fd` holds. Opens it relative to its parent's
 // descriptor with O_NOFOLLOW, so a directory swapped for a symbolic link mid-walk fails (ELOOP)
 // rather than being entered. A directory already gone has nothing left to remove.
 int remove_children(int dir_fd, const std::string& name, const std::string& shown,
                     uint64_t& removed, std::string& failed) {
-  auto fail = [&](int err) {  // err taken before `failed` allocates
-    failed = shown;
-    return err;
-  };
   const int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : fail(errno);
+  if (fd < 0) return errno == ENOENT ? 0 : fail_at(shown, failed, errno);
   DIR* dir = fdopendir(fd);
   if (dir == nullptr) {
     const int err = errno;
     close(fd);
-    return fail(err);
+    return fail_at(shown, failed, err);
   }
   int err = 0;
   while (err == 0) {
     errno = 0;
     const dirent* entry = readdir(dir);
     if (entry == nullptr) {
-      if (errno != 0) err = fail(errno);
+      if (errno != 0) err = fail_at(shown, failed, errno);
       break;
     }
     const std::string child = entry->d_name;
@@ -56,15 +58,12 @@ int remove_children(int dir_fd, const std::string& name, const std::string& show
 // Counts into `removed`; on failure leaves `failed` naming the entry and returns the errno.
 int remove_entry(int dir_fd, const std::string& name, const std::string& shown, uint64_t& removed,
                  std::string& failed) {
-  auto fail = [&](int err) {
-    failed = shown;
-    return err;
-  };
   struct stat st {};
   if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno == ENOENT ? 0 : fail(errno);
+    return errno == ENOENT ? 0 : fail_at(shown, failed, errno);
   if (!S_ISDIR(st.st_mode)) {
-    if (unlinkat(dir_fd, name.c_str(), 0) != 0) return errno == ENOENT ? 0 : fail(errno);
+    if (unlinkat(dir_fd, name.c_str(), 0) != 0)
+      return errno == ENOENT ? 0 : fail_at(shown, failed, errno);
     ++removed;
     return 0;
   }
@@ -75,7 +74,7 @@ int remove_entry(int dir_fd, const std::string& name, const std::string& shown, 
     if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) == 0) break;
     const int err = errno;
     if (err == ENOENT) return 0;
-    if ((err != ENOTEMPTY && err != EEXIST) || walk == 1) return fail(err);
+    if ((err != ENOTEMPTY && err != EEXIST) || walk == 1) return fail_at(shown, failed, err);
   }
   ++removed;
   return 0;

@@ -10,7 +10,8 @@ namespace rudder::core {
 void configure_runtime(int threads = 0);
 
 /// Whether the environment variable `name` is "0": how a user turns off one of Rudder's fast
-/// paths (RUDDER_CUDA_GRAPHS, RUDDER_SDPA, RUDDER_FUSE_PROJECTIONS) to compare or work around it.
+/// paths (RUDDER_CUDA_GRAPHS, RUDDER_SDPA, RUDDER_FUSE_PROJECTIONS, RUDDER_CUDA_KERNELS,
+/// RUDDER_FUSED_NORM, RUDDER_FUSED_ADAMW) to compare or work around it.
 bool turned_off(const char* name);
 
 }  // namespace rudder::core

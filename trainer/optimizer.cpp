@@ -2,8 +2,7 @@
 
 #include <cmath>
 #include <map>
-#include <unordered_map>
-#include <utility>
+#include <tuple>
 
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -87,13 +86,13 @@ void foreach_adamw(ForeachGroup& group, double beta1, double beta2, double eps, 
 // Float32 parameters on a GPU, updated by libtorch's fused AdamW (from torch 2.0; what
 // torch.optim.AdamW(fused=True) runs): one multi-tensor kernel reads and writes each parameter,
 // gradient and moment once, where the _foreach_ path makes nine passes. One call per learning
-// rate and decay; the step count goes in as a device scalar, from which the kernel takes the
-// bias corrections. RUDDER_FUSED_ADAMW=0 in the environment turns it off.
+// rate, decay and device; the step count goes in as a device scalar, from which the kernel takes
+// the bias corrections. RUDDER_FUSED_ADAMW=0 in the environment turns it off.
 struct CudaFusedGroups {
   struct Group {
     std::vector<at::Tensor> p, g, m, v;
   };
-  std::map<std::pair<double, double>, Group> by_lr_and_decay;
+  std::map<std::tuple<double, double, c10::DeviceIndex>, Group> groups;  // lr, decay, device
 
   static bool applies(const at::Tensor& p, const at::Tensor& g, const at::Tensor& m,
                       const at::Tensor& v) {
@@ -110,7 +109,7 @@ struct CudaFusedGroups {
 
   void add(double lr, double wd, const at::Tensor& p, const at::Tensor& g, const at::Tensor& m,
            const at::Tensor& v) {
-    Group& group = by_lr_and_decay[{lr, wd}];
+    Group& group = groups[{lr, wd, p.device().index()}];
     group.p.push_back(p);
     group.g.push_back(g);
     group.m.push_back(m);
@@ -119,31 +118,22 @@ struct CudaFusedGroups {
 
   void run(int64_t step, double beta1, double beta2, double eps) {
 #if TORCH_VERSION_MAJOR >= 2
-    std::unordered_map<c10::Device, at::Tensor> step_on;  // the step count on each device
-    for (auto& [lr_and_decay, group] : by_lr_and_decay) {
-      // One call per device: the kernel takes the tensors of one.
-      std::unordered_map<c10::Device, Group> per_device;
-      for (size_t i = 0; i < group.p.size(); ++i) {
-        Group& d = per_device[group.p[i].device()];
-        d.p.push_back(group.p[i]);
-        d.g.push_back(group.g[i]);
-        d.m.push_back(group.m[i]);
-        d.v.push_back(group.v[i]);
+    std::map<c10::DeviceIndex, at::Tensor> step_on;  // the step count on each device
+    for (auto& [key, group] : groups) {
+      const auto& [lr, wd, device] = key;
+      at::Tensor& count = step_on[device];
+      if (!count.defined()) {
+        count = at::full({}, static_cast<double>(step),
+                         at::dtype(at::kFloat).device(group.p.front().device()));
       }
-      for (auto& [device, d] : per_device) {
-        at::Tensor& count = step_on[device];
-        if (!count.defined())
-          count = at::full({}, static_cast<double>(step), at::dtype(at::kFloat).device(device));
-        const std::vector<at::Tensor> steps(d.p.size(), count);
-        at::_fused_adamw_(d.p, d.g, d.m, d.v, /*max_exp_avg_sqs=*/{}, steps, lr_and_decay.first,
-                          beta1, beta2, lr_and_decay.second, eps, /*amsgrad=*/false,
-                          /*maximize=*/false);
-      }
+      const std::vector<at::Tensor> steps(group.p.size(), count);
+      at::_fused_adamw_(group.p, group.g, group.m, group.v, /*max_exp_avg_sqs=*/{}, steps, lr,
+                        beta1, beta2, wd, eps, /*amsgrad=*/false, /*maximize=*/false);
     }
 #else
     (void)step, (void)beta1, (void)beta2, (void)eps;
 #endif
-    by_lr_and_decay.clear();
+    groups.clear();
   }
 };
 

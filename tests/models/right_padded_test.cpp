@@ -39,7 +39,7 @@ TEST(RightPadded, SaysWhichMasksHaveTheirPaddingLast) {
 
 // A right-padded batch: rows of 12, 5, 9 and 1 real tokens, padding token 0 after them.
 struct Batch {
-  at::Tensor ids, mask, positions, real;  // real: [B, T] float, 1 at real tokens
+  at::Tensor ids, mask, positions;
 };
 
 Batch right_padded_batch(int64_t vocab) {
@@ -50,7 +50,6 @@ Batch right_padded_batch(int64_t vocab) {
   for (int64_t i = 0; i < B; ++i) b.mask[i].narrow(0, 0, lengths[i]).fill_(1);
   b.ids = torch::randint(1, vocab, {B, T}).masked_fill(b.mask == 0, 0);
   b.positions = torch::arange(T).repeat({B, 1}).masked_fill(b.mask == 0, 0);
-  b.real = b.mask.to(torch::kFloat);
   return b;
 }
 
@@ -64,7 +63,7 @@ Run run(CausalLM& model, const Batch& cpu, const at::Device& device, bool flag, 
   model.zero_grad();
   ForwardInput in{cpu.ids.to(device), cpu.mask.to(device), cpu.positions.to(device)};
   in.right_padded = flag;
-  const at::Tensor real = cpu.real.to(device).unsqueeze(-1);
+  const at::Tensor real = cpu.mask.to(device, torch::kFloat).unsqueeze(-1);  // 1 at real tokens
   at::Tensor logits;
   {
     AutocastGuard guard(device.type(), autocast);

@@ -40,13 +40,19 @@ __device__ __forceinline__ void store(void* data, Dtype dtype, int64_t i, float 
   }
 }
 
+// f(n) for every n in [0, total), spread over the grid.
+template <typename F>
+__device__ __forceinline__ void grid_stride(int64_t total, F f) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; n < total;
+       n += step)
+    f(n);
+}
+
 __global__ void rotary_kernel(HeadRows x, HeadRows y, const float* __restrict__ cos,
                               const float* __restrict__ sin, int64_t rows, int64_t heads,
                               int64_t half, bool inverse) {
-  const int64_t total = rows * heads * half;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; n < total;
-       n += step) {
+  grid_stride(rows * heads * half, [&](int64_t n) {
     const int64_t i = n % half, row_head = n / half;
     const int64_t h = row_head % heads, r = row_head / heads;
     const float c = cos[r * half + i], s = inverse ? -sin[r * half + i] : sin[r * half + i];
@@ -55,37 +61,35 @@ __global__ void rotary_kernel(HeadRows x, HeadRows y, const float* __restrict__ 
     const int64_t yi = r * y.row_stride + h * y.head_stride + i;
     store(y.data, y.dtype, yi, x1 * c - x2 * s);
     store(y.data, y.dtype, yi + half, x2 * c + x1 * s);
-  }
+  });
 }
 
 __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
 
+// Element (r, c) of a Rows operand.
+__device__ __forceinline__ int64_t at(const Rows& t, int64_t r, int64_t c) {
+  return r * t.row_stride + c;
+}
+
 __global__ void swiglu_kernel(Rows gate, Rows up, Rows y, int64_t rows, int64_t width) {
-  const int64_t total = rows * width;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; n < total;
-       n += step) {
+  grid_stride(rows * width, [&](int64_t n) {
     const int64_t r = n / width, c = n % width;
-    const float g = load(gate.data, gate.dtype, r * gate.row_stride + c);
-    const float u = load(up.data, up.dtype, r * up.row_stride + c);
-    store(y.data, y.dtype, r * y.row_stride + c, g * sigmoid(g) * u);
-  }
+    const float g = load(gate.data, gate.dtype, at(gate, r, c));
+    store(y.data, y.dtype, at(y, r, c), g * sigmoid(g) * load(up.data, up.dtype, at(up, r, c)));
+  });
 }
 
 __global__ void swiglu_backward_kernel(Rows dy, Rows gate, Rows up, Rows dgate, Rows dup,
                                        int64_t rows, int64_t width) {
-  const int64_t total = rows * width;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; n < total;
-       n += step) {
+  grid_stride(rows * width, [&](int64_t n) {
     const int64_t r = n / width, c = n % width;
-    const float d = load(dy.data, dy.dtype, r * dy.row_stride + c);
-    const float g = load(gate.data, gate.dtype, r * gate.row_stride + c);
-    const float u = load(up.data, up.dtype, r * up.row_stride + c);
+    const float d = load(dy.data, dy.dtype, at(dy, r, c));
+    const float g = load(gate.data, gate.dtype, at(gate, r, c));
+    const float u = load(up.data, up.dtype, at(up, r, c));
     const float s = sigmoid(g);
-    store(dgate.data, dgate.dtype, r * dgate.row_stride + c, d * u * s * (1.0f + g * (1.0f - s)));
-    store(dup.data, dup.dtype, r * dup.row_stride + c, d * g * s);
-  }
+    store(dgate.data, dgate.dtype, at(dgate, r, c), d * u * s * (1.0f + g * (1.0f - s)));
+    store(dup.data, dup.dtype, at(dup, r, c), d * g * s);
+  });
 }
 
 int blocks_for(int64_t total) {
