@@ -13,9 +13,9 @@ namespace {
 // Summed response log-probs [2B] of a concatenated pair batch (chosen rows, then rejected).
 at::Tensor pair_logps(models::CausalLM& arm, const data::Batch& b) {
   const auto device = arm.parameters().front().device();
-  const at::Tensor ids = b.input_ids.to(device);
   return models::sequence_logprobs(
-      arm, {ids, b.attention_mask.to(device), b.position_ids.to(device)}, b.loss_mask.to(device));
+      arm, models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device),
+      b.loss_mask.to(device));
 }
 
 }  // namespace

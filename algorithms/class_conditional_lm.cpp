@@ -70,9 +70,10 @@ ClassConditionalLmTraining::Losses ClassConditionalLmTraining::losses(
   const data::Batch b = data::collate(pairs, pad_id_);
   models::CausalLM& lm = model_->lm();
   const auto device = lm.parameters().front().device();
-  const at::Tensor ids = b.input_ids.to(device);
-  const at::Tensor logits =
-      lm.forward({ids, b.attention_mask.to(device), b.position_ids.to(device)});
+  const models::ForwardInput input =
+      models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device);
+  const at::Tensor& ids = input.input_ids;
+  const at::Tensor logits = lm.forward(input);
   // Per-token NLL of each text under each code: [2B].
   const at::Tensor nll =
       -models::masked_row_mean(models::token_logprobs(logits, ids), b.loss_mask.to(device));

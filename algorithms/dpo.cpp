@@ -13,9 +13,8 @@ namespace {
 std::pair<at::Tensor, at::Tensor> pair_logps(models::CausalLM& model, const data::Batch& b) {
   const auto device = model.parameters().front().device();
   const at::Tensor mask = b.loss_mask.to(device);
-  models::ForwardInput input{b.input_ids.to(device), b.attention_mask.to(device),
-                             b.position_ids.to(device)};
-  input.right_padded = models::right_padded(b.attention_mask);
+  const models::ForwardInput input =
+      models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device);
   return {models::sequence_logprobs(model, input, mask), mask.sum(1)};
 }
 

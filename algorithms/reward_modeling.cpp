@@ -39,7 +39,7 @@ StepStats RewardModeling::train_ranked(const std::vector<uint64_t>& lists, doubl
   const data::Batch b = data::collate(rows, pad_id_);
   const auto device = net_->parameters().front().device();
   const at::Tensor r =
-      net_->forward(b.input_ids.to(device), b.attention_mask.to(device), b.position_ids.to(device));
+      net_->forward(models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device));
   at::Tensor loss = torch::zeros({}, r.options());
   StepStats s;
   int64_t offset = 0;
@@ -69,7 +69,7 @@ StepStats RewardModeling::train_examples(const std::vector<uint64_t>& examples,
   const data::Batch b = collate_pairs(data_.train, examples, pad_id_);
   const auto device = net_->parameters().front().device();
   const at::Tensor r =
-      net_->forward(b.input_ids.to(device), b.attention_mask.to(device), b.position_ids.to(device));
+      net_->forward(models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device));
   const auto n = static_cast<int64_t>(examples.size());
   at::Tensor margin;
   if (config_.use_margin()) {
@@ -102,10 +102,10 @@ std::map<std::string, double> RewardModeling::evaluate() {
     const std::vector<uint64_t> part(all.begin() + start,
                                      all.begin() + std::min(all.size(), start + 32));
     const data::Batch b = collate_pairs(data_.eval, part, pad_id_);
-    const at::Tensor r = net_->forward(b.input_ids.to(device), b.attention_mask.to(device),
-                                       b.position_ids.to(device))
-                             .to(torch::kDouble)
-                             .cpu();
+    const at::Tensor r =
+        net_->forward(models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device))
+            .to(torch::kDouble)
+            .cpu();
     for (size_t i = 0; i < part.size(); ++i) {
       chosen.push_back(r[static_cast<int64_t>(i)].item<double>());
       rejected.push_back(r[static_cast<int64_t>(i + part.size())].item<double>());

@@ -38,12 +38,11 @@ StepStats Sft::train_examples(const std::vector<uint64_t>& examples, double tota
       packing_ ? data::pack(rows, tokenizer_->pad_id(), max_length_, mask_prompt_)
                : data::collate(rows, tokenizer_->pad_id(), data::PadSide::kRight, mask_prompt_);
   const auto device = model_->parameters().front().device();
-  const at::Tensor ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
-  const at::Tensor positions = b.position_ids.to(device);
-  models::ForwardInput input{ids, mask, positions};
-  if (packing_) input.segment_ids = b.segment_ids.to(device);
-  input.right_padded = !packing_ && models::right_padded(b.attention_mask);
-  at::Tensor loss_mask = b.loss_mask.to(device);  // [B, T]
+  models::ForwardInput input =
+      models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device);
+  const at::Tensor& positions = input.position_ids;
+  if (packing_) input.segment_ids = b.segment_ids.to(device);  // right_padded is ignored then
+  at::Tensor loss_mask = b.loss_mask.to(device);               // [B, T]
   // A packed example's first token follows another example: nothing predicts it.
   if (packing_) loss_mask = loss_mask.masked_fill(positions == 0, 0);
   const at::Tensor logp = models::score_tokens(*model_, input, loss_mask).logprobs;  // [B, T]
@@ -65,9 +64,8 @@ double token_nll(models::CausalLM& model, const std::vector<data::TokenizedPair>
     const std::vector<data::TokenizedPair> chunk(
         rows.begin() + start, rows.begin() + std::min(rows.size(), start + batch));
     const data::Batch b = data::collate(chunk, pad_id);
-    models::ForwardInput input{b.input_ids.to(device), b.attention_mask.to(device),
-                               b.position_ids.to(device)};
-    input.right_padded = models::right_padded(b.attention_mask);
+    const models::ForwardInput input =
+        models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device);
     const at::Tensor sums = models::sequence_logprobs(model, input, b.loss_mask.to(device));
     nll -= sums.sum().item<double>();
     tokens += b.loss_mask.sum().item<double>();

@@ -331,6 +331,14 @@ bool right_padded(const at::Tensor& attention_mask) {
   return !(real.narrow(1, 1, T - 1) & real.narrow(1, 0, T - 1).logical_not()).any().item<bool>();
 }
 
+ForwardInput batch_input(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                         const at::Tensor& position_ids, const at::Device& device) {
+  ForwardInput input{input_ids.to(device), attention_mask.to(device), position_ids.to(device)};
+  // Asked of the CPU mask only: on a device the question would wait for the device.
+  input.right_padded = attention_mask.is_cpu() && right_padded(attention_mask);
+  return input;
+}
+
 int64_t KVCache::length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
 
 CausalLM::CausalLM(const ModelSpec& spec) : spec_(spec), impl_(std::make_unique<Impl>()) {

@@ -71,6 +71,12 @@ struct ForwardInput {
 /// synchronises, so ask it of the CPU copy a batch is built in.
 bool right_padded(const at::Tensor& attention_mask);
 
+/// The input of a collated batch: its ids, attention mask and positions ([batch, seq], built on
+/// the CPU) moved to `device`, with right_padded set when the CPU mask allows it. Training and
+/// scoring batches take the causal attention path this way, where their padding is at the end.
+ForwardInput batch_input(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                         const at::Tensor& position_ids, const at::Device& device);
+
 /// The model. Parameters live in submodules named as in Hugging Face checkpoints.
 ///
 /// Thread-safety: one thread calls forward() at a time (it keeps its RoPE table on the device

@@ -37,6 +37,9 @@ class CalibratedRewardModel : public RewardModel {
     return inner_->count_tokens(prompt, response);
   }
   int64_t max_tokens() const override { return inner_->max_tokens(); }
+  std::vector<std::string> pad_and_eos_texts() const override {
+    return inner_->pad_and_eos_texts();
+  }
 
   /// Prompts whose reference rewards are cached.
   size_t cached_prompts() const { return cache_.size(); }

@@ -27,8 +27,6 @@ struct AggregatorImpl : torch::nn::Module {
 };
 TORCH_MODULE(Aggregator);
 
-at::Tensor on(const at::Tensor& t, const torch::Device& device) { return t.to(device); }
-
 }  // namespace
 
 DmoermNet::DmoermNet(std::shared_ptr<models::CausalLM> base, DmoermLayout layout,
@@ -60,10 +58,10 @@ DmoermNet::DmoermNet(std::shared_ptr<models::CausalLM> base, DmoermLayout layout
 
 at::Tensor DmoermNet::last_hidden(const data::Batch& b) {
   const auto device = base_->parameters().front().device();
-  const at::Tensor mask = on(b.attention_mask, device);
-  const at::Tensor hidden =
-      base_->final_hidden({on(b.input_ids, device), mask, on(b.position_ids, device)});
-  const at::Tensor last = models::last_real_index(mask);                       // [B]
+  const models::ForwardInput input =
+      models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device);
+  const at::Tensor hidden = base_->final_hidden(input);
+  const at::Tensor last = models::last_real_index(input.attention_mask);       // [B]
   return hidden.index({torch::arange(hidden.size(0), last.options()), last});  // [B, H]
 }
 

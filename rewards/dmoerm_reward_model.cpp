@@ -161,4 +161,13 @@ std::unique_ptr<DmoermRewardModel> load_dmoerm_reward_model(
                                              data_config);
 }
 
+int64_t DmoermRewardModel::count_tokens(const std::string& prompt,
+                                        const std::string& response) const {
+  return detail::pair_tokens(*tokenizer_, prompt, response, tokenizer_config_, data_config_);
+}
+
+std::vector<std::string> DmoermRewardModel::pad_and_eos_texts() const {
+  return detail::pad_and_eos_texts(*tokenizer_);
+}
+
 }  // namespace rudder::rewards

@@ -37,6 +37,9 @@ class DmoermRewardModel : public RewardModel {
   ScoreCapabilities capabilities() const override;
   std::string version() const override { return "dmoerm"; }
   int64_t max_tokens() const override { return data_config_.max_length(); }
+  /// Tokens the model reads for the pair before cutting it (as the scalar model counts them).
+  int64_t count_tokens(const std::string& prompt, const std::string& response) const override;
+  std::vector<std::string> pad_and_eos_texts() const override;
 
   /// The router's category index of each prompt (top-1).
   std::vector<size_t> route(const std::vector<std::string>& prompts);

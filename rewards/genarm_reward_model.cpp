@@ -12,11 +12,12 @@ namespace rudder::rewards {
 
 at::Tensor arm_token_rewards(models::CausalLM& arm, const data::Batch& batch, double beta_r) {
   const auto device = arm.parameters().front().device();
-  const at::Tensor ids = batch.input_ids.to(device);
   const at::Tensor mask = batch.loss_mask.to(device);
   const at::Tensor logp =
       models::score_tokens(
-          arm, {ids, batch.attention_mask.to(device), batch.position_ids.to(device)}, mask)
+          arm,
+          models::batch_input(batch.input_ids, batch.attention_mask, batch.position_ids, device),
+          mask)
           .logprobs;
   return logp * beta_r;  // [batch, seq], 0 outside the mask
 }
@@ -89,6 +90,15 @@ std::unique_ptr<GenArmRewardModel> load_genarm_reward_model(
   return std::make_unique<GenArmRewardModel>(models::load_hf_model(dir), std::move(tokenizer),
                                              tokenizer_config, data_config,
                                              c.at("beta_r").get<double>());
+}
+
+int64_t GenArmRewardModel::count_tokens(const std::string& prompt,
+                                        const std::string& response) const {
+  return detail::pair_tokens(*tokenizer_, prompt, response, tokenizer_config_, data_config_);
+}
+
+std::vector<std::string> GenArmRewardModel::pad_and_eos_texts() const {
+  return detail::pad_and_eos_texts(*tokenizer_);
 }
 
 }  // namespace rudder::rewards

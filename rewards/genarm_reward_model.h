@@ -41,6 +41,9 @@ class GenArmRewardModel : public RewardModel {
   std::string version() const override { return "genarm"; }
   /// `data.max_length`: longer pairs would have their response cut.
   int64_t max_tokens() const override { return data_config_.max_length(); }
+  /// Tokens the model reads for the pair before cutting it (as the scalar model counts them).
+  int64_t count_tokens(const std::string& prompt, const std::string& response) const override;
+  std::vector<std::string> pad_and_eos_texts() const override;
 
   double beta_r() const { return beta_r_; }
   models::CausalLM& arm() { return *arm_; }

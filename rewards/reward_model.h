@@ -63,6 +63,11 @@ class RewardModel {
   /// Most tokens of one pair the model reads without cutting it; 0: no limit of its own.
   virtual int64_t max_tokens() const { return 0; }
 
+  /// The texts of its tokenizer's padding and end-of-sequence tokens: what a client that decodes
+  /// padded sequences with their special tokens leaves at a text's ends (OpenRLHF's /get_reward
+  /// clients). Empty when the model does not tokenize.
+  virtual std::vector<std::string> pad_and_eos_texts() const { return {}; }
+
   /// A label of the weights that score (for logs and API responses).
   virtual std::string version() const = 0;
 };

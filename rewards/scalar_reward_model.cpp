@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "models/hf_io.h"
 #include "models/safetensors.h"
+#include "rewards/detail/text_batch.h"
 
 namespace rudder::rewards {
 
@@ -21,9 +22,8 @@ ScalarRewardNet::ScalarRewardNet(std::shared_ptr<models::CausalLM> lm) : lm_(std
   head_->to(lm_->parameters().front().device());
 }
 
-at::Tensor ScalarRewardNet::forward(const at::Tensor& ids, const at::Tensor& mask,
-                                    const at::Tensor& pos) {
-  return head_->sequence_scores(lm_->final_hidden({ids, mask, pos}), mask);
+at::Tensor ScalarRewardNet::forward(const models::ForwardInput& input) {
+  return head_->sequence_scores(lm_->final_hidden(input), input.attention_mask);
 }
 
 RewardNormalization normalization_of(const std::vector<double>& rewards, bool enabled) {
@@ -67,10 +67,10 @@ std::vector<double> ScalarRewardModel::score(const std::vector<std::string>& pro
                                          data_config_));
     }
     const data::Batch b = data::collate(rows, tokenizer_->pad_id());
-    const at::Tensor r = net_->forward(b.input_ids.to(device), b.attention_mask.to(device),
-                                       b.position_ids.to(device))
-                             .to(torch::kDouble)
-                             .cpu();
+    const at::Tensor r =
+        net_->forward(models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device))
+            .to(torch::kDouble)
+            .cpu();
     for (int64_t i = 0; i < r.size(0); ++i) {
       const double v = r[i].item<double>();
       out.push_back(normalization_.enabled ? (v - normalization_.mean) / normalization_.std : v);
@@ -82,11 +82,7 @@ std::vector<double> ScalarRewardModel::score(const std::vector<std::string>& pro
 
 int64_t ScalarRewardModel::count_tokens(const std::string& prompt,
                                         const std::string& response) const {
-  const bool bos = tokenizer_config_.add_bos() && tokenizer_->bos_id();
-  const auto prompt_tokens = static_cast<int64_t>(tokenizer_->encode(prompt).size()) + bos;
-  const auto response_tokens =
-      static_cast<int64_t>(tokenizer_->encode(response).size()) + tokenizer_config_.add_eos();
-  return std::min<int64_t>(prompt_tokens, data_config_.max_prompt_length()) + response_tokens;
+  return detail::pair_tokens(*tokenizer_, prompt, response, tokenizer_config_, data_config_);
 }
 
 void ScalarRewardModel::save(const std::string& dir) const {
@@ -137,6 +133,10 @@ std::unique_ptr<ScalarRewardModel> load_scalar_reward_model(
   RewardNormalization n{c.value("normalize", false), c.value("mean", 0.0), c.value("std", 1.0)};
   return std::make_unique<ScalarRewardModel>(net, std::move(tokenizer), tokenizer_config,
                                              data_config, n);
+}
+
+std::vector<std::string> ScalarRewardModel::pad_and_eos_texts() const {
+  return detail::pad_and_eos_texts(*tokenizer_);
 }
 
 }  // namespace rudder::rewards

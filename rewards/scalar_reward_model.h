@@ -24,9 +24,8 @@ namespace rudder::rewards {
 class ScalarRewardNet : public torch::nn::Module {
  public:
   explicit ScalarRewardNet(std::shared_ptr<models::CausalLM> lm);
-  /// Rewards [batch] of token ids [batch, seq] (read at each row's last real token).
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                     const at::Tensor& position_ids);
+  /// Rewards [batch] of the input's token ids [batch, seq] (read at each row's last real token).
+  at::Tensor forward(const models::ForwardInput& input);
   models::CausalLM& lm() { return *lm_; }
   models::ScalarHead& head() { return head_; }
 
@@ -62,6 +61,7 @@ class ScalarRewardModel : public RewardModel {
 
   /// `data.max_length`: longer pairs would have their response cut.
   int64_t max_tokens() const override { return data_config_.max_length(); }
+  std::vector<std::string> pad_and_eos_texts() const override;
 
   const RewardNormalization& normalization() const { return normalization_; }
   ScalarRewardNet& net() { return *net_; }

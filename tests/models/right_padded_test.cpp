@@ -37,6 +37,22 @@ TEST(RightPadded, SaysWhichMasksHaveTheirPaddingLast) {
   EXPECT_THROW(right_padded(torch::ones({4}, torch::kLong)), core::InvalidArgument);
 }
 
+// batch_input moves a collated batch to the device and sets the flag from the CPU mask alone:
+// right padding takes it, left padding does not, and a mask already on a device is not read.
+TEST(RightPadded, BatchInputSetsTheFlagFromTheCpuMask) {
+  const at::Device cpu(torch::kCPU);
+  const at::Tensor right = mask_of({{1, 1, 0}, {1, 1, 1}}), left = mask_of({{0, 1, 1}, {1, 1, 1}});
+  const at::Tensor ids = torch::tensor({{5, 6, 0}, {7, 8, 9}}),
+                   pos = torch::arange(3).repeat({2, 1});
+  const ForwardInput in = batch_input(ids, right, pos, cpu);
+  EXPECT_TRUE(in.right_padded);
+  EXPECT_TRUE(torch::equal(in.input_ids, ids) && torch::equal(in.attention_mask, right) &&
+              torch::equal(in.position_ids, pos));
+  EXPECT_FALSE(batch_input(ids, left, pos, cpu).right_padded);
+  EXPECT_EQ(in.cache, nullptr);
+  EXPECT_FALSE(in.segment_ids.defined() || in.logits_positions.defined());
+}
+
 // A right-padded batch: rows of 12, 5, 9 and 1 real tokens, padding token 0 after them.
 struct Batch {
   at::Tensor ids, mask, positions;

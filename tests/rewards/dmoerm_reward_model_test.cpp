@@ -43,8 +43,11 @@ TEST_F(DmoermRewardModelTest, RoutesScoresPerDimensionAndAggregates) {
     EXPECT_EQ(d[i].dimension_scores.size(), 3u);
   }
   // The reward is the routed category's aggregation of its experts' states, row by row.
-  const data::Batch one =
-      data::collate({data::tokenize_pair(*tok, prompts[1], responses[1], tc, dc)}, tok->pad_id());
+  const data::TokenizedPair pair = data::tokenize_pair(*tok, prompts[1], responses[1], tc, dc);
+  const data::Batch one = data::collate({pair}, tok->pad_id());
+  // The server's token count is the row's.
+  EXPECT_EQ(rm.count_tokens(prompts[1], responses[1]),
+            static_cast<int64_t>(pair.prompt.size() + pair.response.size()));
   torch::NoGradGuard no_grad;
   net->eval();
   std::vector<at::Tensor> hidden;

@@ -43,6 +43,10 @@ TEST_F(GenArmRewardModelTest, RewardIsBetaTimesSummedResponseLogprobPerToken) {
       0.5 * models::sequence_logprobs(logits, b.input_ids, b.loss_mask)[0].item<double>();
   EXPECT_NEAR(detail[1].reward, want, 1e-5);
   EXPECT_EQ(rm.score(prompts, responses)[1], detail[1].reward);
+  // The server's token count is the row's: prompt, response and EOS.
+  EXPECT_EQ(rm.count_tokens(prompts[1], responses[1]),
+            static_cast<int64_t>(pair.prompt.size() + pair.response.size()));
+  EXPECT_EQ(rm.pad_and_eos_texts(), (std::vector<std::string>{"<|pad|>", "<|eos|>"}));
   EXPECT_THROW(rm.score_detailed(prompts, responses, {false, true}), core::InvalidArgument);
   EXPECT_THROW(GenArmRewardModel(lm, tok, tc, dc, 0.0), core::InvalidArgument);
 }

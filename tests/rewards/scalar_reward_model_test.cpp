@@ -45,8 +45,28 @@ TEST_F(ScalarRewardModelTest, SaveLoadScoresIdenticallyAndNormalizes) {
   // Normalization is (r - mean) / std of the raw reward.
   ScalarRewardModel raw(net, tok, tc, dc, {false, 0, 1});
   EXPECT_NEAR(scores[0], (raw.score(prompts, responses)[0] - 0.5) / 2.0, 1e-9);
+  // The byte tokenizer's padding and EOS texts, which /get_reward cuts from a query's ends.
+  EXPECT_EQ(rm.pad_and_eos_texts(), (std::vector<std::string>{"<|pad|>", "<|eos|>"}));
   EXPECT_THROW(rm.score({"a"}, {}), core::InvalidArgument);
   EXPECT_THROW(load_scalar_reward_model(dir.path() + "/missing", tok, tc, dc), core::NotFound);
+}
+
+// score() takes the causal attention path for its right-padded batches (models::batch_input):
+// the reward, read at each row's last real token, is the one the full padding mask gives.
+TEST_F(ScalarRewardModelTest, ScoresOfTheCausalPathMatchTheFullMask) {
+  ScalarRewardNet net(std::make_shared<models::CausalLM>(testing::tiny_rm_spec()));
+  net.eval();
+  torch::NoGradGuard no_grad;
+  const std::vector<int64_t> lengths = {7, 2, 5, 1};
+  const int64_t B = static_cast<int64_t>(lengths.size()), T = 7;
+  at::Tensor mask = torch::zeros({B, T}, torch::kLong);
+  for (int64_t i = 0; i < B; ++i) mask[i].narrow(0, 0, lengths[i]).fill_(1);
+  const at::Tensor ids = torch::randint(1, 200, {B, T}).masked_fill(mask == 0, 0);
+  const at::Tensor pos = torch::arange(T).repeat({B, 1}).masked_fill(mask == 0, 0);
+  const models::ForwardInput causal = models::batch_input(ids, mask, pos, torch::kCPU);
+  ASSERT_TRUE(causal.right_padded);
+  testing::expect_tensor_near(net.forward(causal), net.forward({ids, mask, pos}), 1e-5,
+                              "rewards with the causal mask alone");
 }
 
 TEST_F(ScalarRewardModelTest, BradleyTerryTrainingSeparatesPairs) {
@@ -60,7 +80,8 @@ TEST_F(ScalarRewardModelTest, BradleyTerryTrainingSeparatesPairs) {
   double accuracy = 0;
   for (int step = 0; step < 30; ++step) {
     opt.zero_grad();
-    const auto out = bt_loss(net->forward(chosen, mask, pos), net->forward(rejected, mask, pos));
+    const auto out =
+        bt_loss(net->forward({chosen, mask, pos}), net->forward({rejected, mask, pos}));
     out.loss.backward();
     opt.step();
     accuracy = out.accuracy;
