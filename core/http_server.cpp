@@ -24,6 +24,8 @@ using detail::Session;
 
 namespace {
 
+const std::string kGet = "GET";
+
 std::string read_token_file(const std::string& path) {
   std::ifstream in(path);
   RUDDER_CHECK(in.good(), "cannot read token file '", path, "'");
@@ -143,21 +145,26 @@ HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* r
     return ready.load() ? text_response(200, R"({"status":"ready"})", std::string(kJsonType))
                         : error_response(503, "not ready");
   }
-  if (request.path == "/metrics" && request.method == "GET") {
+  // HEAD is answered as GET; the session sends the headers alone.
+  const std::string& method = request.method == "HEAD" ? kGet : request.method;
+  if (request.path == "/metrics" && method == kGet) {
     *route_label = request.path;
     return text_response(200, render_metrics(), kMetricsContentType);
   }
-  const auto it = routes.find({request.method, request.path});
+  const auto it = routes.find({method, request.path});
   if (it == routes.end()) {
+    std::string allowed;
     for (const auto& [key, handler] : routes) {
-      if (key.second == request.path) {
-        HttpResponse r =
-            error_response(405, str("method ", request.method, " not allowed on ", request.path));
-        r.headers.emplace_back("Allow", key.first);
-        return r;
-      }
+      if (key.second != request.path) continue;
+      allowed += (allowed.empty() ? "" : ", ") + key.first;
+      if (key.first == kGet) allowed += ", HEAD";
     }
-    return error_response(404, str("no route ", request.method, " ", request.path));
+    if (allowed.empty())
+      return error_response(404, str("no route ", request.method, " ", request.path));
+    HttpResponse r =
+        error_response(405, str("method ", request.method, " not allowed on ", request.path));
+    r.headers.emplace_back("Allow", allowed);
+    return r;
   }
   *route_label = request.path;
   try {

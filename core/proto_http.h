@@ -16,7 +16,12 @@ namespace rudder::core {
 /// Which encoding a body uses.
 enum class Wire { kJson, kProtobuf };
 
-/// Parses the body into `out` by its Content-Type (absent: JSON). Throws InvalidArgument (400)
+/// The encoding a request's Content-Type names: its media type, compared without case; absent
+/// is JSON. Throws UnsupportedMediaType (415) for any other type, and for JSON with a charset
+/// other than UTF-8 (RFC 8259 allows no other).
+Wire request_wire(const HttpRequest& request);
+
+/// Parses the body into `out` by its Content-Type (request_wire). Throws InvalidArgument (400)
 /// for malformed bodies, unknown JSON fields and JSON nested deeper than `request.max_json_depth`;
 /// throws UnsupportedMediaType (415) for other content types.
 void parse_message(const HttpRequest& request, google::protobuf::Message* out);

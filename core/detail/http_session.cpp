@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/log.h"
 
@@ -69,6 +72,7 @@ void Session::on_first_bytes(beast::error_code ec, size_t bytes) {
 
 void Session::read_header() {
   idle_ = false;
+  head_ = false;
   request_start_ = std::chrono::steady_clock::now();
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
@@ -100,6 +104,8 @@ void Session::on_header(beast::error_code ec, size_t) {
     return respond(error_response(400, "malformed HTTP request: " + ec.message()), false);
   }
   version_ = parser_->get().version();
+  head_ = parser_->get().method() == http::verb::head;
+  if (auto error = framing_error()) return respond(std::move(*error), false);
   const auto length = parser_->content_length();
   if (length && *length > server_.options.max_body_bytes) {
     return respond(
@@ -119,6 +125,37 @@ void Session::on_header(beast::error_code ec, size_t) {
     return;
   }
   read_body();
+}
+
+// A Transfer-Encoding other than chunked alone (RFC 9112, 6.1): the body's length would be
+// unknown, and what follows it would be read as the next request. 501 for a coding the server
+// does not decode, 400 for chunked applied twice; either way the connection closes.
+std::optional<HttpResponse> Session::framing_error() const {
+  std::vector<std::string> codings;
+  const auto& fields = parser_->get();
+  for (auto it = fields.find(http::field::transfer_encoding);
+       it != fields.end() && it->name() == http::field::transfer_encoding; ++it) {
+    std::string_view list(it->value().data(), it->value().size());
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      std::string_view coding = list.substr(0, comma);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      const size_t first = coding.find_first_not_of(" \t");
+      if (first == std::string_view::npos) continue;
+      coding = coding.substr(first, coding.find_last_not_of(" \t") - first + 1);
+      std::string lower(coding);
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      codings.push_back(std::move(lower));
+    }
+  }
+  for (const auto& coding : codings) {
+    if (coding != "chunked")
+      return error_response(501, "Transfer-Encoding '" + coding +
+                                     "' is not supported: send the body as is or chunked");
+  }
+  if (codings.size() > 1) return error_response(400, "Transfer-Encoding: chunked more than once");
+  return std::nullopt;
 }
 
 void Session::read_body() {
@@ -174,6 +211,7 @@ void Session::respond(HttpResponse response, bool keep_alive) {
   res->body() = std::move(response.body);
   res->keep_alive(keep_alive);
   res->prepare_payload();
+  if (head_) res->body().clear();  // Content-Length stays that of the GET answer
   response_ = res;
   stream_.expires_after(server_.options.write_timeout);
   http::async_write(stream_, *response_,

@@ -89,6 +89,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_first_bytes(beast::error_code ec, size_t bytes);
   void read_header();
   void on_header(beast::error_code ec, size_t bytes);
+  std::optional<HttpResponse> framing_error() const;
   void read_body();
   void on_body(beast::error_code ec, size_t bytes);
   void process();
@@ -108,6 +109,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool idle_ = true;
   bool closing_ = false;
   unsigned version_ = 11;
+  bool head_ = false;  // the request is HEAD: its answer has the headers of GET's, no body
   std::chrono::steady_clock::time_point request_start_;
 };
 

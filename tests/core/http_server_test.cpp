@@ -8,8 +8,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -162,6 +164,14 @@ TEST_F(HttpServerTest, MalformedBodiesAre400WithAMessage) {
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("malformed protobuf body"), std::string::npos) << r.body;
 
+  // A string field that is not UTF-8: 400, and libprotobuf's own complaint stays off stderr.
+  ::testing::internal::CaptureStderr();
+  r = c.request("POST", "/v1/echo", std::string("\x0a\x03\x0a\x01\xff", 5),
+                "application/x-protobuf");
+  const std::string stderr_text = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(stderr_text.find("libprotobuf"), std::string::npos) << stderr_text;
+
   r = c.request("POST", "/v1/echo", "<xml/>", "text/xml");
   EXPECT_EQ(r.status, 415);
 
@@ -185,6 +195,95 @@ TEST_F(HttpServerTest, UnknownRouteIs404AndWrongMethodIs405) {
   EXPECT_NE(r.body.find("\"error\""), std::string::npos);
   r = c.request("GET", "/v1/echo");
   EXPECT_EQ(r.status, 405);
+}
+
+// Content-Type names the body's encoding by its media type, in any case; JSON is UTF-8 only.
+TEST_F(HttpServerTest, ContentTypeIsAMediaTypeInAnyCase) {
+  start();
+  HttpClient c = client();
+  const std::string body = encode_message(sample_request(), Wire::kJson);
+  for (const char* type : {"APPLICATION/JSON", "application/json; charset=UTF-8",
+                           "application/json;charset=\"utf-8\"", " application/json "}) {
+    EXPECT_EQ(c.request("POST", "/v1/echo", body, type).status, 200) << type;
+  }
+  EXPECT_EQ(c.request("POST", "/v1/echo", encode_message(sample_request(), Wire::kProtobuf),
+                      "Application/X-Protobuf")
+                .status,
+            200);
+  for (const char* type : {"application/json; charset=latin-1", "text/plain; x=application/json",
+                           "application/jsonx"}) {
+    const HttpResponse r = c.request("POST", "/v1/echo", body, type);
+    EXPECT_EQ(r.status, 415) << type << " -> " << r.body;
+  }
+}
+
+// A Transfer-Encoding other than chunked alone is refused and the connection closed, so that no
+// part of the body is read as the next request (RFC 9112, 6.1).
+TEST_F(HttpServerTest, TransferCodingsOtherThanChunkedAre501AndClose) {
+  start();
+  const std::string body = encode_message(sample_request(), Wire::kJson);
+  const auto send = [&](const std::string& coding, const std::string& framed) {
+    RawSocket raw(server_->port());
+    raw.send_all(
+        "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: " +
+        coding + "\r\n\r\n" + framed);
+    return raw.read_until_close();
+  };
+  const std::string chunked = [&] {
+    char size[16];
+    std::snprintf(size, sizeof(size), "%zx", body.size());
+    return std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n";
+  }();
+  for (const std::string coding : {"gzip", "GZIP, chunked", "xchunked", "chunked, identity"}) {
+    const std::string answer =
+        send(coding, coding.find("chunked") != std::string::npos ? chunked : body);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 501", 0), 0u) << coding << ": " << answer;
+    EXPECT_NE(answer.find("not supported"), std::string::npos) << answer;
+    EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos) << coding << ": a second answer";
+  }
+  const std::string twice = send("chunked, chunked", chunked);
+  EXPECT_EQ(twice.rfind("HTTP/1.1 400", 0), 0u) << twice;
+  EXPECT_EQ(twice.find("HTTP/1.1", 1), std::string::npos) << twice;
+  const std::string good = send("Chunked", chunked);  // the coding's name in any case
+  EXPECT_EQ(good.rfind("HTTP/1.1 200", 0), 0u) << good;
+}
+
+// HEAD gets GET's status and headers, Content-Length included, and no body: the next answer on
+// the connection follows the headers directly.
+TEST_F(HttpServerTest, HeadAnswersWithTheHeadersOfGetAlone) {
+  start();
+  RawSocket raw(server_->port());
+  raw.send_all(
+      "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+      "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+      "HEAD /v1/echo HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string all = raw.read_until_close();
+  std::vector<std::string> answers;
+  for (size_t at = 0; at != std::string::npos;) {
+    const size_t next = all.find("HTTP/1.1 ", at + 1);
+    answers.push_back(all.substr(at, next == std::string::npos ? next : next - at));
+    at = next;
+  }
+  ASSERT_EQ(answers.size(), 4u) << all;
+  EXPECT_EQ(answers[0].rfind("HTTP/1.1 200", 0), 0u) << answers[0];
+  EXPECT_NE(answers[0].find("Content-Length: 15\r\n"), std::string::npos) << answers[0];
+  EXPECT_EQ(answers[0].substr(answers[0].size() - 4), "\r\n\r\n") << "a body followed";
+  EXPECT_EQ(answers[1].rfind("HTTP/1.1 200", 0), 0u) << answers[1];
+  EXPECT_EQ(answers[1].substr(answers[1].size() - 4), "\r\n\r\n");
+  EXPECT_EQ(answers[2].rfind("HTTP/1.1 405", 0), 0u) << answers[2];
+  EXPECT_NE(answers[2].find("Allow: POST\r\n"), std::string::npos) << answers[2];
+  EXPECT_NE(answers[3].find("{\"status\":\"ok\"}"), std::string::npos) << answers[3];
+  // A GET route's 405 lists HEAD beside GET.
+  HttpClient c = client();
+  const HttpResponse r = c.request("POST", "/v1/throw-bad", "{}");
+  EXPECT_EQ(r.status, 405);
+  std::string allow;
+  for (const auto& [name, value] : r.headers) {
+    if (name == "Allow") allow = value;
+  }
+  EXPECT_EQ(allow, "GET, HEAD");
 }
 
 TEST_F(HttpServerTest, HandlerErrorsMapToStatusCodesAndNeverStopTheServer) {
