@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "rollout/logits_processors.h"
 
 namespace rudder::rollout {
 
@@ -21,13 +22,17 @@ const char* finish_reason_name(FinishReason reason) {
 void validate_sampling(const SamplingParams& p, const std::string& what) {
   RUDDER_CHECK(p.max_new_tokens() >= 1, what, ": max_new_tokens must be at least 1, got ",
                p.max_new_tokens());
-  RUDDER_CHECK(std::isfinite(p.temperature()) && p.temperature() >= 0, what,
-               ": temperature must be >= 0 (0 is greedy), got ", p.temperature());
+  // Bounds that keep every processed score finite in float32 (the logits' dtype).
+  RUDDER_CHECK(p.temperature() >= 0 && p.temperature() <= kMaxTemperature, what,
+               ": temperature must be in [0, ", kMaxTemperature, "] (below ",
+               kGreedyBelowTemperature, " is greedy), got ", p.temperature());
   RUDDER_CHECK(p.top_p() > 0 && p.top_p() <= 1, what, ": top_p must be in (0, 1], got ", p.top_p());
   RUDDER_CHECK(p.min_p() >= 0 && p.min_p() <= 1, what, ": min_p must be in [0, 1], got ",
                p.min_p());
-  RUDDER_CHECK(std::isfinite(p.repetition_penalty()) && p.repetition_penalty() > 0, what,
-               ": repetition_penalty must be > 0, got ", p.repetition_penalty());
+  RUDDER_CHECK(p.repetition_penalty() >= 1.0 / kMaxRepetitionPenalty &&
+                   p.repetition_penalty() <= kMaxRepetitionPenalty,
+               what, ": repetition_penalty must be in [", 1.0 / kMaxRepetitionPenalty, ", ",
+               kMaxRepetitionPenalty, "] (1 is none), got ", p.repetition_penalty());
   RUDDER_CHECK(p.min_new_tokens() <= p.max_new_tokens(), what, ": min_new_tokens (",
                p.min_new_tokens(), ") exceeds max_new_tokens (", p.max_new_tokens(), ")");
   for (const auto& stop : p.stop()) {

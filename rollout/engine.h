@@ -78,6 +78,11 @@ class RolloutEngine {
   virtual std::string policy_version() const = 0;
 };
 
+/// The largest temperature, and the repetition penalty's range [1 / max, max], a request may
+/// ask for: within them every processed score of a float32 logit stays finite.
+constexpr double kMaxTemperature = 1e6;
+constexpr double kMaxRepetitionPenalty = 1e6;
+
 /// Checks `params` as a request's sampling parameters (ranges of the proto's rules); throws
 /// InvalidArgument naming `what` and the field.
 void validate_sampling(const SamplingParams& params, const std::string& what);

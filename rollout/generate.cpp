@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "models/causal_lm.h"
 #include "proto/rudder.pb.h"
+#include "rollout/logits_processors.h"
 
 namespace rudder::rollout {
 
@@ -12,7 +13,7 @@ std::pair<at::Tensor, at::Tensor> sample_next(const at::Tensor& logits,
                                               const SamplingParams& params,
                                               c10::optional<at::Generator> generator) {
   at::Tensor scores = logits.to(torch::kFloat);  // [B, V]
-  if (params.temperature() <= 0.0) {
+  if (samples_greedily(params)) {
     const at::Tensor ids = scores.argmax(-1);
     const at::Tensor logp = torch::zeros({scores.size(0)}, scores.options());  // a point mass
     return {ids, logp};
@@ -29,6 +30,7 @@ std::pair<at::Tensor, at::Tensor> sample_next(const at::Tensor& logits,
     const auto [sorted, order] = scores.sort(-1, true);
     const at::Tensor mass = sorted.softmax(-1).cumsum(-1);
     at::Tensor drop = (mass - sorted.softmax(-1)) >= params.top_p();  // mass before this token
+    drop.narrow(-1, 0, 1).fill_(false);  // also where top_p rounds to 0 in float32
     scores = scores.scatter(-1, order, sorted.masked_fill(drop, lowest));
   }
   const at::Tensor logp_all = scores.log_softmax(-1);

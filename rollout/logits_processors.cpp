@@ -58,8 +58,7 @@ void apply_temperature(at::Tensor& scores, const std::vector<RowView>& rows) {
   std::vector<double> temps(rows.size());
   bool any = false;
   for (size_t r = 0; r < rows.size(); ++r) {
-    const double t = rows[r].params->temperature();
-    temps[r] = t > 0 ? t : 1.0;
+    temps[r] = samples_greedily(*rows[r].params) ? 1.0 : rows[r].params->temperature();
     any = any || temps[r] != 1.0;
   }
   if (any) scores.div_(column(temps, scores));
@@ -103,7 +102,9 @@ void apply_top_p(at::Tensor& scores, const std::vector<RowView>& rows) {
   auto [sorted, order] = scores.sort(1, true);
   const at::Tensor probs = sorted.softmax(1);
   const at::Tensor before = probs.cumsum(1) - probs;  // mass of the more likely tokens
-  sorted.masked_fill_(before >= column(ps, scores), kMinusInf);
+  at::Tensor drop = before >= column(ps, scores);
+  drop.narrow(1, 0, 1).fill_(false);  // also where top_p rounds to 0 in float32
+  sorted.masked_fill_(drop, kMinusInf);
   scores.scatter_(1, order, sorted);
 }
 
@@ -141,9 +142,8 @@ Choice choose_tokens(const at::Tensor& logits, const at::Tensor& scores,
   std::vector<uint8_t> greedy(n);
   bool any_greedy = false, any_sampled = false;
   for (int64_t r = 0; r < n; ++r) {
-    const double t = rows[r].params->temperature();
-    greedy[r] = t <= 0;
-    temps[r] = t > 0 ? t : 1.0;
+    greedy[r] = samples_greedily(*rows[r].params);
+    temps[r] = greedy[r] ? 1.0 : rows[r].params->temperature();
     any_greedy = any_greedy || greedy[r];
     any_sampled = any_sampled || !greedy[r];
     // 53 random bits, shifted half a step so that u is never 0 and the draw never lands on a

@@ -16,6 +16,15 @@
 
 namespace rudder::rollout {
 
+/// Temperatures below this sample greedily, as in vLLM: logits divided by less could overflow
+/// float32 and leave no distribution to draw from.
+constexpr double kGreedyBelowTemperature = 1e-5;
+
+/// Whether `params` pick the most likely token (temperature 0, or below kGreedyBelowTemperature).
+inline bool samples_greedily(const SamplingParams& params) {
+  return params.temperature() < kGreedyBelowTemperature;
+}
+
 /// What a processor knows of one row (one running sample) of a decode step.
 struct RowView {
   const SamplingParams* params = nullptr;
@@ -53,7 +62,7 @@ struct Choice {
   std::vector<float> policy_logprobs;  // under log_softmax(raw logits / temperature)
 };
 
-/// Picks a token per row: argmax of `scores` for rows with temperature 0, else a draw from
+/// Picks a token per row: argmax of `scores` for rows that sample greedily, else a draw from
 /// softmax(scores) by inverse CDF with one uniform from that row's generator, so a row's draws
 /// depend on its own seed alone. `logits` are the raw logits (for policy_logprobs). One host
 /// synchronisation.

@@ -158,19 +158,23 @@ HttpResponse RewardServer::Impl::models(const HttpRequest& request) const {
 }
 
 HttpResponse RewardServer::Impl::get_reward(const HttpRequest& request) const {
-  const std::string type = request.header("content-type");
-  RUDDER_CHECK_T(core::UnsupportedMediaType,
-                 type.empty() || type.find(core::kJsonType) != std::string::npos,
-                 "unsupported Content-Type '", type, "': /get_reward takes ", core::kJsonType);
-  detail::GetRewardRequest body = detail::parse_get_reward(request.body, max_json_depth);
+  RUDDER_CHECK_T(core::UnsupportedMediaType, core::request_wire(request) == core::Wire::kJson,
+                 "unsupported Content-Type '", request.header("content-type"),
+                 "': /get_reward takes ", core::kJsonType);
   const auto s = serving_now();
+  detail::GetRewardRequest body = detail::parse_get_reward(request.body, max_json_depth,
+                                                           s->batcher->model().pad_and_eos_texts());
+  HttpResponse r;
+  if (body.responses.empty()) {  // a client's share of a batch split over several servers
+    r.body = detail::format_get_reward({}, {}, body.prompt_found);
+    return r;
+  }
   detail::ScoreTask task =
       make_task(*s, std::move(body.prompts), std::move(body.responses), rewards::ScoreOptions{});
   const std::vector<int64_t> tokens = task.tokens;
   const detail::ScoreOutcome outcome = s->batcher->score(std::move(task));
   if (outcome.status != 200) return outcome_error(outcome);
-  HttpResponse r;
-  r.body = detail::format_get_reward(outcome.details, tokens);
+  r.body = detail::format_get_reward(outcome.details, tokens, body.prompt_found);
   return r;
 }
 

@@ -1,5 +1,9 @@
 #include "services/detail/openrlhf_protocol.h"
 
+#include <algorithm>
+#include <functional>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -23,9 +27,45 @@ std::vector<std::string> string_list(const json& body, const char* key) {
   return out;
 }
 
+// `text` without the runs of `edges` (non-empty texts) at its start and at its end; one pass
+// over the text however long the runs.
+std::string without_edges(const std::string& text, const std::vector<std::string>& edges) {
+  const std::string_view all(text);
+  size_t begin = 0, end = text.size();
+  for (bool cut = true; cut;) {
+    cut = false;
+    for (const auto& e : edges) {
+      if (!e.empty() && all.substr(begin, end - begin).rfind(e, 0) == 0) {
+        begin += e.size();
+        cut = true;
+      }
+    }
+  }
+  for (bool cut = true; cut;) {
+    cut = false;
+    for (const auto& e : edges) {
+      if (!e.empty() && end - begin >= e.size() && all.substr(end - e.size(), e.size()) == e) {
+        end -= e.size();
+        cut = true;
+      }
+    }
+  }
+  return text.substr(begin, end - begin);
+}
+
+// Where `prompt` first occurs in `query` (npos if nowhere): Boyer-Moore, so that a hostile pair
+// of long texts costs linear time, not their product.
+size_t find_prompt(const std::string& query, const std::string& prompt) {
+  if (query.compare(0, prompt.size(), prompt) == 0) return 0;
+  const auto found = std::search(query.begin(), query.end(),
+                                 std::boyer_moore_searcher(prompt.begin(), prompt.end()));
+  return found == query.end() ? std::string::npos : static_cast<size_t>(found - query.begin());
+}
+
 }  // namespace
 
-GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth) {
+GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth,
+                                  const std::vector<std::string>& edge_texts) {
   RUDDER_CHECK(core::json_depth(body, max_json_depth) <= max_json_depth,
                "JSON body nested deeper than ", max_json_depth, " levels");
   json parsed;
@@ -36,13 +76,10 @@ GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth) {
   }
   RUDDER_CHECK(parsed.is_object(), "expected a JSON object with \"query\", got ",
                parsed.type_name());
-  for (const auto& [key, value] : parsed.items()) {
-    RUDDER_CHECK(key == "query" || key == "prompts" || key == "labels", "unknown key \"", key,
-                 "\": expected query, prompts, labels");
-  }
   RUDDER_CHECK(parsed.contains("query"), "missing \"query\": a list of prompt+response texts");
   GetRewardRequest out;
   out.responses = string_list(parsed, "query");
+  for (auto& query : out.responses) query = without_edges(query, edge_texts);
   const size_t n = out.responses.size();
   if (parsed.contains("labels") && !parsed["labels"].is_null()) {
     RUDDER_CHECK(parsed["labels"].is_array() && parsed["labels"].size() == n,
@@ -55,22 +92,31 @@ GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth) {
   out.prompts = string_list(parsed, "prompts");
   RUDDER_CHECK(out.prompts.size() == n, "\"prompts\" has ", out.prompts.size(),
                " texts but \"query\" has ", n);
+  out.prompt_found.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
-    RUDDER_CHECK(out.responses[i].compare(0, out.prompts[i].size(), out.prompts[i]) == 0, "query[",
-                 i, "] does not start with prompts[", i, "]");
-    out.responses[i].erase(0, out.prompts[i].size());
+    std::string& query = out.responses[i];
+    const std::string& prompt = out.prompts[i];
+    const size_t at = find_prompt(query, prompt);
+    if (at == std::string::npos) {
+      out.prompts[i].clear();  // scored whole
+      continue;
+    }
+    query.erase(0, at + prompt.size());
+    out.prompt_found[i] = 1;
   }
   return out;
 }
 
 std::string format_get_reward(const std::vector<rewards::ScoreDetail>& details,
-                              const std::vector<int64_t>& tokens) {
+                              const std::vector<int64_t>& tokens,
+                              const std::vector<int>& prompt_found) {
   json rewards = json::array();
   for (const auto& d : details) rewards.push_back(d.reward);
   json out;
   out["rewards"] = rewards;
   out["scores"] = rewards;
   out["extra_logs"] = {{"num_tokens", tokens}};
+  if (!prompt_found.empty()) out["extra_logs"]["prompt_found"] = prompt_found;
   return out.dump();
 }
 

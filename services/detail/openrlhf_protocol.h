@@ -1,13 +1,21 @@
 // OpenRLHF's remote reward protocol (POST /get_reward), as a compatibility target.
 //
 // Request: {"query": [text, ...], "prompts": [text, ...], "labels": [any, ...]}; "prompts" and
-// "labels" may be absent. Each query is the prompt followed by the response. With "prompts",
-// query i must start with prompts[i] and the response is the rest; without them the whole
-// query is scored as the response to an empty prompt (a learned reward model then sees the
-// same tokens, only without the prompt/response split). "labels" (references for rule
-// rewards) are accepted and not used by a learned reward model.
+// "labels" may be absent, and other keys (which forks add) are ignored. Each query is a decoded
+// sequence: the prompt followed by the response, perhaps with padding and EOS text around it
+// (OpenRLHF decodes padded sequences with their special tokens). Runs of the served tokenizer's
+// pad and EOS texts are cut from both ends of each query, as OpenRLHF's own reward server does.
+// With "prompts", the response is what follows prompts[i] in query i (at its start, or else
+// after its first occurrence); a query that does not hold its prompt (cut to the client's
+// prompt length, or decoded to other text) is scored whole, as without "prompts": the whole
+// query as the response to an empty prompt (a learned reward model then sees the same tokens,
+// only without the prompt/response split). "labels" (references for rule rewards) are accepted
+// and not used by a learned reward model. An empty "query" is answered with empty lists (a
+// client splitting a batch over several servers may send one).
 // Response: {"rewards": [float, ...], "scores": [float, ...] (the same values), "extra_logs":
-// {"num_tokens": [int, ...]}} (per-sample numbers only, so a client may tensorize them).
+// {"num_tokens": [int, ...], "prompt_found": [0 or 1, ...] (with "prompts")}}: per-sample
+// numbers only, so a client may tensorize them; the mean of prompt_found, which OpenRLHF logs,
+// shows how many queries were split at their prompt.
 #pragma once
 
 #include <cstdint>
@@ -23,15 +31,21 @@ namespace rudder::services::detail {
 struct GetRewardRequest {
   std::vector<std::string> prompts;
   std::vector<std::string> responses;
+  /// With "prompts": 1 where query i held prompts[i], 0 where it is scored whole. Else empty.
+  std::vector<int> prompt_found;
 };
 
-/// Parses a /get_reward body; throws InvalidArgument naming the key or index that is wrong
-/// (not JSON, deeper than `max_json_depth`, a non-string text, lists of different lengths, a
-/// query that does not start with its prompt).
-GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth);
+/// Parses a /get_reward body, cutting `edge_texts` (the served tokenizer's pad and EOS texts)
+/// from the ends of each query; throws InvalidArgument naming the key or index that is wrong
+/// (not JSON, deeper than `max_json_depth`, no "query", a non-string text, lists of different
+/// lengths).
+GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth,
+                                  const std::vector<std::string>& edge_texts = {});
 
-/// The /get_reward response body for `details` (one per query) and their token counts.
+/// The /get_reward response body for `details` (one per query), their token counts and, when
+/// not empty, whether each query held its prompt.
 std::string format_get_reward(const std::vector<rewards::ScoreDetail>& details,
-                              const std::vector<int64_t>& tokens);
+                              const std::vector<int64_t>& tokens,
+                              const std::vector<int>& prompt_found = {});
 
 }  // namespace rudder::services::detail

@@ -72,6 +72,9 @@ LoadedWeights load_weight_update(const WeightUpdate& update, const models::Model
   RUDDER_CHECK_T(core::NotFound, fs::exists(path), "weight update: path '", path,
                  "' does not exist on the rollout server");
   const std::string file = rollout::weights_file(path);
+  // Only weights: no other file's digest comes back in an error.
+  RUDDER_CHECK(fs::path(file).extension() == ".safetensors", "weight update: path '", path,
+               "' is neither a model directory nor a .safetensors file");
   RUDDER_CHECK_T(core::NotFound, fs::is_regular_file(file), "weight update: ", file,
                  " does not exist (a directory must hold model.safetensors)");
   LoadedWeights out;

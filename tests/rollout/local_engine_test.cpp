@@ -4,6 +4,10 @@
 // documented; bad requests are refused without disturbing the engine.
 #include "rollout/local_engine.h"
 
+#include <cmath>
+#include <limits>
+#include <set>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -257,6 +261,42 @@ TEST_F(LocalEngineTest, BadRequestsAreRefusedAndTheEngineCarriesOn) {
   const auto ok = e.generate({request({1, 2}, 4, 1.0, 1)});
   EXPECT_EQ(ok[0].samples[0].tokens.size(), 4u);
   EXPECT_EQ(ok[0].policy_version, "0");
+}
+
+// Parameters at the edges of float32: a temperature below 1e-5 samples greedily, a top_p that
+// rounds to 0 keeps the most likely token, and a repetition penalty within its bounds leaves
+// every score finite; the samples are greedy's, with finite log-probs. Beyond the bounds, 400.
+TEST_F(LocalEngineTest, ExtremeSamplingParametersStayFiniteOrAreRefused) {
+  auto e = engine(4);
+  const std::vector<int64_t> prompt = {72, 101, 108, 72, 101};
+  const auto greedy = e.generate({request(prompt, 8, 0.0, 1)})[0].samples[0].tokens;
+  GenerateInput cold = request(prompt, 8, 1e-38, 1);
+  GenerateInput narrow = request(prompt, 8, 1.0, 2);
+  narrow.sampling.set_top_p(1e-46);
+  GenerateInput penalized = request(prompt, 8, 1.0, 3);
+  penalized.sampling.set_repetition_penalty(1e-6);
+  penalized.sampling.set_top_p(1e-46);
+  const auto out = e.generate({cold, narrow, penalized});
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Sample& s = out[i].samples.at(0);
+    ASSERT_EQ(s.tokens.size(), 8u) << "request " << i;
+    if (i < 2) {
+      EXPECT_EQ(s.tokens, greedy) << "request " << i;
+    }
+    for (size_t t = 0; t < s.tokens.size(); ++t) {
+      EXPECT_TRUE(std::isfinite(s.logprobs[t]) && std::isfinite(s.policy_logprobs[t]))
+          << "request " << i << " token " << t;
+    }
+  }
+  for (const double penalty : {1e-7, 1e7, 1e-46}) {
+    GenerateInput bad = request(prompt, 4, 1.0, 1);
+    bad.sampling.set_repetition_penalty(penalty);
+    EXPECT_THROW(e.generate({bad}), core::InvalidArgument) << penalty;
+  }
+  EXPECT_THROW(e.generate({request(prompt, 4, 1e7, 1)}), core::InvalidArgument);
+  EXPECT_THROW(e.generate({request(prompt, 4, std::numeric_limits<double>::infinity(), 1)}),
+               core::InvalidArgument);
+  EXPECT_FALSE(e.busy());
 }
 
 // Throws from the first decode step it sees, then behaves.

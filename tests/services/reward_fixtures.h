@@ -33,6 +33,7 @@ class FakeRewardModel : public rewards::RewardModel {
     return static_cast<int64_t>(prompt.size() + response.size());
   }
   std::string version() const override { return "fake"; }
+  std::vector<std::string> pad_and_eos_texts() const override { return {"<pad>", "</s>"}; }
 
   /// From now on score() waits until open() (the first waiting call sets `entered`).
   void close();

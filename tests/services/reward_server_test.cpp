@@ -123,12 +123,9 @@ TEST_F(RewardHandlers, BadRequestsGetA4xxNamingTheProblem) {
   expect(post("/v1/score", R"({"itemz": []})"), 400, "malformed JSON");
   expect(post("/get_reward", R"({"query": "not a list"})"), 400, "\"query\" must be a list");
   expect(post("/get_reward", R"({"prompts": ["a"]})"), 400, "missing \"query\"");
-  expect(post("/get_reward", R"({"query": ["ab"], "prompts": ["x"]})"), 400,
-         "query[0] does not start with prompts[0]");
   expect(post("/get_reward", R"({"query": ["ab"], "prompts": ["a", "b"]})"), 400,
          "\"prompts\" has 2 texts but \"query\" has 1");
   expect(post("/get_reward", R"({"query": ["ab"], "labels": [1, 2]})"), 400, "\"labels\" must");
-  expect(post("/get_reward", R"({"query": ["ab"], "extra": 1})"), 400, "unknown key \"extra\"");
   expect(post("/get_reward", R"({"query": [1]})"), 400, "\"query\"[0] must be a string");
   expect(get("/v1/score"), 405, "not allowed");
   // The server still answers.
@@ -148,6 +145,39 @@ TEST_F(RewardHandlers, GetRewardStripsThePromptOrScoresTheWholeQuery) {
   r = server_.handle(post("/get_reward", R"({"query": ["Q: 2+2?A: 4"]})"));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(json::parse(r.body)["rewards"], json({11.0}));
+}
+
+// What OpenRLHF's clients send: queries decoded with their padding and EOS text (the served
+// tokenizer's, cut from both ends), prompts cut to the client's prompt length (the query is then
+// scored whole), keys of their own, and an empty share of a batch split over several servers.
+TEST_F(RewardHandlers, GetRewardTakesWhatOpenRlhfClientsSend) {
+  serve();
+  HttpResponse r = server_.handle(post(
+      "/get_reward", R"({"query": ["Q: 2+2?A: 4", "</s><pad>"], "prompts": ["Q: 2+2?", ""]})"));
+  ASSERT_EQ(r.status, 400) << r.body;  // the second query is nothing but EOS and padding
+  EXPECT_NE(message_of(r).find("sample 1 is empty"), std::string::npos) << r.body;
+  r = server_.handle(post("/get_reward", R"({
+      "query": ["<pad><pad>Q: 2+2?A: 4</s>", "Q: hi?A: hello</s><pad><pad>", "<s>Q: 2+2?A: 4",
+                "Q: 2+A: 4"],
+      "prompts": ["Q: 2+2?", "Q: hi?", "Q: 2+2?", "Q: 2+2?"],
+      "labels": [null, null, null, null], "datasources": ["math"], "metadata": {"k": 1}})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  json body = json::parse(r.body);
+  // The fake scores a response by its length: "A: 4", "A: hello", "A: 4", the whole "Q: 2+A: 4".
+  EXPECT_EQ(body["rewards"], json({4.0, 8.0, 4.0, 9.0}));
+  EXPECT_EQ(body["extra_logs"]["prompt_found"], json({1, 1, 1, 0}));
+  EXPECT_EQ(body["extra_logs"]["num_tokens"], json({11, 14, 11, 9}));
+  r = server_.handle(post("/get_reward", R"({"query": [], "prompts": [], "labels": []})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  body = json::parse(r.body);
+  EXPECT_EQ(body["rewards"], json::array());
+  EXPECT_EQ(body["scores"], json::array());
+  EXPECT_EQ(body["extra_logs"]["num_tokens"], json::array());
+  r = server_.handle(post("/get_reward", R"({"query": ["<pad>A: 4</s>"]})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  body = json::parse(r.body);
+  EXPECT_EQ(body["rewards"], json({4.0}));
+  EXPECT_FALSE(body["extra_logs"].contains("prompt_found"));
 }
 
 TEST_F(RewardHandlers, ModelsListsTheServedModelAndItsLimits) {

@@ -5,6 +5,7 @@
 #include "services/rollout_server.h"
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -118,6 +119,17 @@ TEST_F(RolloutServerTest, WeightUpdatesAreCheckedAndRefusedOnesChangeNothing) {
   EXPECT_EQ(update("1", dir.path() + "/missing", sha).status, 404);
   EXPECT_EQ(update("v1", dir.path() + "/next", sha).status, 400);
   EXPECT_EQ(update("1", dir.path() + "/next", "abc").status, 400);
+  // A file that is not weights is refused before it is read: its digest never comes back.
+  {
+    std::ofstream secret(dir.path() + "/secret.txt");
+    secret << "not weights";
+  }
+  const auto secret = update("1", dir.path() + "/secret.txt", std::string(64, 'a'));
+  EXPECT_EQ(secret.status, 400);
+  EXPECT_NE(secret.body.find("neither a model directory nor a .safetensors file"),
+            std::string::npos)
+      << secret.body;
+  EXPECT_EQ(secret.body.find(core::sha256_file(dir.path() + "/secret.txt")), std::string::npos);
   auto other = testing::tiny_policy(5);
   {
     models::ModelSpec s = other->spec();
