@@ -66,10 +66,9 @@ Result run_size(const Size& size, int64_t pairs, int64_t seq, const bench::Timin
   data.emplace("ref_chosen", ref_c);
   data.emplace("ref_rejected", ref_r);
   models::save_safetensors((dir / "bench_batch.safetensors").string(), data);
-  models::ForwardInput input{data.at("input_ids").to(where.device),  // [2 pairs, seq]
-                             data.at("attention_mask").to(where.device),
-                             data.at("position_ids").to(where.device)};
-  input.right_padded = models::right_padded(data.at("attention_mask"));  // as algorithms::Dpo
+  const models::ForwardInput input =  // [2 pairs, seq], as algorithms::Dpo
+      models::batch_input(data.at("input_ids"), data.at("attention_mask"), data.at("position_ids"),
+                          where.device);
   const at::Tensor& ids = input.input_ids;
   const at::Tensor labels = data.at("loss_mask").to(where.device);
   const at::Tensor ref_chosen = ref_c.to(where.device), ref_rejected = ref_r.to(where.device);

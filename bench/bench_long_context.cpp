@@ -85,8 +85,8 @@ int run_child(const std::string& dir, const std::string& method, int steps, bool
       models::load_safetensors(dir + "/bench_batch.safetensors").tensors;
   const at::Tensor &ids = batch.at("input_ids"), &mask = batch.at("attention_mask");
   const at::Tensor &pos = batch.at("position_ids"), &labels = batch.at("loss_mask");
-  models::ForwardInput input{ids, mask, pos};
-  input.right_padded = models::right_padded(mask);  // as algorithms::Sft and algorithms::Dpo
+  const models::ForwardInput input =
+      models::batch_input(ids, mask, pos, torch::kCPU);  // as algorithms::Sft and ::Dpo
   trainer::AdamW optimizer = bench::make_adamw(*policy);
   algorithms::DpoLossOptions options;  // sigmoid, beta 0.1, as long_context_step.py
   auto step = [&] {

@@ -29,9 +29,9 @@ namespace {
 double packed_or_padded_step(models::CausalLM& model, trainer::AdamW& optimizer,
                              const data::Batch& b, double lr) {
   optimizer.zero_grad();
-  models::ForwardInput input{b.input_ids, b.attention_mask, b.position_ids};
-  input.segment_ids = b.segment_ids;  // undefined when padded
-  input.right_padded = !b.segment_ids.defined() && models::right_padded(b.attention_mask);
+  models::ForwardInput input =
+      models::batch_input(b.input_ids, b.attention_mask, b.position_ids, torch::kCPU);
+  input.segment_ids = b.segment_ids;  // undefined when padded; right_padded is ignored when not
   at::Tensor logp = models::token_logprobs(model.forward(input), b.input_ids);  // [rows, T]
   if (b.segment_ids.defined()) logp = logp.masked_fill(b.position_ids == 0, 0.0);
   const at::Tensor loss = -models::masked_sum(logp, b.loss_mask).sum() / b.loss_mask.sum();

@@ -9,11 +9,21 @@
 
 namespace rudder::core {
 
+std::string ascii_lowercase(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view trim_whitespace(std::string_view text) {
+  const size_t first = text.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
+}
+
 std::string HttpRequest::header(std::string_view name) const {
-  std::string key(name);
-  std::transform(key.begin(), key.end(), key.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  const auto it = headers.find(key);
+  const auto it = headers.find(ascii_lowercase(name));
   return it == headers.end() ? std::string() : it->second;
 }
 

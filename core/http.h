@@ -42,6 +42,12 @@ struct HttpResponse {
 /// anything else 500) with a JSON error body.
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+/// `text` with ASCII letters in lower case (header names, media types, codings).
+std::string ascii_lowercase(std::string_view text);
+
+/// `text` without the spaces and tabs at its ends (HTTP's optional whitespace).
+std::string_view trim_whitespace(std::string_view text);
+
 /// `{"error": {"code": status, "message": message}}` as a JSON response.
 HttpResponse error_response(int status, std::string_view message);
 

@@ -12,6 +12,11 @@
 #include <thread>
 #include <unordered_map>
 
+#include <google/protobuf/stubs/common.h>
+#if GOOGLE_PROTOBUF_VERSION < 4022000  // from protobuf 22 on, Abseil's logging replaces this
+#include <google/protobuf/stubs/logging.h>
+#endif
+
 #include "core/detail/http_session.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -25,6 +30,26 @@ using detail::Session;
 namespace {
 
 const std::string kGet = "GET";
+
+// libprotobuf's own log lines go to Rudder's log: its complaints about a client's body (a string
+// field that is not UTF-8 writes one) at debug level, since the client already gets a 400 and
+// could otherwise fill stderr at will; fatal ones as errors. Installed once, on the thread that
+// makes the first server, before any I/O thread runs.
+void route_protobuf_logs() {
+#if GOOGLE_PROTOBUF_VERSION < 4022000
+  static std::once_flag once;
+  std::call_once(once, [] {
+    google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
+                                       const std::string& message) {
+      if (level >= google::protobuf::LOGLEVEL_FATAL) {
+        RUDDER_LOG(kError) << "protobuf (" << file << ":" << line << "): " << message;
+      } else {
+        RUDDER_LOG(kDebug) << "protobuf (" << file << ":" << line << "): " << message;
+      }
+    });
+  });
+#endif
+}
 
 std::string read_token_file(const std::string& path) {
   std::ifstream in(path);
@@ -147,9 +172,13 @@ HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* r
   }
   // HEAD is answered as GET; the session sends the headers alone.
   const std::string& method = request.method == "HEAD" ? kGet : request.method;
-  if (request.path == "/metrics" && method == kGet) {
+  if (request.path == "/metrics") {
     *route_label = request.path;
-    return text_response(200, render_metrics(), kMetricsContentType);
+    if (method == kGet) return text_response(200, render_metrics(), kMetricsContentType);
+    HttpResponse r =
+        error_response(405, str("method ", request.method, " not allowed on ", request.path));
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    return r;
   }
   const auto it = routes.find({method, request.path});
   if (it == routes.end()) {
@@ -261,7 +290,9 @@ void HttpServer::Impl::begin_shutdown() {
 }
 
 HttpServer::HttpServer(HttpServerOptions options)
-    : impl_(std::make_unique<Impl>(std::move(options))) {}
+    : impl_(std::make_unique<Impl>(std::move(options))) {
+  route_protobuf_logs();
+}
 
 HttpServer::~HttpServer() {
   if (!impl_->threads.empty()) {
@@ -272,6 +303,7 @@ HttpServer::~HttpServer() {
 
 void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler) {
   RUDDER_ASSERT(impl_->threads.empty(), "route() after start()");
+  RUDDER_ASSERT(method != "HEAD", "HEAD is answered by the GET route of ", path);
   impl_->routes[{method, path}] = std::move(handler);
 }
 

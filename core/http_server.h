@@ -5,10 +5,15 @@
 // registered before `start()`. `shutdown()` may be called from any thread, signal-safe via
 // `handle_signals()`.
 //
+// HEAD is answered by the GET route of its path (a GET handler may see method "HEAD"), with the
+// headers of its answer and no body.
+//
 // Hostile clients: the header block must arrive within `header_timeout` of its first byte
 // (slowloris), bodies within `body_timeout`; an idle keep-alive connection is closed after
 // `idle_timeout`. Content-Length over `max_body_bytes` is answered 413 before the body is read,
-// a header block over `max_header_bytes` 431, connections over `max_connections` 503.
+// a header block over `max_header_bytes` 431, connections over `max_connections` 503. A
+// Transfer-Encoding other than chunked is answered 501 and the connection closed (its body's
+// end would be unknown); a JSON body in another charset than UTF-8 is 415.
 #pragma once
 
 #include <chrono>
@@ -55,7 +60,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  /// Registers `handler` for `method` and exact `path`. Call before start().
+  /// Registers `handler` for `method` (not HEAD: see above) and exact `path`. Call before
+  /// start().
   void route(const std::string& method, const std::string& path, HttpHandler handler);
 
   /// Marks the server ready (/readyz 200) or not (503, the initial state).

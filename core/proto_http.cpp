@@ -1,48 +1,16 @@
 #include "core/proto_http.h"
 
-#include <algorithm>
-#include <cctype>
-
 #include <google/protobuf/message.h>
-#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "core/error.h"
-#include "core/log.h"
 
 namespace rudder::core {
 namespace {
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string_view trimmed(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t");
-  if (first == std::string_view::npos) return {};
-  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
-}
-
-// libprotobuf's own log lines (an invalid UTF-8 string field in a client's body writes one) go
-// to Rudder's log at debug level: every such failure already reaches the client as a 400, and a
-// client could otherwise fill stderr at will.
-void route_protobuf_logs() {
-  static const bool routed = [] {
-    google::protobuf::SetLogHandler(
-        [](google::protobuf::LogLevel, const char* file, int line, const std::string& message) {
-          RUDDER_LOG(kDebug) << "protobuf (" << file << ":" << line << "): " << message;
-        });
-    return true;
-  }();
-  (void)routed;
-}
-
 // Whether an Accept header lists `type` (a list of media ranges; case does not matter).
 bool accepts(std::string_view accept, std::string_view type) {
-  return lowercase(accept).find(type) != std::string::npos;
+  return ascii_lowercase(accept).find(type) != std::string::npos;
 }
 
 }  // namespace
@@ -89,7 +57,6 @@ std::string encode_message(const google::protobuf::Message& message, Wire wire) 
 
 void decode_message(std::string_view body, Wire wire, google::protobuf::Message* out,
                     int max_json_depth) {
-  route_protobuf_logs();
   const std::string type = out->GetTypeName();
   if (wire == Wire::kProtobuf) {
     RUDDER_CHECK(out->ParseFromArray(body.data(), static_cast<int>(body.size())),
@@ -107,12 +74,12 @@ void decode_message(std::string_view body, Wire wire, google::protobuf::Message*
 
 Wire request_wire(const HttpRequest& request) {
   const std::string content_type = request.header("content-type");
-  if (trimmed(content_type).empty()) return Wire::kJson;
+  if (trim_whitespace(content_type).empty()) return Wire::kJson;
   // type/subtype, then parameters: "application/json; charset=utf-8".
-  const std::string lower = lowercase(content_type);
+  const std::string lower = ascii_lowercase(content_type);
   const std::string_view value(lower);
   const size_t semicolon = value.find(';');
-  const std::string_view type = trimmed(value.substr(0, semicolon));
+  const std::string_view type = trim_whitespace(value.substr(0, semicolon));
   if (type == kProtobufType) return Wire::kProtobuf;
   if (type != kJsonType) {
     throw UnsupportedMediaType(str("unsupported Content-Type '", content_type, "': expected ",
@@ -122,10 +89,10 @@ Wire request_wire(const HttpRequest& request) {
       semicolon == std::string_view::npos ? std::string_view() : value.substr(semicolon + 1);
   while (!params.empty()) {
     const size_t end = params.find(';');
-    const std::string_view param = trimmed(params.substr(0, end));
+    const std::string_view param = trim_whitespace(params.substr(0, end));
     params = end == std::string_view::npos ? std::string_view() : params.substr(end + 1);
     if (param.rfind("charset=", 0) != 0) continue;
-    std::string_view charset = trimmed(param.substr(8));
+    std::string_view charset = trim_whitespace(param.substr(8));
     if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"')
       charset = charset.substr(1, charset.size() - 2);
     if (charset != "utf-8" && charset != "utf8") {

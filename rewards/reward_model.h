@@ -36,7 +36,8 @@ struct ScoreDetail {
 };
 
 /// Scores responses. Thread-safety: one caller at a time unless an implementation says more;
-/// `count_tokens`, `max_tokens`, `capabilities` and `version` may be called from any thread.
+/// `count_tokens`, `max_tokens`, `pad_and_eos_texts`, `capabilities` and `version` may be called
+/// from any thread.
 class RewardModel {
  public:
   virtual ~RewardModel() = default;

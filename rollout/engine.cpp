@@ -1,7 +1,5 @@
 #include "rollout/engine.h"
 
-#include <cmath>
-
 #include "core/error.h"
 #include "rollout/logits_processors.h"
 

@@ -18,8 +18,8 @@ struct GenerateInput {
   /// Prompt token ids; when empty the engine encodes `prompt_text` with its tokenizer.
   std::vector<int64_t> prompt;
   std::string prompt_text;
-  /// How to sample: max_new_tokens, min_new_tokens, temperature (0: greedy), top_k, top_p,
-  /// min_p, repetition_penalty, ignore_eos, stop strings, stop_token_ids and seed (0: drawn
+  /// How to sample: max_new_tokens, min_new_tokens, temperature (below 1e-5: greedy), top_k,
+  /// top_p, min_p, repetition_penalty, ignore_eos, stop strings, stop_token_ids and seed (0: drawn
   /// from the engine's own generator). See SamplingParams in proto/rudder.proto.
   SamplingParams sampling;
   /// Samples of this prompt; they share one prefill.
@@ -77,11 +77,6 @@ class RolloutEngine {
   /// The version of the weights answering now.
   virtual std::string policy_version() const = 0;
 };
-
-/// The largest temperature, and the repetition penalty's range [1 / max, max], a request may
-/// ask for: within them every processed score of a float32 logit stays finite.
-constexpr double kMaxTemperature = 1e6;
-constexpr double kMaxRepetitionPenalty = 1e6;
 
 /// Checks `params` as a request's sampling parameters (ranges of the proto's rules); throws
 /// InvalidArgument naming `what` and the field.

@@ -35,8 +35,8 @@ std::vector<Completion> generate(models::CausalLM& model,
                                  const SamplingParams& params, int64_t eos_id, int64_t pad_id,
                                  c10::optional<at::Generator> generator = c10::nullopt);
 
-/// Next-token ids [batch] from logits [batch, vocab] under `params` (temperature 0: argmax), and
-/// their log-probabilities under the distribution sampled from.
+/// Next-token ids [batch] from logits [batch, vocab] under `params` (temperature below 1e-5:
+/// argmax), and their log-probabilities under the distribution sampled from.
 std::pair<at::Tensor, at::Tensor> sample_next(const at::Tensor& logits,
                                               const SamplingParams& params,
                                               c10::optional<at::Generator> generator);

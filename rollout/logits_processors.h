@@ -20,6 +20,12 @@ namespace rudder::rollout {
 /// float32 and leave no distribution to draw from.
 constexpr double kGreedyBelowTemperature = 1e-5;
 
+/// The largest temperature, and the repetition penalty's range [1 / max, max], a request may
+/// ask for (validate_sampling): within them every processed score of a float32 logit stays
+/// finite.
+constexpr double kMaxTemperature = 1e6;
+constexpr double kMaxRepetitionPenalty = 1e6;
+
 /// Whether `params` pick the most likely token (temperature 0, or below kGreedyBelowTemperature).
 inline bool samples_greedily(const SamplingParams& params) {
   return params.temperature() < kGreedyBelowTemperature;

@@ -48,12 +48,12 @@ std::vector<double> sequence_logprobs(models::CausalLM& model,
     for (size_t i = start; i < std::min(prompts.size(), start + 32); ++i)
       rows.push_back({prompts[i], responses[i]});
     const data::Batch b = data::collate(rows, pad_id);
-    const at::Tensor ids = b.input_ids.to(device);
-    const at::Tensor lp = models::sequence_logprobs(
-                              model, {ids, b.attention_mask.to(device), b.position_ids.to(device)},
-                              b.loss_mask.to(device))
-                              .to(torch::kDouble)
-                              .cpu();
+    const at::Tensor lp =
+        models::sequence_logprobs(
+            model, models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device),
+            b.loss_mask.to(device))
+            .to(torch::kDouble)
+            .cpu();
     for (int64_t i = 0; i < lp.size(0); ++i) out.push_back(lp[i].item<double>());
   }
   return out;

@@ -22,7 +22,8 @@ using core::HttpResponse;
 struct Serving {
   std::unique_ptr<detail::ScoreBatcher> batcher;
   int64_t token_limit = 0;
-  std::string limit_source;  // which setting the limit comes from, for error messages
+  std::string limit_source;             // which setting the limit comes from, for error messages
+  std::vector<std::string> edge_texts;  // the model's pad and EOS texts (/get_reward cuts them)
 };
 
 using detail::guarded;
@@ -158,12 +159,17 @@ HttpResponse RewardServer::Impl::models(const HttpRequest& request) const {
 }
 
 HttpResponse RewardServer::Impl::get_reward(const HttpRequest& request) const {
-  RUDDER_CHECK_T(core::UnsupportedMediaType, core::request_wire(request) == core::Wire::kJson,
-                 "unsupported Content-Type '", request.header("content-type"),
-                 "': /get_reward takes ", core::kJsonType);
+  bool json = false;
+  try {
+    json = core::request_wire(request) == core::Wire::kJson;
+  } catch (const core::UnsupportedMediaType&) {  // said below, for this route
+  }
+  RUDDER_CHECK_T(core::UnsupportedMediaType, json, "unsupported Content-Type '",
+                 request.header("content-type"), "': /get_reward takes ", core::kJsonType,
+                 " in UTF-8");
   const auto s = serving_now();
-  detail::GetRewardRequest body = detail::parse_get_reward(request.body, max_json_depth,
-                                                           s->batcher->model().pad_and_eos_texts());
+  detail::GetRewardRequest body =
+      detail::parse_get_reward(request.body, max_json_depth, s->edge_texts);
   HttpResponse r;
   if (body.responses.empty()) {  // a client's share of a batch split over several servers
     r.body = detail::format_get_reward({}, {}, body.prompt_found);
@@ -200,6 +206,7 @@ void RewardServer::serve(std::shared_ptr<rewards::RewardModel> model) {
   o.max_batch_tokens = c.max_batch_tokens();
   o.max_queue_delay = std::chrono::milliseconds(c.max_queue_delay_ms());
   o.max_queue = c.max_queue();
+  s->edge_texts = model->pad_and_eos_texts();
   s->batcher = std::make_unique<detail::ScoreBatcher>(std::move(model), o);
   std::atomic_store(&impl_->serving, std::shared_ptr<const Serving>(std::move(s)));
   impl_->http.set_ready(true);

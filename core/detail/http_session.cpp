@@ -1,7 +1,5 @@
 #include "core/detail/http_session.h"
 
-#include <algorithm>
-#include <cctype>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +13,8 @@ constexpr size_t kFirstReadBytes = 4096;
 constexpr std::chrono::seconds kLingerTimeout{2};
 constexpr size_t kLingerMaxBytes = 1 << 20;
 const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+std::string_view view(beast::string_view text) { return {text.data(), text.size()}; }
 
 bool is_disconnect(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof ||
@@ -132,21 +132,14 @@ void Session::on_header(beast::error_code ec, size_t) {
 // does not decode, 400 for chunked applied twice; either way the connection closes.
 std::optional<HttpResponse> Session::framing_error() const {
   std::vector<std::string> codings;
-  const auto& fields = parser_->get();
-  for (auto it = fields.find(http::field::transfer_encoding);
-       it != fields.end() && it->name() == http::field::transfer_encoding; ++it) {
-    std::string_view list(it->value().data(), it->value().size());
+  for (const auto& field : parser_->get()) {  // every such field, wherever it is
+    if (field.name() != http::field::transfer_encoding) continue;
+    std::string_view list = view(field.value());
     while (!list.empty()) {
       const size_t comma = list.find(',');
-      std::string_view coding = list.substr(0, comma);
+      const std::string_view coding = trim_whitespace(list.substr(0, comma));
       list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-      const size_t first = coding.find_first_not_of(" \t");
-      if (first == std::string_view::npos) continue;
-      coding = coding.substr(first, coding.find_last_not_of(" \t") - first + 1);
-      std::string lower(coding);
-      std::transform(lower.begin(), lower.end(), lower.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      codings.push_back(std::move(lower));
+      if (!coding.empty()) codings.push_back(ascii_lowercase(coding));
     }
   }
   for (const auto& coding : codings) {
@@ -184,12 +177,8 @@ void Session::process() {
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
   request.path = request.target.substr(0, request.target.find('?'));
-  for (const auto& field : message) {
-    std::string name(field.name_string());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    request.headers[name] = std::string(field.value());
-  }
+  for (const auto& field : message)
+    request.headers[ascii_lowercase(view(field.name_string()))] = std::string(field.value());
   request.body = std::move(message.body());
   request.max_json_depth = server_.options.max_json_depth;
   const bool keep_alive = message.keep_alive();

@@ -242,6 +242,12 @@ TEST_F(HttpServerTest, TransferCodingsOtherThanChunkedAre501AndClose) {
     EXPECT_NE(answer.find("not supported"), std::string::npos) << answer;
     EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos) << coding << ": a second answer";
   }
+  // Every Transfer-Encoding field counts, wherever it is among the others.
+  const std::string split = send(",\r\nX-Between: 1\r\nTransfer-Encoding: gzip", body);
+  EXPECT_EQ(split.rfind("HTTP/1.1 501", 0), 0u) << split;
+  EXPECT_EQ(split.find("HTTP/1.1", 1), std::string::npos) << split;
+  const std::string empty_first = send("\r\nX-Between: 1\r\nTransfer-Encoding: chunked", chunked);
+  EXPECT_EQ(empty_first.rfind("HTTP/1.1 200", 0), 0u) << empty_first;
   const std::string twice = send("chunked, chunked", chunked);
   EXPECT_EQ(twice.rfind("HTTP/1.1 400", 0), 0u) << twice;
   EXPECT_EQ(twice.find("HTTP/1.1", 1), std::string::npos) << twice;

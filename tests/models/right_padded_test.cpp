@@ -37,8 +37,8 @@ TEST(RightPadded, SaysWhichMasksHaveTheirPaddingLast) {
   EXPECT_THROW(right_padded(torch::ones({4}, torch::kLong)), core::InvalidArgument);
 }
 
-// batch_input moves a collated batch to the device and sets the flag from the CPU mask alone:
-// right padding takes it, left padding does not, and a mask already on a device is not read.
+// batch_input moves a collated batch to the device and sets the flag from its CPU mask: right
+// padding takes it, left padding does not.
 TEST(RightPadded, BatchInputSetsTheFlagFromTheCpuMask) {
   const at::Device cpu(torch::kCPU);
   const at::Tensor right = mask_of({{1, 1, 0}, {1, 1, 1}}), left = mask_of({{0, 1, 1}, {1, 1, 1}});

@@ -51,9 +51,10 @@ TEST_F(ScalarRewardModelTest, SaveLoadScoresIdenticallyAndNormalizes) {
   EXPECT_THROW(load_scalar_reward_model(dir.path() + "/missing", tok, tc, dc), core::NotFound);
 }
 
-// score() takes the causal attention path for its right-padded batches (models::batch_input):
-// the reward, read at each row's last real token, is the one the full padding mask gives.
-TEST_F(ScalarRewardModelTest, ScoresOfTheCausalPathMatchTheFullMask) {
+// On the causal attention path that score() takes for its right-padded batches
+// (models::batch_input), the reward, read at each row's last real token, is the one the full
+// padding mask gives.
+TEST_F(ScalarRewardModelTest, RewardsOfTheCausalPathMatchTheFullMask) {
   ScalarRewardNet net(std::make_shared<models::CausalLM>(testing::tiny_rm_spec()));
   net.eval();
   torch::NoGradGuard no_grad;
