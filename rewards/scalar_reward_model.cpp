@@ -61,12 +61,9 @@ std::vector<double> ScalarRewardModel::score(const std::vector<std::string>& pro
   const auto device = net_->parameters().front().device();
   std::vector<double> out;
   for (size_t start = 0; start < prompts.size(); start += 32) {
-    std::vector<data::TokenizedPair> rows;
-    for (size_t i = start; i < std::min(prompts.size(), start + 32); ++i) {
-      rows.push_back(data::tokenize_pair(*tokenizer_, prompts[i], responses[i], tokenizer_config_,
-                                         data_config_));
-    }
-    const data::Batch b = data::collate(rows, tokenizer_->pad_id());
+    const data::Batch b =
+        detail::text_batch(*tokenizer_, prompts, responses, start,
+                           std::min(prompts.size(), start + 32), tokenizer_config_, data_config_);
     const at::Tensor r =
         net_->forward(models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device))
             .to(torch::kDouble)
