@@ -140,6 +140,22 @@ TokenScores score_tokens(CausalLM& model, const ForwardInput& input, const at::T
                  ids.sizes());
     keep = keep & (mask.to(ids.device()) != 0);
   }
+  const auto f32 = hidden.options().dtype(torch::kFloat);
+  if (B * T * model.spec().vocab_size <= options.chunk_elements) {
+    // The whole batch's logits fit in one chunk: they are scored as they stand, exactly as
+    // without chunking. Chunking would save nothing here, and autograd keeps these logits for
+    // the backward where the chunked path computes them twice.
+    const at::Tensor logits = model.project_logits(hidden).to(torch::kFloat);  // [B, T, V]
+    const at::Tensor zero = torch::zeros({B, 1}, f32);
+    at::Tensor entropy = torch::zeros({B, T}, f32);
+    if (options.entropy && T > 1) {  // H = lse - sum_v p_v z_v, as the chunked path
+      const at::Tensor z = logits.narrow(1, 0, T - 1);
+      entropy =
+          torch::cat({zero, torch::logsumexp(z, -1) - (torch::softmax(z, -1) * z).sum(-1)}, 1);
+    }
+    const at::Tensor unkept = keep.logical_not();
+    return {token_logprobs(logits, ids).masked_fill(unkept, 0.0), entropy.masked_fill(unkept, 0.0)};
+  }
   const at::Tensor at_pos = keep.reshape(-1).nonzero().squeeze(1);  // [n] flat b * T + t
   const at::Tensor rows = hidden.reshape({B * T, -1}).index_select(0, at_pos - 1);
   const at::Tensor targets = ids.reshape(-1).index_select(0, at_pos);
@@ -154,7 +170,6 @@ TokenScores score_tokens(CausalLM& model, const ForwardInput& input, const at::T
     picked.entropy =
         options.entropy ? -(logp.exp() * logp).sum(1) : torch::zeros_like(picked.logprobs);
   }
-  const auto f32 = hidden.options().dtype(torch::kFloat);
   auto scatter = [&](const at::Tensor& v) {
     return torch::zeros({B * T}, f32).index_add(0, at_pos, v).view({B, T});
   };

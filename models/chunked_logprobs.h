@@ -51,6 +51,9 @@ at::Tensor chunked_cross_entropy(const at::Tensor& hidden, const OutputHead& hea
 /// Per-token scores [batch, seq] of `input.input_ids` under `model`, chunked from its final
 /// hidden states: entry t is log p(ids[t] | ids[< t]) (and the entropy of that distribution);
 /// entry 0, and every entry where `mask` [batch, seq] (optional) is 0, is 0 and costs nothing.
+/// A batch whose [batch, seq, vocab] logits fit in one chunk (options.chunk_elements) is scored
+/// from them whole, bit for bit as token_logprobs(model.forward(input), ids) with those entries
+/// zeroed: chunking would save no memory there.
 TokenScores score_tokens(CausalLM& model, const ForwardInput& input, const at::Tensor& mask = {},
                          const ChunkedScoreOptions& options = {});
 

@@ -22,7 +22,8 @@ using core::HttpResponse;
 struct Serving {
   std::unique_ptr<detail::ScoreBatcher> batcher;
   int64_t token_limit = 0;
-  std::string limit_source;             // which setting the limit comes from, for error messages
+  std::string limit_source;  // which setting the limit comes from, for error messages
+  int64_t model_limit = 0;   // most tokens the model reads (it cuts longer pairs); 0: none
   std::vector<std::string> edge_texts;  // the model's pad and EOS texts (/get_reward cuts them)
 };
 
@@ -69,7 +70,8 @@ class RewardServer::Impl {
 
   detail::ScoreTask make_task(const Serving& s, std::vector<std::string> prompts,
                               std::vector<std::string> responses,
-                              const rewards::ScoreOptions& options) const;
+                              const rewards::ScoreOptions& options,
+                              std::vector<int>* truncated = nullptr) const;
   HttpResponse score(const HttpRequest& request) const;
   HttpResponse models(const HttpRequest& request) const;
   HttpResponse get_reward(const HttpRequest& request) const;
@@ -81,9 +83,12 @@ class RewardServer::Impl {
   core::HttpServer http;
 };
 
+// With `truncated`, a sample longer than the model reads counts as what it reads (the model
+// cuts it as in training) and is marked 1 there; without, it is over the limit like any other.
 detail::ScoreTask RewardServer::Impl::make_task(const Serving& s, std::vector<std::string> prompts,
                                                 std::vector<std::string> responses,
-                                                const rewards::ScoreOptions& options) const {
+                                                const rewards::ScoreOptions& options,
+                                                std::vector<int>* truncated) const {
   const auto arrival = std::chrono::steady_clock::now();
   const size_t n = prompts.size();
   RUDDER_CHECK(n > 0, "nothing to score: send at least one prompt/response pair");
@@ -103,9 +108,16 @@ detail::ScoreTask RewardServer::Impl::make_task(const Serving& s, std::vector<st
     } catch (const core::InvalidArgument& e) {
       throw core::InvalidArgument(core::str("sample ", i, ": ", e.what()));
     }
-    RUDDER_CHECK_T(core::TooLarge, tokens <= s.token_limit, "sample ", i, " has ", tokens,
-                   " tokens, over the limit of ", s.token_limit, " (", s.limit_source, ")");
-    task.tokens.push_back(std::max<int64_t>(tokens, 1));
+    int64_t read = tokens;
+    if (truncated != nullptr) {
+      const bool cut = s.model_limit > 0 && tokens > s.model_limit;
+      truncated->push_back(cut ? 1 : 0);
+      if (cut) read = s.model_limit;
+    }
+    RUDDER_CHECK_T(core::TooLarge, read <= s.token_limit, "sample ", i, " has ", tokens, " tokens",
+                   read < tokens ? core::str(" (the model reads ", read, ")") : "",
+                   ", over the limit of ", s.token_limit, " (", s.limit_source, ")");
+    task.tokens.push_back(std::max<int64_t>(read, 1));
   }
   task.prompts = std::move(prompts);
   task.responses = std::move(responses);
@@ -172,15 +184,17 @@ HttpResponse RewardServer::Impl::get_reward(const HttpRequest& request) const {
       detail::parse_get_reward(request.body, max_json_depth, s->edge_texts);
   HttpResponse r;
   if (body.responses.empty()) {  // a client's share of a batch split over several servers
-    r.body = detail::format_get_reward({}, {}, body.prompt_found);
+    r.body = detail::format_get_reward({}, {}, body.prompt_found, {});
     return r;
   }
-  detail::ScoreTask task =
-      make_task(*s, std::move(body.prompts), std::move(body.responses), rewards::ScoreOptions{});
+  // Over-long queries are scored as the model reads them, as OpenRLHF's own server truncates.
+  std::vector<int> truncated;
+  detail::ScoreTask task = make_task(*s, std::move(body.prompts), std::move(body.responses),
+                                     rewards::ScoreOptions{}, &truncated);
   const std::vector<int64_t> tokens = task.tokens;
   const detail::ScoreOutcome outcome = s->batcher->score(std::move(task));
   if (outcome.status != 200) return outcome_error(outcome);
-  r.body = detail::format_get_reward(outcome.details, tokens, body.prompt_found);
+  r.body = detail::format_get_reward(outcome.details, tokens, body.prompt_found, truncated);
   return r;
 }
 
@@ -197,6 +211,7 @@ void RewardServer::serve(std::shared_ptr<rewards::RewardModel> model) {
   s->token_limit = c.max_sequence_tokens();
   s->limit_source = core::str("reward_server.max_sequence_tokens=", c.max_sequence_tokens());
   const int64_t own = model->max_tokens();
+  s->model_limit = std::max<int64_t>(own, 0);
   if (own > 0 && own < s->token_limit) {
     s->token_limit = own;
     s->limit_source = core::str("the model reads at most ", own, " tokens (data.max_length)");

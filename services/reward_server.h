@@ -8,8 +8,10 @@
 // thread, so `server.threads` bounds the requests in flight.
 //
 // Statuses: 400 malformed body or empty request/sample, 413 too many samples or a sample over
-// the token limit, 429 queue full (at once, with Retry-After), 503 not ready, shutting down or
-// not scored within `request_timeout_ms` (the request was not scored: safe to retry elsewhere).
+// the token limit (/get_reward scores a sample longer than the model reads as the model reads
+// it, cut as in training, and 413s only what is over max_sequence_tokens after that), 429 queue
+// full (at once, with Retry-After), 503 not ready, shutting down or not scored within
+// `request_timeout_ms` (the request was not scored: safe to retry elsewhere).
 //
 // Thread-safety: handle() may be called from any thread; serve() once, from any thread.
 #pragma once

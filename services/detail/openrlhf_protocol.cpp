@@ -1,7 +1,7 @@
 #include "services/detail/openrlhf_protocol.h"
 
-#include <algorithm>
-#include <functional>
+#include <string.h>  // memmem
+
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -53,13 +53,14 @@ std::string without_edges(const std::string& text, const std::vector<std::string
   return text.substr(begin, end - begin);
 }
 
-// Where `prompt` first occurs in `query` (npos if nowhere): Boyer-Moore, so that a hostile pair
-// of long texts costs linear time, not their product.
+// Where `prompt` first occurs in `query` (npos if nowhere). glibc's memmem falls back to the
+// Two-Way algorithm, linear in the texts' lengths whatever they hold; Boyer-Moore without
+// Galil's rule (std::boyer_moore_searcher) costs their product on periodic texts ("zzz...").
 size_t find_prompt(const std::string& query, const std::string& prompt) {
   if (query.compare(0, prompt.size(), prompt) == 0) return 0;
-  const auto found = std::search(query.begin(), query.end(),
-                                 std::boyer_moore_searcher(prompt.begin(), prompt.end()));
-  return found == query.end() ? std::string::npos : static_cast<size_t>(found - query.begin());
+  const void* found = ::memmem(query.data(), query.size(), prompt.data(), prompt.size());
+  return found == nullptr ? std::string::npos
+                          : static_cast<size_t>(static_cast<const char*>(found) - query.data());
 }
 
 }  // namespace
@@ -109,13 +110,14 @@ GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth,
 
 std::string format_get_reward(const std::vector<rewards::ScoreDetail>& details,
                               const std::vector<int64_t>& tokens,
-                              const std::vector<int>& prompt_found) {
+                              const std::vector<int>& prompt_found,
+                              const std::vector<int>& truncated) {
   json rewards = json::array();
   for (const auto& d : details) rewards.push_back(d.reward);
   json out;
   out["rewards"] = rewards;
   out["scores"] = rewards;
-  out["extra_logs"] = {{"num_tokens", tokens}};
+  out["extra_logs"] = {{"num_tokens", tokens}, {"truncated", truncated}};
   if (!prompt_found.empty()) out["extra_logs"]["prompt_found"] = prompt_found;
   return out.dump();
 }

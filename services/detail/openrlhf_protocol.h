@@ -12,10 +12,15 @@
 // only without the prompt/response split). "labels" (references for rule rewards) are accepted
 // and not used by a learned reward model. An empty "query" is answered with empty lists (a
 // client splitting a batch over several servers may send one).
+// A query longer than the model reads (its data.max_length) is scored as the model reads it,
+// cut as in training (the prompt's last data.max_prompt_length tokens, then the response up to
+// the limit), as OpenRLHF's own server truncates at its --max_len; the server's
+// max_sequence_tokens still bounds what is read.
 // Response: {"rewards": [float, ...], "scores": [float, ...] (the same values), "extra_logs":
-// {"num_tokens": [int, ...], "prompt_found": [0 or 1, ...] (with "prompts")}}: per-sample
-// numbers only, so a client may tensorize them; the mean of prompt_found, which OpenRLHF logs,
-// shows how many queries were split at their prompt.
+// {"num_tokens": [int, ...] (tokens read), "truncated": [0 or 1, ...], "prompt_found": [0 or 1,
+// ...] (with "prompts")}}: per-sample numbers only, so a client may tensorize them; the means
+// of truncated and prompt_found, which OpenRLHF logs, show how many queries were cut and how
+// many were split at their prompt.
 #pragma once
 
 #include <cstdint>
@@ -42,10 +47,11 @@ struct GetRewardRequest {
 GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth,
                                   const std::vector<std::string>& edge_texts = {});
 
-/// The /get_reward response body for `details` (one per query), their token counts and, when
-/// not empty, whether each query held its prompt.
+/// The /get_reward response body for `details` (one per query), the tokens read of each, whether
+/// each was cut to what the model reads and, when not empty, whether each held its prompt.
 std::string format_get_reward(const std::vector<rewards::ScoreDetail>& details,
                               const std::vector<int64_t>& tokens,
-                              const std::vector<int>& prompt_found = {});
+                              const std::vector<int>& prompt_found,
+                              const std::vector<int>& truncated);
 
 }  // namespace rudder::services::detail

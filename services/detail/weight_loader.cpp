@@ -40,8 +40,10 @@ void check_sha256(const WeightUpdate& update, const std::string& file, std::stri
       expected.size() == 64 && expected.find_first_not_of("0123456789abcdef") == std::string::npos,
       "weight update: sha256 must be 64 hex digits, got '", update.sha256(), "'");
   *actual = core::sha256_file(file);
-  RUDDER_CHECK(*actual == expected, "weight update: SHA-256 of ", file, " is ", *actual,
-               ", the update says ", expected, " (a partial or different file); nothing changed");
+  // The file's own digest stays out of the answer: it says something of any file named as
+  // weights that the server can read.
+  RUDDER_CHECK(*actual == expected, "weight update: the SHA-256 of ", file, " is not ", expected,
+               " (a partial or different file); nothing changed");
 }
 
 std::shared_ptr<models::CausalLM> load_model(const std::string& path,
@@ -69,14 +71,33 @@ LoadedWeights load_weight_update(const WeightUpdate& update, const models::Model
                                  const std::string& device) {
   const std::string& path = update.path();
   RUDDER_CHECK(!path.empty(), "weight update: path is empty");
-  RUDDER_CHECK_T(core::NotFound, fs::exists(path), "weight update: path '", path,
-                 "' does not exist on the rollout server");
+  std::error_code error;
+  const fs::file_status at = fs::status(path, error);
+  RUDDER_CHECK_T(core::NotFound, at.type() != fs::file_type::not_found, "weight update: path '",
+                 path, "' does not exist on the rollout server");
+  RUDDER_CHECK(!error, "weight update: path '", path, "' cannot be read: ", error.message());
   const std::string file = rollout::weights_file(path);
-  // Only weights: no other file's digest comes back in an error.
-  RUDDER_CHECK(fs::path(file).extension() == ".safetensors", "weight update: path '", path,
-               "' is neither a model directory nor a .safetensors file");
-  RUDDER_CHECK_T(core::NotFound, fs::is_regular_file(file), "weight update: ", file,
+  const std::string not_weights = core::str(
+      "weight update: path '", path, "' is neither a model directory nor a .safetensors file");
+  RUDDER_CHECK(fs::path(file).extension() == ".safetensors", not_weights);
+  const fs::file_status weights = fs::status(file, error);
+  RUDDER_CHECK_T(core::NotFound, weights.type() != fs::file_type::not_found,
+                 "weight update: ", file,
                  " does not exist (a directory must hold model.safetensors)");
+  RUDDER_CHECK(!error, "weight update: ", file, " cannot be read: ", error.message());
+  RUDDER_CHECK(fs::is_regular_file(weights), "weight update: ", file, " is not a regular file");
+  // Through links, only files named as what they are read as: no other file's digest or
+  // contents come back in an error.
+  const fs::path target = fs::canonical(file, error);
+  RUDDER_CHECK(!error && target.extension() == ".safetensors", not_weights,
+               " (links are followed)");
+  if (fs::is_directory(at)) {
+    const fs::path config = fs::path(path) / "config.json";
+    const bool linked = fs::is_symlink(config, error);
+    RUDDER_CHECK(!linked || fs::canonical(config, error).filename() == "config.json",
+                 "weight update: ", config.string(),
+                 " is a link, and not to a file named config.json; copy the model's config there");
+  }
   LoadedWeights out;
   check_sha256(update, file, &out.sha256);
   auto model = load_model(path, served);

@@ -238,12 +238,17 @@ TEST_F(CausalLMTest, TiedEmbeddingGradientIsDenseAndTheSameWhicheverWayItArrives
                        arch + " tied embedding gradient");
 
     clear();
-    score_tokens(model, {ids, mask, pos}).logprobs.sum().backward();
-    const at::Tensor chunked = dense_grad("score_tokens");
-    clear();
     const at::Tensor logits = model.forward({ids, mask, pos}).narrow(1, 0, 11);
     torch::log_softmax(logits, -1).gather(2, ids.narrow(1, 1, 11).unsqueeze(2)).sum().backward();
-    expect_tensor_near(chunked, dense_grad("full logits"), 1e-5, arch + " scored gradient");
+    const at::Tensor full = dense_grad("full logits");
+    for (const int64_t chunk_tokens : {int64_t{24}, int64_t{5}}) {  // one chunk, then chunked
+      ChunkedScoreOptions options;
+      options.chunk_elements = chunk_tokens * s.vocab_size;
+      clear();
+      score_tokens(model, {ids, mask, pos}, {}, options).logprobs.sum().backward();
+      expect_tensor_near(dense_grad("score_tokens"), full, 1e-5,
+                         arch + " scored gradient, " + std::to_string(chunk_tokens) + " a chunk");
+    }
 
     clear();  // a reward model's path: the hidden states alone
     model.final_hidden({ids, mask, pos}).sum().backward();

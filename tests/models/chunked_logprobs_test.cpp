@@ -151,6 +151,47 @@ TEST_F(ChunkedLogprobsTest, ScoresTokensOfATiny151kVocabularyModel) {
   }
 }
 
+// A batch whose logits fit in one chunk is scored from its whole logits: the log-probs and
+// every parameter's gradient are those of token_logprobs over forward()'s logits, bit for bit,
+// so training at such sizes is as without chunking. Its entropy matches too (within kAtol).
+TEST_F(ChunkedLogprobsTest, ABatchWithinOneChunkIsScoredAsItsFullLogitsBitForBit) {
+  for (const bool tied : {true, false}) {
+    ModelSpec spec = testing::tiny_llama(16, 1);
+    spec.tie_word_embeddings = tied;
+    CausalLM model(spec);
+    const std::string label = tied ? "tied" : "untied";
+    const at::Tensor ids = torch::randint(0, spec.vocab_size, {3, 7});
+    const at::Tensor pos = torch::arange(7).expand_as(ids).contiguous();
+    const at::Tensor attn = torch::ones_like(ids);
+    const at::Tensor mask = (torch::rand({3, 7}) > 0.3).to(torch::kLong);
+    const auto params = model.parameters();
+
+    ChunkedScoreOptions one_chunk;
+    one_chunk.chunk_elements = ids.numel() * spec.vocab_size;
+    one_chunk.entropy = true;
+    const TokenScores got = score_tokens(model, {ids, attn, pos}, mask, one_chunk);
+    const auto g_got = torch::autograd::grad({masked_sum(got.logprobs, mask).sum()}, params);
+
+    const at::Tensor full = token_logprobs(model.forward({ids, attn, pos}), ids);
+    const auto g_full = torch::autograd::grad({masked_sum(full, mask).sum()}, params);
+    at::Tensor kept = mask.to(torch::kBool);
+    kept.narrow(1, 0, 1).fill_(false);
+    EXPECT_TRUE(torch::equal(got.logprobs, full.masked_fill(kept.logical_not(), 0.0))) << label;
+    for (size_t i = 0; i < params.size(); ++i)
+      EXPECT_TRUE(torch::equal(g_got[i], g_full[i])) << label << " gradient " << i;
+
+    ChunkedScoreOptions chunked = one_chunk;
+    chunked.chunk_elements -= 1;  // one element over: the chunked path
+    const TokenScores other = score_tokens(model, {ids, attn, pos}, mask, chunked);
+    expect_tensor_near(got.logprobs, other.logprobs, kAtol, label + " log-probs, chunked");
+    expect_tensor_near(got.entropy, other.entropy, kAtol, label + " entropy, chunked");
+    EXPECT_GT(got.entropy.masked_select(kept).min().item<double>(), 0.0) << label;
+    EXPECT_TRUE(torch::equal(got.entropy.masked_select(kept.logical_not()),
+                             torch::zeros({(~kept).sum().item<int64_t>()})))
+        << label;
+  }
+}
+
 TEST(golden_models, ChunkedScoresMatchFullLogits) {
   const fs::path root = fs::path(testing::golden_dir()) / "models";
   ASSERT_TRUE(fs::exists(root)) << "no golden models under " << testing::golden_dir();

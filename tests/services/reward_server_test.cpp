@@ -167,6 +167,7 @@ TEST_F(RewardHandlers, GetRewardTakesWhatOpenRlhfClientsSend) {
   EXPECT_EQ(body["rewards"], json({4.0, 8.0, 4.0, 9.0}));
   EXPECT_EQ(body["extra_logs"]["prompt_found"], json({1, 1, 1, 0}));
   EXPECT_EQ(body["extra_logs"]["num_tokens"], json({11, 14, 11, 9}));
+  EXPECT_EQ(body["extra_logs"]["truncated"], json({0, 0, 0, 0}));  // the fake reads any length
   r = server_.handle(post("/get_reward", R"({"query": [], "prompts": [], "labels": []})"));
   ASSERT_EQ(r.status, 200) << r.body;
   body = json::parse(r.body);
@@ -178,6 +179,59 @@ TEST_F(RewardHandlers, GetRewardTakesWhatOpenRlhfClientsSend) {
   body = json::parse(r.body);
   EXPECT_EQ(body["rewards"], json({4.0}));
   EXPECT_FALSE(body["extra_logs"].contains("prompt_found"));
+}
+
+// The prompt is looked for in time linear in the texts: periodic texts of megabytes, which cost
+// Boyer-Moore without Galil's rule their product (hours here), are answered at once.
+TEST(RewardServerPromptSearch, PeriodicMegabyteTextsAreSearchedInLinearTime) {
+  RewardServer server(
+      testing::config_from_yaml("reward_server: {max_sequence_tokens: 4000000}").reward_server(),
+      core::HttpServerOptions{});
+  server.serve(std::make_shared<FakeRewardModel>());
+  const size_t n = 2'000'000;
+  const json request = {{"query", {std::string(n, 'z'), "y" + std::string(n + 10, 'z')}},
+                        {"prompts", {"q" + std::string(n / 2, 'z'), std::string(n, 'z')}}};
+  const HttpResponse r = server.handle(post("/get_reward", request.dump()));
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 200);
+  const json body = json::parse(r.body);
+  EXPECT_EQ(body["extra_logs"]["prompt_found"], json({0, 1}));
+  // The fake scores the response's length: the whole first query, the 10 bytes after the prompt.
+  EXPECT_EQ(body["rewards"], json({static_cast<double>(n), 10.0}));
+}
+
+// OpenRLHF's own server truncates at its --max_len, and its clients end a run on a 413: a query
+// longer than the model reads (data.max_length 64 here) is scored as the model reads it, as in
+// process, and marked in extra_logs. /v1/score keeps its 413 for the same sample.
+TEST(RewardServerTruncation, GetRewardScoresAnOverLongQueryAsTheModelReadsIt) {
+  const auto model = testing::tiny_reward_model(3);
+  RewardServer server(testing::config_from_yaml("{}").reward_server(), core::HttpServerOptions{});
+  server.serve(model);
+  const std::string prompt = "Q: tell it at length?";
+  std::string long_response;
+  while (long_response.size() < 150) long_response += "and then it went on, ";
+  const std::vector<std::string> prompts = {prompt, prompt};
+  const std::vector<std::string> responses = {long_response, "short"};
+  ASSERT_GT(model->count_tokens(prompt, long_response), 64);
+
+  const json request = {{"query", {prompt + long_response, prompt + "short"}},
+                        {"prompts", prompts}};
+  const HttpResponse r = server.handle(post("/get_reward", request.dump()));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json body = json::parse(r.body);
+  const std::vector<double> in_process = model->score(prompts, responses);
+  ASSERT_EQ(body["rewards"].size(), 2u);
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_NEAR(body["rewards"][i].get<double>(), in_process[i], 1e-5) << i;
+  EXPECT_NE(in_process[0], model->score({prompt}, {long_response.substr(0, 20)})[0]);
+  EXPECT_EQ(body["extra_logs"]["truncated"], json({1, 0}));
+  EXPECT_EQ(body["extra_logs"]["num_tokens"],
+            json({int64_t{64}, model->count_tokens(prompt, "short")}));
+
+  json items = json::array();
+  items.push_back({{"prompt", prompt}, {"response", long_response}});
+  const HttpResponse strict = server.handle(post("/v1/score", json{{"items", items}}.dump()));
+  EXPECT_EQ(strict.status, 413) << strict.body;
+  EXPECT_NE(message_of(strict).find("data.max_length"), std::string::npos) << strict.body;
 }
 
 TEST_F(RewardHandlers, ModelsListsTheServedModelAndItsLimits) {

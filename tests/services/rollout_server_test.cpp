@@ -5,6 +5,7 @@
 #include "services/rollout_server.h"
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -21,6 +22,7 @@
 namespace rudder::services {
 namespace {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 
 core::HttpRequest post(const std::string& path, const std::string& body) {
@@ -115,7 +117,10 @@ TEST_F(RolloutServerTest, WeightUpdatesAreCheckedAndRefusedOnesChangeNothing) {
   auto update = [&](const std::string& version, const std::string& path, const std::string& s) {
     return call("/v1/weights", json{{"version", version}, {"path", path}, {"sha256", s}}.dump());
   };
-  EXPECT_EQ(update("1", dir.path() + "/next", std::string(64, 'a')).status, 400);
+  const auto wrong = update("1", dir.path() + "/next", std::string(64, 'a'));
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_NE(wrong.body.find("is not aaaa"), std::string::npos) << wrong.body;
+  EXPECT_EQ(wrong.body.find(sha), std::string::npos) << "the file's own digest: " << wrong.body;
   EXPECT_EQ(update("1", dir.path() + "/missing", sha).status, 404);
   EXPECT_EQ(update("v1", dir.path() + "/next", sha).status, 400);
   EXPECT_EQ(update("1", dir.path() + "/next", "abc").status, 400);
@@ -130,6 +135,42 @@ TEST_F(RolloutServerTest, WeightUpdatesAreCheckedAndRefusedOnesChangeNothing) {
             std::string::npos)
       << secret.body;
   EXPECT_EQ(secret.body.find(core::sha256_file(dir.path() + "/secret.txt")), std::string::npos);
+  // Nor through a link named as weights, alone or as a model directory's file.
+  fs::create_symlink(dir.path() + "/secret.txt", dir.path() + "/secret.safetensors");
+  fs::create_directory(dir.path() + "/linked");
+  fs::create_symlink(dir.path() + "/secret.txt", dir.path() + "/linked/model.safetensors");
+  for (const char* linked : {"/secret.safetensors", "/linked"}) {
+    const auto r = update("1", dir.path() + linked, std::string(64, 'a'));
+    EXPECT_EQ(r.status, 400) << linked;
+    EXPECT_NE(r.body.find("neither a model directory nor a .safetensors file"), std::string::npos)
+        << r.body;
+    EXPECT_EQ(r.body.find(core::sha256_file(dir.path() + "/secret.txt")), std::string::npos);
+  }
+  // Nor the contents of a file linked as a model directory's config (real weights beside it).
+  fs::create_directory(dir.path() + "/config_linked");
+  fs::copy_file(file, dir.path() + "/config_linked/model.safetensors");
+  {
+    std::ofstream text(dir.path() + "/token.txt");
+    text << "{\"model_type\": \"sk-not-a-model\"}";
+  }
+  fs::create_symlink(dir.path() + "/token.txt", dir.path() + "/config_linked/config.json");
+  const auto config = update("1", dir.path() + "/config_linked", sha);
+  EXPECT_EQ(config.status, 400);
+  EXPECT_NE(config.body.find("not to a file named config.json"), std::string::npos) << config.body;
+  EXPECT_EQ(config.body.find("sk-not-a-model"), std::string::npos) << config.body;
+  // A link loop, and a path that is no regular file, are 400 naming the cause (not 404 or 500).
+  fs::create_symlink(dir.path() + "/loop_b.safetensors", dir.path() + "/loop_a.safetensors");
+  fs::create_symlink(dir.path() + "/loop_a.safetensors", dir.path() + "/loop_b.safetensors");
+  const auto loop = update("1", dir.path() + "/loop_a.safetensors", sha);
+  EXPECT_EQ(loop.status, 400) << loop.body;
+  EXPECT_NE(loop.body.find("cannot be read"), std::string::npos) << loop.body;
+  fs::create_directory(dir.path() + "/not_a_file.safetensors");
+  const auto not_file = update("1", dir.path() + "/not_a_file.safetensors/", sha);
+  EXPECT_EQ(not_file.status, 404) << not_file.body;  // a directory: its model.safetensors
+  fs::create_symlink("/dev/null", dir.path() + "/device.safetensors");
+  const auto device = update("1", dir.path() + "/device.safetensors", sha);
+  EXPECT_EQ(device.status, 400) << device.body;
+  EXPECT_NE(device.body.find("is not a regular file"), std::string::npos) << device.body;
   auto other = testing::tiny_policy(5);
   {
     models::ModelSpec s = other->spec();
