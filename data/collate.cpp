@@ -16,7 +16,8 @@ TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& promp
   out.prompt.insert(out.prompt.end(), p.begin(), p.end());
   out.response = tokenizer.encode(response);
   if (tc.add_eos()) out.response.push_back(tokenizer.eos_id());
-  const size_t max_prompt = dc.max_prompt_length();
+  // The whole pair fits max_length even where max_prompt_length does not.
+  const size_t max_prompt = std::min(dc.max_prompt_length(), dc.max_length());
   if (out.prompt.size() > max_prompt)
     out.prompt.erase(out.prompt.begin(), out.prompt.end() - max_prompt);
   const size_t room = dc.max_length() > out.prompt.size() ? dc.max_length() - out.prompt.size() : 0;

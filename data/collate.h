@@ -26,8 +26,8 @@ struct TokenizedPair {
 };
 
 /// Tokenizes `prompt` and `response`: BOS before the prompt and EOS after the response when the
-/// config asks; the prompt keeps its last `max_prompt_length` tokens, then the response is cut
-/// so the whole fits `max_length`.
+/// config asks; the prompt keeps its last `max_prompt_length` tokens (at most `max_length`),
+/// then the response is cut so the whole fits `max_length`.
 TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& prompt,
                             const std::string& response, const TokenizerConfig& tokenizer_config,
                             const DataConfig& data_config);

@@ -51,9 +51,11 @@ at::Tensor chunked_cross_entropy(const at::Tensor& hidden, const OutputHead& hea
 /// Per-token scores [batch, seq] of `input.input_ids` under `model`, chunked from its final
 /// hidden states: entry t is log p(ids[t] | ids[< t]) (and the entropy of that distribution);
 /// entry 0, and every entry where `mask` [batch, seq] (optional) is 0, is 0 and costs nothing.
-/// A batch whose [batch, seq, vocab] logits fit in one chunk (options.chunk_elements) is scored
-/// from them whole, bit for bit as token_logprobs(model.forward(input), ids) with those entries
-/// zeroed: chunking would save no memory there.
+/// Except that a batch whose [batch, seq, vocab] logits fit in one chunk (options.chunk_elements)
+/// is scored from them whole, every position, bit for bit as token_logprobs(model.forward(input),
+/// ids) with those entries zeroed (input.logits_positions unset): chunking would save a few
+/// chunks' memory there (the logits, their float32 copy and, with entropy, their softmax stay
+/// for the backward) and cost a second product in the backward.
 TokenScores score_tokens(CausalLM& model, const ForwardInput& input, const at::Tensor& mask = {},
                          const ChunkedScoreOptions& options = {});
 

@@ -54,8 +54,8 @@ std::string without_edges(const std::string& text, const std::vector<std::string
 }
 
 // Where `prompt` first occurs in `query` (npos if nowhere). glibc's memmem falls back to the
-// Two-Way algorithm, linear in the texts' lengths whatever they hold; Boyer-Moore without
-// Galil's rule (std::boyer_moore_searcher) costs their product on periodic texts ("zzz...").
+// Two-Way algorithm, linear in the texts' lengths whatever they hold; libstdc++'s
+// std::boyer_moore_searcher took time quadratic in a periodic prompt ("zzz...").
 size_t find_prompt(const std::string& query, const std::string& prompt) {
   if (query.compare(0, prompt.size(), prompt) == 0) return 0;
   const void* found = ::memmem(query.data(), query.size(), prompt.data(), prompt.size());

@@ -27,8 +27,10 @@ struct LoadedWeights {
 
 /// Checks `update`'s SHA-256 against its file, loads it and checks its sizes against `served`,
 /// and snapshots it on `device`. Throws NotFound for a missing path or file, InvalidArgument
-/// for a malformed or wrong SHA-256, a file that does not load or other sizes; each message
-/// names the file and the bad value.
+/// for an unreadable path, one that is not a model directory or a regular .safetensors file
+/// (through links too), a malformed or wrong SHA-256, a file that does not load, or other sizes.
+/// Messages name the path and what is wrong, and quote nothing of the files: not the digest
+/// they have, nor why they do not load (that goes to the server's log).
 LoadedWeights load_weight_update(const WeightUpdate& update, const models::ModelSpec& served,
                                  const std::string& device);
 

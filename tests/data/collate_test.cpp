@@ -41,6 +41,12 @@ TEST(Collate, TokenizeTruncatesPromptLeftAndResponseRight) {
   dc.set_max_length(10);
   EXPECT_EQ(tokenize_pair(*tok, "a", "b", tc, dc).response,
             (std::vector<int64_t>{'b', tok->eos_id()}));
+  // A prompt limit above max_length: the prompt keeps its last max_length tokens, no response.
+  dc.set_max_prompt_length(8);
+  dc.set_max_length(4);
+  const TokenizedPair cut = tokenize_pair(*tok, "abcdef", "xyz", tc, dc);
+  EXPECT_EQ(cut.prompt, (std::vector<int64_t>{'c', 'd', 'e', 'f'}));
+  EXPECT_TRUE(cut.response.empty());
 }
 
 TEST(Pack, FirstFitRowsWithPositionsAndSegmentsPerExample) {

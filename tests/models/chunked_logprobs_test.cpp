@@ -170,7 +170,8 @@ TEST_F(ChunkedLogprobsTest, ABatchWithinOneChunkIsScoredAsItsFullLogitsBitForBit
     one_chunk.chunk_elements = ids.numel() * spec.vocab_size;
     one_chunk.entropy = true;
     const TokenScores got = score_tokens(model, {ids, attn, pos}, mask, one_chunk);
-    const auto g_got = torch::autograd::grad({masked_sum(got.logprobs, mask).sum()}, params);
+    const auto g_got = torch::autograd::grad({masked_sum(got.logprobs, mask).sum()}, params, {},
+                                             /*retain_graph=*/true);  // the entropy's below
 
     const at::Tensor full = token_logprobs(model.forward({ids, attn, pos}), ids);
     const auto g_full = torch::autograd::grad({masked_sum(full, mask).sum()}, params);
@@ -185,6 +186,12 @@ TEST_F(ChunkedLogprobsTest, ABatchWithinOneChunkIsScoredAsItsFullLogitsBitForBit
     const TokenScores other = score_tokens(model, {ids, attn, pos}, mask, chunked);
     expect_tensor_near(got.logprobs, other.logprobs, kAtol, label + " log-probs, chunked");
     expect_tensor_near(got.entropy, other.entropy, kAtol, label + " entropy, chunked");
+    const at::Tensor b = torch::randn({3, 7});  // the entropy's gradient, against the chunked one
+    const auto g_one = torch::autograd::grad({(got.entropy * b).sum()}, params);
+    const auto g_chunked = torch::autograd::grad({(other.entropy * b).sum()}, params);
+    for (size_t i = 0; i < params.size(); ++i)
+      testing::expect_tensor_close(g_one[i], g_chunked[i], kAtol, kGradRtol,
+                                   label + " entropy gradient " + std::to_string(i));
     EXPECT_GT(got.entropy.masked_select(kept).min().item<double>(), 0.0) << label;
     EXPECT_TRUE(torch::equal(got.entropy.masked_select(kept.logical_not()),
                              torch::zeros({(~kept).sum().item<int64_t>()})))

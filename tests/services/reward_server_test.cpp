@@ -181,8 +181,9 @@ TEST_F(RewardHandlers, GetRewardTakesWhatOpenRlhfClientsSend) {
   EXPECT_FALSE(body["extra_logs"].contains("prompt_found"));
 }
 
-// The prompt is looked for in time linear in the texts: periodic texts of megabytes, which cost
-// Boyer-Moore without Galil's rule their product (hours here), are answered at once.
+// The prompt is looked for in time linear in the texts: periodic texts of megabytes, for which
+// libstdc++'s std::boyer_moore_searcher took time quadratic in the prompt (tens of minutes
+// here), are answered at once.
 TEST(RewardServerPromptSearch, PeriodicMegabyteTextsAreSearchedInLinearTime) {
   RewardServer server(
       testing::config_from_yaml("reward_server: {max_sequence_tokens: 4000000}").reward_server(),
@@ -232,6 +233,19 @@ TEST(RewardServerTruncation, GetRewardScoresAnOverLongQueryAsTheModelReadsIt) {
   const HttpResponse strict = server.handle(post("/v1/score", json{{"items", items}}.dump()));
   EXPECT_EQ(strict.status, 413) << strict.body;
   EXPECT_NE(message_of(strict).find("data.max_length"), std::string::npos) << strict.body;
+
+  // Where max_sequence_tokens is below the model's limit, what the model reads is still bound.
+  RewardServer narrow(
+      testing::config_from_yaml("reward_server: {max_sequence_tokens: 32}").reward_server(),
+      core::HttpServerOptions{});
+  narrow.serve(model);
+  const HttpResponse over = narrow.handle(post("/get_reward", request.dump()));
+  EXPECT_EQ(over.status, 413) << over.body;
+  EXPECT_NE(
+      message_of(over).find(core::str("sample 0 has ", model->count_tokens(prompt, long_response),
+                                      " tokens (the model reads 64), over the limit of 32")),
+      std::string::npos)
+      << over.body;
 }
 
 TEST_F(RewardHandlers, ModelsListsTheServedModelAndItsLimits) {

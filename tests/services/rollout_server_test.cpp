@@ -156,7 +156,7 @@ TEST_F(RolloutServerTest, WeightUpdatesAreCheckedAndRefusedOnesChangeNothing) {
   fs::create_symlink(dir.path() + "/token.txt", dir.path() + "/config_linked/config.json");
   const auto config = update("1", dir.path() + "/config_linked", sha);
   EXPECT_EQ(config.status, 400);
-  EXPECT_NE(config.body.find("not to a file named config.json"), std::string::npos) << config.body;
+  EXPECT_NE(config.body.find("does not load as a model"), std::string::npos) << config.body;
   EXPECT_EQ(config.body.find("sk-not-a-model"), std::string::npos) << config.body;
   // A link loop, and a path that is no regular file, are 400 naming the cause (not 404 or 500).
   fs::create_symlink(dir.path() + "/loop_b.safetensors", dir.path() + "/loop_a.safetensors");
