@@ -125,6 +125,54 @@ at::Tensor chunked_cross_entropy(const at::Tensor& hidden, const OutputHead& hea
   return -chunked_token_scores(hidden, head, targets, options).logprobs.mean();
 }
 
+namespace {
+
+// Scores [B, T] from the whole logits of `hidden` [B, T, hidden], as users' code computes them;
+// 0 outside `keep` [B, T]. Chunking such a batch would save a few chunks' memory (these logits,
+// their float32 copy and the softmax stay for the backward) and cost a second product there.
+TokenScores whole_logit_scores(CausalLM& model, const at::Tensor& hidden, const at::Tensor& ids,
+                               const at::Tensor& keep, bool with_entropy) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  const auto f32 = hidden.options().dtype(torch::kFloat);
+  const at::Tensor logits = model.project_logits(hidden).to(torch::kFloat);  // [B, T, V]
+  at::Tensor entropy = torch::zeros({B, T}, f32);
+  if (with_entropy && T > 1) {  // H = lse - sum_v p_v z_v, as the chunked path
+    const at::Tensor z = logits.narrow(1, 0, T - 1);  // [B, T - 1, V]: position t predicts t + 1
+    const at::Tensor h = torch::logsumexp(z, -1) - (torch::softmax(z, -1) * z).sum(-1);
+    entropy = torch::cat({torch::zeros({B, 1}, f32), h}, 1);
+  }
+  const at::Tensor unkept = keep.logical_not();  // [B, T]
+  return {token_logprobs(logits, ids).masked_fill(unkept, 0.0), entropy.masked_fill(unkept, 0.0)};
+}
+
+// Scores [B, T] of the positions `keep` [B, T] holds alone, chunked (or from their logits where
+// the head is not one projection); 0 elsewhere.
+TokenScores kept_position_scores(CausalLM& model, const at::Tensor& hidden, const at::Tensor& ids,
+                                 const at::Tensor& keep, const ChunkedScoreOptions& options) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  const at::Tensor at_pos = keep.reshape(-1).nonzero().squeeze(1);  // [n] flat b * T + t
+  const at::Tensor rows = hidden.reshape({B * T, -1}).index_select(0, at_pos - 1);
+  const at::Tensor targets = ids.reshape(-1).index_select(0, at_pos);
+  TokenScores picked;
+  const OutputHead head = model.output_head();
+  if (head.weight.defined()) {
+    picked = chunked_token_scores(rows, head, targets, options);
+  } else {  // a head that is not one projection (LoRA with dropout while training)
+    const at::Tensor logits = model.project_logits(rows).to(torch::kFloat);  // [n, vocab]
+    const at::Tensor logp = torch::log_softmax(logits, -1);
+    picked.logprobs = logp.gather(1, targets.unsqueeze(1)).squeeze(1);
+    picked.entropy =
+        options.entropy ? -(logp.exp() * logp).sum(1) : torch::zeros_like(picked.logprobs);
+  }
+  const auto f32 = hidden.options().dtype(torch::kFloat);
+  auto scatter = [&](const at::Tensor& v) {
+    return torch::zeros({B * T}, f32).index_add(0, at_pos, v).view({B, T});
+  };
+  return {scatter(picked.logprobs), scatter(picked.entropy)};
+}
+
+}  // namespace
+
 TokenScores score_tokens(CausalLM& model, const ForwardInput& input, const at::Tensor& mask,
                          const ChunkedScoreOptions& options) {
   ForwardInput with_head = input;
@@ -140,40 +188,9 @@ TokenScores score_tokens(CausalLM& model, const ForwardInput& input, const at::T
                  ids.sizes());
     keep = keep & (mask.to(ids.device()) != 0);
   }
-  const auto f32 = hidden.options().dtype(torch::kFloat);
-  if (B * T * model.spec().vocab_size <= options.chunk_elements) {
-    // The whole batch's logits fit in one chunk: they are scored as they stand, exactly as
-    // without chunking. Chunking would save nothing here, and autograd keeps these logits for
-    // the backward where the chunked path computes them twice.
-    const at::Tensor logits = model.project_logits(hidden).to(torch::kFloat);  // [B, T, V]
-    const at::Tensor zero = torch::zeros({B, 1}, f32);
-    at::Tensor entropy = torch::zeros({B, T}, f32);
-    if (options.entropy && T > 1) {  // H = lse - sum_v p_v z_v, as the chunked path
-      const at::Tensor z = logits.narrow(1, 0, T - 1);
-      entropy =
-          torch::cat({zero, torch::logsumexp(z, -1) - (torch::softmax(z, -1) * z).sum(-1)}, 1);
-    }
-    const at::Tensor unkept = keep.logical_not();
-    return {token_logprobs(logits, ids).masked_fill(unkept, 0.0), entropy.masked_fill(unkept, 0.0)};
-  }
-  const at::Tensor at_pos = keep.reshape(-1).nonzero().squeeze(1);  // [n] flat b * T + t
-  const at::Tensor rows = hidden.reshape({B * T, -1}).index_select(0, at_pos - 1);
-  const at::Tensor targets = ids.reshape(-1).index_select(0, at_pos);
-  TokenScores picked;
-  const OutputHead head = model.output_head();
-  if (head.weight.defined()) {
-    picked = chunked_token_scores(rows, head, targets, options);
-  } else {  // a head that is not one projection (LoRA with dropout while training)
-    const at::Tensor logits = model.project_logits(rows).to(torch::kFloat);  // [n, vocab]
-    const at::Tensor logp = torch::log_softmax(logits, -1);
-    picked.logprobs = logp.gather(1, targets.unsqueeze(1)).squeeze(1);
-    picked.entropy =
-        options.entropy ? -(logp.exp() * logp).sum(1) : torch::zeros_like(picked.logprobs);
-  }
-  auto scatter = [&](const at::Tensor& v) {
-    return torch::zeros({B * T}, f32).index_add(0, at_pos, v).view({B, T});
-  };
-  return {scatter(picked.logprobs), scatter(picked.entropy)};
+  if (B * T * model.spec().vocab_size <= options.chunk_elements)
+    return whole_logit_scores(model, hidden, ids, keep, options.entropy);
+  return kept_position_scores(model, hidden, ids, keep, options);
 }
 
 at::Tensor sequence_logprobs(CausalLM& model, const ForwardInput& input,
