@@ -151,6 +151,15 @@ void HttpServer::Impl::count_request(const std::string& route, int status, doubl
 
 HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* route_label) const {
   *route_label = "unmatched";
+  const bool builtin =
+      request.path == "/healthz" || request.path == "/readyz" || request.path == "/metrics";
+  if (builtin && request.method != kGet && request.method != "HEAD") {
+    *route_label = request.path;
+    HttpResponse r =
+        error_response(405, str("method ", request.method, " not allowed on ", request.path));
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    return r;
+  }
   if (request.path == "/healthz") {
     *route_label = request.path;
     return text_response(200, R"({"status":"ok"})", std::string(kJsonType));
@@ -170,16 +179,12 @@ HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* r
     return ready.load() ? text_response(200, R"({"status":"ready"})", std::string(kJsonType))
                         : error_response(503, "not ready");
   }
-  // HEAD is answered as GET; the session sends the headers alone.
-  const std::string& method = request.method == "HEAD" ? kGet : request.method;
   if (request.path == "/metrics") {
     *route_label = request.path;
-    if (method == kGet) return text_response(200, render_metrics(), kMetricsContentType);
-    HttpResponse r =
-        error_response(405, str("method ", request.method, " not allowed on ", request.path));
-    r.headers.emplace_back("Allow", "GET, HEAD");
-    return r;
+    return text_response(200, render_metrics(), kMetricsContentType);
   }
+  // HEAD is answered as GET; the session sends the headers alone.
+  const std::string& method = request.method == "HEAD" ? kGet : request.method;
   const auto it = routes.find({method, request.path});
   if (it == routes.end()) {
     std::string allowed;

@@ -68,8 +68,8 @@ class RewardServer::Impl {
     return s;
   }
 
-  detail::ScoreTask make_task(const Serving& s, std::vector<std::string> prompts,
-                              std::vector<std::string> responses,
+  detail::ScoreTask make_task(const Serving& s, std::chrono::steady_clock::time_point arrival,
+                              std::vector<std::string> prompts, std::vector<std::string> responses,
                               const rewards::ScoreOptions& options,
                               std::vector<int>* truncated = nullptr) const;
   HttpResponse score(const HttpRequest& request) const;
@@ -85,11 +85,13 @@ class RewardServer::Impl {
 
 // With `truncated`, a sample longer than the model reads counts as what it reads (the model
 // cuts it as in training) and is marked 1 there; without, it is over the limit like any other.
-detail::ScoreTask RewardServer::Impl::make_task(const Serving& s, std::vector<std::string> prompts,
+// The deadline counts from `arrival`, the handler's start: parsing and counting are within it.
+detail::ScoreTask RewardServer::Impl::make_task(const Serving& s,
+                                                std::chrono::steady_clock::time_point arrival,
+                                                std::vector<std::string> prompts,
                                                 std::vector<std::string> responses,
                                                 const rewards::ScoreOptions& options,
                                                 std::vector<int>* truncated) const {
-  const auto arrival = std::chrono::steady_clock::now();
   const size_t n = prompts.size();
   RUDDER_CHECK(n > 0, "nothing to score: send at least one prompt/response pair");
   RUDDER_CHECK_T(core::TooLarge, n <= config.max_samples_per_request(), n,
@@ -127,6 +129,7 @@ detail::ScoreTask RewardServer::Impl::make_task(const Serving& s, std::vector<st
 }
 
 HttpResponse RewardServer::Impl::score(const HttpRequest& request) const {
+  const auto arrival = std::chrono::steady_clock::now();
   ScoreRequest body;
   core::parse_message(request, &body);
   const auto s = serving_now();
@@ -140,7 +143,7 @@ HttpResponse RewardServer::Impl::score(const HttpRequest& request) const {
   options.dimension_scores = body.return_dimension_scores();
   const bool details = options.token_rewards || options.dimension_scores;
   const detail::ScoreOutcome outcome =
-      s->batcher->score(make_task(*s, std::move(prompts), std::move(responses), options));
+      s->batcher->score(make_task(*s, arrival, std::move(prompts), std::move(responses), options));
   if (outcome.status != 200) return outcome_error(outcome);
   ScoreResponse reply;
   reply.set_model_version(s->batcher->model().version());
@@ -171,6 +174,7 @@ HttpResponse RewardServer::Impl::models(const HttpRequest& request) const {
 }
 
 HttpResponse RewardServer::Impl::get_reward(const HttpRequest& request) const {
+  const auto arrival = std::chrono::steady_clock::now();
   bool json = false;
   try {
     json = core::request_wire(request) == core::Wire::kJson;
@@ -189,8 +193,9 @@ HttpResponse RewardServer::Impl::get_reward(const HttpRequest& request) const {
   }
   // Over-long queries are scored as the model reads them, as OpenRLHF's own server truncates.
   std::vector<int> truncated;
-  detail::ScoreTask task = make_task(*s, std::move(body.prompts), std::move(body.responses),
-                                     rewards::ScoreOptions{}, &truncated);
+  detail::ScoreTask task =
+      make_task(*s, arrival, std::move(body.prompts), std::move(body.responses),
+                rewards::ScoreOptions{}, &truncated);
   const std::vector<int64_t> tokens = task.tokens;
   const detail::ScoreOutcome outcome = s->batcher->score(std::move(task));
   if (outcome.status != 200) return outcome_error(outcome);

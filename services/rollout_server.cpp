@@ -1,6 +1,7 @@
 #include "services/rollout_server.h"
 
 #include <chrono>
+#include <future>
 #include <mutex>
 
 #include <torch/torch.h>
@@ -159,7 +160,11 @@ HttpResponse RolloutServer::Impl::weights(const HttpRequest& request) {
   }
   detail::LoadedWeights loaded;
   try {
-    loaded = detail::load_weight_update(body, s->spec, s->device);
+    // On a thread that ends with the load: each thread that runs torch's parallel copies keeps a
+    // team of OpenMP threads for its lifetime, and the I/O threads live as long as the server.
+    loaded = std::async(std::launch::async, [&] {
+               return detail::load_weight_update(body, s->spec, s->device);
+             }).get();
   } catch (...) {
     count_update("refused");
     throw;

@@ -5,7 +5,8 @@
 // text, encoded by the server's tokenizer, or as token ids), POST /v1/weights (WeightUpdate ->
 // WeightUpdateResponse), and the core's /healthz, /readyz (200 once serve() has a model) and
 // /metrics. One worker thread owns the engine (detail/generate_worker.h); HTTP threads parse,
-// check limits, wait and format, and read weight updates (so decoding goes on meanwhile). Each
+// check limits, wait and format; a weight update is read on a thread of its own that ends with
+// it (so decoding goes on meanwhile, and no I/O thread keeps torch's thread team). Each
 // waiting request holds an HTTP thread, so `server.threads` bounds the requests in flight.
 //
 // Every response names the policy version that produced all of its completions. A weight

@@ -10,8 +10,12 @@ namespace rudder::core::detail {
 namespace {
 
 constexpr size_t kFirstReadBytes = 4096;
-constexpr std::chrono::seconds kLingerTimeout{2};
-constexpr size_t kLingerMaxBytes = 1 << 20;
+// After an answer that closes the connection early (413 on a body still arriving, say), the
+// client may still be sending: what it sends is read and dropped for up to this long and this
+// many bytes, so that it reaches the point of reading the answer. Beyond that the close resets.
+constexpr std::chrono::seconds kLingerTimeout{5};
+constexpr size_t kLingerMaxBytes = size_t{64} << 20;
+constexpr size_t kLingerReadBytes = size_t{64} << 10;
 const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 std::string_view view(beast::string_view text) { return {text.data(), text.size()}; }
@@ -106,6 +110,8 @@ void Session::on_header(beast::error_code ec, size_t) {
   version_ = parser_->get().version();
   head_ = parser_->get().method() == http::verb::head;
   if (auto error = framing_error()) return respond(std::move(*error), false);
+  if (auto error = host_error()) return respond(std::move(*error), false);
+  if (auto error = length_error()) return respond(std::move(*error), false);
   const auto length = parser_->content_length();
   if (length && *length > server_.options.max_body_bytes) {
     return respond(
@@ -149,6 +155,30 @@ std::optional<HttpResponse> Session::framing_error() const {
   }
   if (codings.size() > 1) return error_response(400, "Transfer-Encoding: chunked more than once");
   return std::nullopt;
+}
+
+// RFC 9112, 3.2: an HTTP/1.1 request names its Host once; a request of any version names it at
+// most once.
+std::optional<HttpResponse> Session::host_error() const {
+  const auto& message = parser_->get();
+  const size_t hosts = message.count(http::field::host);
+  if (hosts > 1) return error_response(400, "more than one Host header");
+  if (hosts == 0 && message.version() >= 11)
+    return error_response(400, "an HTTP/1.1 request needs a Host header");
+  return std::nullopt;
+}
+
+// A POST, PUT or PATCH says how long its body is (Content-Length or chunked): without either its
+// body would be read as empty and the bytes after the header as the next request.
+std::optional<HttpResponse> Session::length_error() const {
+  const auto& message = parser_->get();
+  const auto method = message.method();
+  if (method != http::verb::post && method != http::verb::put && method != http::verb::patch)
+    return std::nullopt;
+  if (message.has_content_length() || parser_->chunked()) return std::nullopt;
+  return error_response(411, std::string(message.method_string()) +
+                                 " without Content-Length: send the body's length, or send it "
+                                 "chunked");
 }
 
 void Session::read_body() {
@@ -227,6 +257,7 @@ void Session::close() {
     stream_.socket().close(ec);
     return;
   }
+  discard_.resize(kLingerReadBytes);
   stream_.expires_after(kLingerTimeout);
   stream_.async_read_some(
       net::buffer(discard_),

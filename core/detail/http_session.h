@@ -90,6 +90,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_header();
   void on_header(beast::error_code ec, size_t bytes);
   std::optional<HttpResponse> framing_error() const;
+  std::optional<HttpResponse> host_error() const;
+  std::optional<HttpResponse> length_error() const;
   void read_body();
   void on_body(beast::error_code ec, size_t bytes);
   void process();
@@ -102,7 +104,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;
-  std::array<char, 4096> discard_{};
+  std::vector<char> discard_;  // allocated by close()
   size_t discarded_ = 0;
   HttpServer::Impl& server_;
   bool reject_;

@@ -69,6 +69,9 @@ GetRewardRequest parse_get_reward(std::string_view body, int max_json_depth,
                                   const std::vector<std::string>& edge_texts) {
   RUDDER_CHECK(core::json_depth(body, max_json_depth) <= max_json_depth,
                "JSON body nested deeper than ", max_json_depth, " levels");
+  // The JSON parser would take a NUL byte for the end of the input and ignore what follows it.
+  const size_t nul = body.find('\0');
+  RUDDER_CHECK(nul == std::string_view::npos, "malformed JSON body: a NUL byte at offset ", nul);
   json parsed;
   try {
     parsed = json::parse(body);

@@ -1,5 +1,5 @@
-// Weight updates of the rollout server, read and checked on the HTTP thread that received them
-// (the worker keeps decoding meanwhile): the version rule, the SHA-256, the file and its sizes.
+// Weight updates of the rollout server, read and checked off the worker (it keeps decoding
+// meanwhile): the version rule, the SHA-256, the file and its sizes.
 #pragma once
 
 #include <cstdint>

@@ -1,11 +1,5 @@
 #include "core/http_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -19,96 +13,18 @@
 #include "core/http_client.h"
 #include "core/proto_http.h"
 #include "proto/rudder.pb.h"
+#include "tests/core/http_testing.h"
 
 namespace rudder::core {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A plain blocking TCP connection for sending exactly the bytes a test wants.
-class RawSocket {
- public:
-  explicit RawSocket(uint16_t port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-      throw std::runtime_error("connect");
-    set_read_timeout(10s);
-  }
-  ~RawSocket() { close(fd_); }
-  bool send_all(const std::string& data) {
-    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
-  }
-  void set_read_timeout(std::chrono::milliseconds t) {
-    timeval tv{static_cast<time_t>(t.count() / 1000),
-               static_cast<suseconds_t>((t.count() % 1000) * 1000)};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  }
-  // Reads until the peer closes (or the timeout); returns what arrived.
-  std::string read_until_close() {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-  // True when the peer has closed the connection (recv returns 0 or a reset).
-  bool closed_by_peer() {
-    char c;
-    const ssize_t n = recv(fd_, &c, 1, 0);
-    return n == 0 || (n < 0 && errno == ECONNRESET);
-  }
+using http_testing::answers_with;
+using http_testing::RawSocket;
+using http_testing::sample_request;
 
- private:
-  int fd_ = -1;
-};
-
-ScoreRequest sample_request() {
-  ScoreRequest req;
-  auto* a = req.add_items();
-  a->set_prompt("What is 2+2?");
-  a->set_response("4");
-  auto* b = req.add_items();
-  b->set_prompt("Say something kind \xE2\x9C\x93");
-  b->set_response("You are great.");
-  return req;
-}
-
-class HttpServerTest : public ::testing::Test {
- protected:
-  void start(HttpServerOptions options = {}) {
-    options.host = "127.0.0.1";
-    options.port = 0;
-    server_ = std::make_unique<HttpServer>(options);
-    server_->route("POST", "/v1/echo", [](const HttpRequest& req) {
-      ScoreRequest msg;
-      parse_message(req, &msg);
-      return message_response(req, msg);
-    });
-    server_->route("GET", "/v1/throw-bad", [](const HttpRequest&) -> HttpResponse {
-      throw InvalidArgument("bad thing in the request");
-    });
-    server_->route("GET", "/v1/throw-bug",
-                   [](const HttpRequest&) -> HttpResponse { throw std::logic_error("a bug"); });
-    server_->start();
-  }
-
-  HttpClient client(const std::string& token = "") {
-    HttpClientOptions o;
-    o.port = server_->port();
-    o.token = token;
-    o.max_retries = 0;
-    return HttpClient(o);
-  }
-
-  std::unique_ptr<HttpServer> server_;
-};
+class HttpServerTest : public http_testing::HttpServerFixture {};
 
 TEST_F(HttpServerTest, SameMessageRoundTripsAsJsonAndProtobuf) {
   start();
@@ -129,22 +45,6 @@ TEST_F(HttpServerTest, SameMessageRoundTripsAsJsonAndProtobuf) {
   EXPECT_EQ(pb.status, 200);
   EXPECT_EQ(pb.content_type, "application/x-protobuf");
   EXPECT_EQ(pb.body, sent.SerializeAsString());
-}
-
-TEST_F(HttpServerTest, OversizedBodyIs413) {
-  HttpServerOptions o;
-  o.max_body_bytes = 1024;
-  start(o);
-  HttpClient c = client();
-  const HttpResponse r = c.request("POST", "/v1/echo", std::string(4096, 'x'));
-  EXPECT_EQ(r.status, 413);
-  EXPECT_NE(r.body.find("\"code\":413"), std::string::npos) << r.body;
-
-  // Answered from Content-Length alone, before any body byte is sent.
-  RawSocket raw(server_->port());
-  raw.send_all("POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
-  const std::string answer = raw.read_until_close();
-  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
 }
 
 TEST_F(HttpServerTest, MalformedBodiesAre400WithAMessage) {
@@ -183,7 +83,7 @@ TEST_F(HttpServerTest, MalformedBodiesAre400WithAMessage) {
   // Garbage on the wire: 400, and the server keeps serving.
   RawSocket raw(server_->port());
   raw.send_all("NOT HTTP AT ALL\r\n\r\n");
-  EXPECT_EQ(raw.read_until_close().rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_TRUE(answers_with(raw.read_until_close(), "HTTP/1.1 400"));
   EXPECT_EQ(c.request("GET", "/healthz").status, 200);
 }
 
@@ -215,81 +115,6 @@ TEST_F(HttpServerTest, ContentTypeIsAMediaTypeInAnyCase) {
     const HttpResponse r = c.request("POST", "/v1/echo", body, type);
     EXPECT_EQ(r.status, 415) << type << " -> " << r.body;
   }
-}
-
-// A Transfer-Encoding other than chunked alone is refused and the connection closed, so that no
-// part of the body is read as the next request (RFC 9112, 6.1).
-TEST_F(HttpServerTest, TransferCodingsOtherThanChunkedAre501AndClose) {
-  start();
-  const std::string body = encode_message(sample_request(), Wire::kJson);
-  const auto send = [&](const std::string& coding, const std::string& framed) {
-    RawSocket raw(server_->port());
-    raw.send_all(
-        "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        "Transfer-Encoding: " +
-        coding + "\r\n\r\n" + framed);
-    return raw.read_until_close();
-  };
-  const std::string chunked = [&] {
-    char size[16];
-    std::snprintf(size, sizeof(size), "%zx", body.size());
-    return std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n";
-  }();
-  for (const std::string coding : {"gzip", "GZIP, chunked", "xchunked", "chunked, identity"}) {
-    const std::string answer =
-        send(coding, coding.find("chunked") != std::string::npos ? chunked : body);
-    EXPECT_EQ(answer.rfind("HTTP/1.1 501", 0), 0u) << coding << ": " << answer;
-    EXPECT_NE(answer.find("not supported"), std::string::npos) << answer;
-    EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos) << coding << ": a second answer";
-  }
-  // Every Transfer-Encoding field counts, wherever it is among the others.
-  const std::string split = send(",\r\nX-Between: 1\r\nTransfer-Encoding: gzip", body);
-  EXPECT_EQ(split.rfind("HTTP/1.1 501", 0), 0u) << split;
-  EXPECT_EQ(split.find("HTTP/1.1", 1), std::string::npos) << split;
-  const std::string empty_first = send("\r\nX-Between: 1\r\nTransfer-Encoding: chunked", chunked);
-  EXPECT_EQ(empty_first.rfind("HTTP/1.1 200", 0), 0u) << empty_first;
-  const std::string twice = send("chunked, chunked", chunked);
-  EXPECT_EQ(twice.rfind("HTTP/1.1 400", 0), 0u) << twice;
-  EXPECT_EQ(twice.find("HTTP/1.1", 1), std::string::npos) << twice;
-  const std::string good = send("Chunked", chunked);  // the coding's name in any case
-  EXPECT_EQ(good.rfind("HTTP/1.1 200", 0), 0u) << good;
-}
-
-// HEAD gets GET's status and headers, Content-Length included, and no body: the next answer on
-// the connection follows the headers directly.
-TEST_F(HttpServerTest, HeadAnswersWithTheHeadersOfGetAlone) {
-  start();
-  RawSocket raw(server_->port());
-  raw.send_all(
-      "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-      "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
-      "HEAD /v1/echo HTTP/1.1\r\nHost: x\r\n\r\n"
-      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  const std::string all = raw.read_until_close();
-  std::vector<std::string> answers;
-  for (size_t at = 0; at != std::string::npos;) {
-    const size_t next = all.find("HTTP/1.1 ", at + 1);
-    answers.push_back(all.substr(at, next == std::string::npos ? next : next - at));
-    at = next;
-  }
-  ASSERT_EQ(answers.size(), 4u) << all;
-  EXPECT_EQ(answers[0].rfind("HTTP/1.1 200", 0), 0u) << answers[0];
-  EXPECT_NE(answers[0].find("Content-Length: 15\r\n"), std::string::npos) << answers[0];
-  EXPECT_EQ(answers[0].substr(answers[0].size() - 4), "\r\n\r\n") << "a body followed";
-  EXPECT_EQ(answers[1].rfind("HTTP/1.1 200", 0), 0u) << answers[1];
-  EXPECT_EQ(answers[1].substr(answers[1].size() - 4), "\r\n\r\n");
-  EXPECT_EQ(answers[2].rfind("HTTP/1.1 405", 0), 0u) << answers[2];
-  EXPECT_NE(answers[2].find("Allow: POST\r\n"), std::string::npos) << answers[2];
-  EXPECT_NE(answers[3].find("{\"status\":\"ok\"}"), std::string::npos) << answers[3];
-  // A GET route's 405 lists HEAD beside GET.
-  HttpClient c = client();
-  const HttpResponse r = c.request("POST", "/v1/throw-bad", "{}");
-  EXPECT_EQ(r.status, 405);
-  std::string allow;
-  for (const auto& [name, value] : r.headers) {
-    if (name == "Allow") allow = value;
-  }
-  EXPECT_EQ(allow, "GET, HEAD");
 }
 
 TEST_F(HttpServerTest, HandlerErrorsMapToStatusCodesAndNeverStopTheServer) {
@@ -351,15 +176,6 @@ TEST_F(HttpServerTest, ReadyzIs503UntilReady) {
   EXPECT_EQ(c.request("GET", "/readyz").status, 503);
   server_->set_ready(true);
   EXPECT_EQ(c.request("GET", "/readyz").status, 200);
-}
-
-TEST_F(HttpServerTest, HeaderBlockOverLimitIs431) {
-  HttpServerOptions o;
-  o.max_header_bytes = 1024;
-  start(o);
-  RawSocket raw(server_->port());
-  raw.send_all("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n");
-  EXPECT_EQ(raw.read_until_close().rfind("HTTP/1.1 431", 0), 0u);
 }
 
 TEST_F(HttpServerTest, SlowHeaderClientIsCutOffWhileOthersAreServed) {
@@ -434,7 +250,7 @@ TEST_F(HttpServerTest, ConnectionsOverTheCapAre503) {
   for (int i = 0; i < 3; ++i) held.push_back(std::make_unique<RawSocket>(server_->port()));
   std::this_thread::sleep_for(200ms);  // let the server accept them
   RawSocket extra(server_->port());
-  EXPECT_EQ(extra.read_until_close().rfind("HTTP/1.1 503", 0), 0u);
+  EXPECT_TRUE(answers_with(extra.read_until_close(), "HTTP/1.1 503"));
   held.clear();
   std::this_thread::sleep_for(200ms);
   HttpClient c = client();

@@ -127,6 +127,8 @@ TEST_F(RewardHandlers, BadRequestsGetA4xxNamingTheProblem) {
          "\"prompts\" has 2 texts but \"query\" has 1");
   expect(post("/get_reward", R"({"query": ["ab"], "labels": [1, 2]})"), 400, "\"labels\" must");
   expect(post("/get_reward", R"({"query": [1]})"), 400, "\"query\"[0] must be a string");
+  expect(post("/get_reward", std::string(R"({"query": ["a"]})") + '\0' + "junk"), 400,
+         "a NUL byte at offset 16");
   expect(get("/v1/score"), 405, "not allowed");
   // The server still answers.
   EXPECT_EQ(server_.handle(post("/v1/score", R"({"items":[{"response":"ok"}]})")).status, 200);

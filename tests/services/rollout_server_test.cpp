@@ -1,15 +1,17 @@
 // The rollout server's handlers without sockets (and one test over loopback for 429): answers
 // match the local engine and name their policy version; bad input is a 4xx that leaves the
 // server serving; weight updates are checked (version, SHA-256, path, sizes), refused ones
-// change nothing, and applied ones serve the new weights.
+// change nothing, and applied ones serve the new weights, leaving no threads behind.
 #include "services/rollout_server.h"
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include "core/digest.h"
@@ -18,6 +20,7 @@
 #include "tests/services/reward_fixtures.h"
 #include "tests/services/rollout_fixtures.h"
 #include "tests/support/test_support.h"
+#include "tests/support/tiny_models.h"
 
 namespace rudder::services {
 namespace {
@@ -218,6 +221,48 @@ TEST_F(RolloutServerTest, AFullQueueAnswers429AndEveryOtherRequestSucceeds) {
   EXPECT_EQ(other.load(), 0);
   EXPECT_GE(ok.load(), 1);
   EXPECT_GE(busy.load(), 1);
+}
+
+// Threads of this process, from /proc.
+int process_threads() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// Weight updates arrive on any of the I/O threads; loading one runs torch's parallel copies,
+// which give the thread running them a team of OpenMP threads for its lifetime. Updates are
+// loaded on a thread that ends with the load, so the process has no more threads after twenty
+// of them than after the first.
+TEST(RolloutServerThreads, WeightUpdatesLeaveNoThreadsBehind) {
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(2);  // as `rudder serve` sets it on two cores
+  struct Restore {
+    int threads;
+    ~Restore() { at::set_num_threads(threads); }
+  } restore{threads_before};
+  rudder::testing::TempDir dir;
+  torch::manual_seed(1);
+  // Wide enough (260 x 256 embeddings) that its copies are split over threads.
+  const models::CausalLM wide(rudder::testing::tiny_llama(256, 1, 4, 96));
+  models::save_hf_model(wide, dir.path() + "/wide");
+  const std::string sha = core::sha256_file(dir.path() + "/wide/model.safetensors");
+  auto server = testing::start_rollout_server(wide, "{}", 8);
+  const auto push = [&](int version) {
+    const json body = {
+        {"version", std::to_string(version)}, {"path", dir.path() + "/wide"}, {"sha256", sha}};
+    return testing::client_for(server->port())->request("POST", "/v1/weights", body.dump());
+  };
+  ASSERT_EQ(push(1).status, 200);
+  const int after_first = process_threads();
+  for (int version = 2; version <= 20; ++version) ASSERT_EQ(push(version).status, 200);
+  // A team's threads may take a moment to end after the thread that led it.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (process_threads() > after_first && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_LE(process_threads(), after_first);
 }
 
 // Guidance that fails while armed: a decoding step that throws.
