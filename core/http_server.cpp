@@ -149,31 +149,38 @@ void HttpServer::Impl::count_request(const std::string& route, int status, doubl
       .observe(seconds);
 }
 
+std::optional<HttpResponse> HttpServer::Impl::auth_error(const std::string& path,
+                                                         const std::string& authorization) const {
+  if (options.token.empty() || path == "/healthz") return std::nullopt;
+  const std::optional<std::string> given = bearer_token(authorization);
+  if (given && token_matches(*given, options.token)) return std::nullopt;
+  HttpResponse r =
+      error_response(401, authorization.empty() ? "missing bearer token" : "invalid bearer token");
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+// The sessions check credentials before reading a body (auth_error); this checks them again for
+// callers without sockets. Only /healthz answers without credentials (405 included).
 HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* route_label) const {
   *route_label = "unmatched";
   const bool builtin =
       request.path == "/healthz" || request.path == "/readyz" || request.path == "/metrics";
-  if (builtin && request.method != kGet && request.method != "HEAD") {
+  const auto wrong_method = [&]() -> std::optional<HttpResponse> {
+    if (!builtin || request.method == kGet || request.method == "HEAD") return std::nullopt;
     *route_label = request.path;
     HttpResponse r =
         error_response(405, str("method ", request.method, " not allowed on ", request.path));
     r.headers.emplace_back("Allow", "GET, HEAD");
     return r;
-  }
+  };
   if (request.path == "/healthz") {
+    if (auto error = wrong_method()) return *error;
     *route_label = request.path;
     return text_response(200, R"({"status":"ok"})", std::string(kJsonType));
   }
-  if (!options.token.empty()) {
-    const std::string auth = request.header("authorization");
-    const std::optional<std::string> given = bearer_token(auth);
-    if (!given || !token_matches(*given, options.token)) {
-      HttpResponse r =
-          error_response(401, auth.empty() ? "missing bearer token" : "invalid bearer token");
-      r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return r;
-    }
-  }
+  if (auto error = auth_error(request.path, request.header("authorization"))) return *error;
+  if (auto error = wrong_method()) return *error;
   if (request.path == "/readyz") {
     *route_label = request.path;
     return ready.load() ? text_response(200, R"({"status":"ready"})", std::string(kJsonType))

@@ -10,14 +10,16 @@
 //
 // Hostile clients: the header block must arrive within `header_timeout` of its first byte
 // (slowloris), bodies within `body_timeout`; an idle keep-alive connection is closed after
-// `idle_timeout`. Content-Length over `max_body_bytes` is answered 413 before the body is read
-// (what the client still sends is then read and dropped, up to 64 MiB within 5 s, so that it
-// gets to read the answer), a header block over `max_header_bytes` 431, connections over
-// `max_connections` 503. An HTTP/1.1 request without a Host header, or any with two, is 400;
-// a POST, PUT or PATCH with neither Content-Length nor chunked is 411; the built-in routes
-// answer GET and HEAD alone (405 otherwise). A
-// Transfer-Encoding other than chunked is answered 501 and the connection closed (its body's
-// end would be unknown); a JSON body in another charset than UTF-8 is 415.
+// `idle_timeout`. Everything about a request that its header shows is checked before its body
+// is read: a Transfer-Encoding other than chunked is 501 (its body's end would be unknown), an
+// HTTP/1.1 request without a Host header or any with two 400, a POST or PUT with neither
+// Content-Length nor chunked 411, missing credentials 401, a Content-Length over
+// `max_body_bytes` 413 (a chunked body is cut at the limit); each closes the connection, and
+// counts in the request metrics under the route "framing". What the client still sends of a
+// declared body is read and dropped, up to 64 MiB within 5 s, so that a client which sends its
+// whole body before reading still gets the answer. A header block over `max_header_bytes` is
+// 431, connections over `max_connections` 503; the built-in routes answer GET and HEAD alone
+// (405 otherwise); a JSON body in another charset than UTF-8 is 415.
 #pragma once
 
 #include <chrono>

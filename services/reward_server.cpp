@@ -68,10 +68,15 @@ class RewardServer::Impl {
     return s;
   }
 
-  detail::ScoreTask make_task(const Serving& s, std::chrono::steady_clock::time_point arrival,
-                              std::vector<std::string> prompts, std::vector<std::string> responses,
+  std::vector<int64_t> count_samples(const Serving& s, const std::vector<std::string>& prompts,
+                                     const std::vector<std::string>& responses,
+                                     const rewards::ScoreOptions& options,
+                                     std::vector<int>* truncated = nullptr) const;
+  detail::ScoreTask make_task(const std::vector<std::string>& prompts,
+                              const std::vector<std::string>& responses,
+                              const std::vector<int64_t>& tokens, size_t begin, size_t end,
                               const rewards::ScoreOptions& options,
-                              std::vector<int>* truncated = nullptr) const;
+                              std::chrono::steady_clock::time_point arrival) const;
   HttpResponse score(const HttpRequest& request) const;
   HttpResponse models(const HttpRequest& request) const;
   HttpResponse get_reward(const HttpRequest& request) const;
@@ -83,24 +88,21 @@ class RewardServer::Impl {
   core::HttpServer http;
 };
 
-// With `truncated`, a sample longer than the model reads counts as what it reads (the model
-// cuts it as in training) and is marked 1 there; without, it is over the limit like any other.
-// The deadline counts from `arrival`, the handler's start: parsing and counting are within it.
-detail::ScoreTask RewardServer::Impl::make_task(const Serving& s,
-                                                std::chrono::steady_clock::time_point arrival,
-                                                std::vector<std::string> prompts,
-                                                std::vector<std::string> responses,
-                                                const rewards::ScoreOptions& options,
-                                                std::vector<int>* truncated) const {
+// The tokens of each sample as the model counts them, every sample checked before any is
+// scored. With `truncated`, a sample longer than the model reads counts as what it reads (the
+// model cuts it as in training) and is marked 1 there; without, it is over the limit like any
+// other.
+std::vector<int64_t> RewardServer::Impl::count_samples(const Serving& s,
+                                                       const std::vector<std::string>& prompts,
+                                                       const std::vector<std::string>& responses,
+                                                       const rewards::ScoreOptions& options,
+                                                       std::vector<int>* truncated) const {
   const size_t n = prompts.size();
   RUDDER_CHECK(n > 0, "nothing to score: send at least one prompt/response pair");
-  RUDDER_CHECK_T(core::TooLarge, n <= config.max_samples_per_request(), n,
-                 " samples in one request, over reward_server.max_samples_per_request=",
-                 config.max_samples_per_request(), "; split the request");
   const rewards::RewardModel& model = s.batcher->model();
   rewards::check_score_options(options, model.capabilities(), model.version());
-  detail::ScoreTask task;
-  task.tokens.reserve(n);
+  std::vector<int64_t> counted;
+  counted.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     RUDDER_CHECK(!prompts[i].empty() || !responses[i].empty(), "sample ", i,
                  " is empty: its prompt and response are both empty");
@@ -119,10 +121,21 @@ detail::ScoreTask RewardServer::Impl::make_task(const Serving& s,
     RUDDER_CHECK_T(core::TooLarge, read <= s.token_limit, "sample ", i, " has ", tokens, " tokens",
                    read < tokens ? core::str(" (the model reads ", read, ")") : "",
                    ", over the limit of ", s.token_limit, " (", s.limit_source, ")");
-    task.tokens.push_back(std::max<int64_t>(read, 1));
+    counted.push_back(std::max<int64_t>(read, 1));
   }
-  task.prompts = std::move(prompts);
-  task.responses = std::move(responses);
+  return counted;
+}
+
+// Samples [begin, end) of a request as one task for the batcher, due `request_timeout_ms` after
+// `arrival`.
+detail::ScoreTask RewardServer::Impl::make_task(
+    const std::vector<std::string>& prompts, const std::vector<std::string>& responses,
+    const std::vector<int64_t>& tokens, size_t begin, size_t end,
+    const rewards::ScoreOptions& options, std::chrono::steady_clock::time_point arrival) const {
+  detail::ScoreTask task;
+  task.prompts.assign(prompts.begin() + begin, prompts.begin() + end);
+  task.responses.assign(responses.begin() + begin, responses.begin() + end);
+  task.tokens.assign(tokens.begin() + begin, tokens.begin() + end);
   task.options = options;
   task.deadline = arrival + std::chrono::milliseconds(config.request_timeout_ms());
   return task;
@@ -142,8 +155,13 @@ HttpResponse RewardServer::Impl::score(const HttpRequest& request) const {
   options.token_rewards = body.return_token_rewards();
   options.dimension_scores = body.return_dimension_scores();
   const bool details = options.token_rewards || options.dimension_scores;
+  const size_t n = prompts.size();
+  RUDDER_CHECK_T(core::TooLarge, n <= config.max_samples_per_request(), n,
+                 " samples in one request, over reward_server.max_samples_per_request=",
+                 config.max_samples_per_request(), "; split the request");
+  const std::vector<int64_t> tokens = count_samples(*s, prompts, responses, options);
   const detail::ScoreOutcome outcome =
-      s->batcher->score(make_task(*s, arrival, std::move(prompts), std::move(responses), options));
+      s->batcher->score(make_task(prompts, responses, tokens, 0, n, options, arrival));
   if (outcome.status != 200) return outcome_error(outcome);
   ScoreResponse reply;
   reply.set_model_version(s->batcher->model().version());
@@ -174,7 +192,7 @@ HttpResponse RewardServer::Impl::models(const HttpRequest& request) const {
 }
 
 HttpResponse RewardServer::Impl::get_reward(const HttpRequest& request) const {
-  const auto arrival = std::chrono::steady_clock::now();
+  auto arrival = std::chrono::steady_clock::now();
   bool json = false;
   try {
     json = core::request_wire(request) == core::Wire::kJson;
@@ -193,13 +211,24 @@ HttpResponse RewardServer::Impl::get_reward(const HttpRequest& request) const {
   }
   // Over-long queries are scored as the model reads them, as OpenRLHF's own server truncates.
   std::vector<int> truncated;
-  detail::ScoreTask task =
-      make_task(*s, arrival, std::move(body.prompts), std::move(body.responses),
-                rewards::ScoreOptions{}, &truncated);
-  const std::vector<int64_t> tokens = task.tokens;
-  const detail::ScoreOutcome outcome = s->batcher->score(std::move(task));
-  if (outcome.status != 200) return outcome_error(outcome);
-  r.body = detail::format_get_reward(outcome.details, tokens, body.prompt_found, truncated);
+  const std::vector<int64_t> tokens =
+      count_samples(*s, body.prompts, body.responses, rewards::ScoreOptions{}, &truncated);
+  // OpenRLHF sends a whole rollout batch at once and ends its run on a 4xx: a request of more
+  // than max_samples_per_request samples is scored in parts of that many, one after the other,
+  // each queued (and due) as the one before is scored.
+  const size_t n = tokens.size();
+  const size_t part = config.max_samples_per_request();
+  std::vector<rewards::ScoreDetail> details;
+  details.reserve(n);
+  for (size_t begin = 0; begin < n; begin += part) {
+    const size_t end = std::min(n, begin + part);
+    detail::ScoreOutcome outcome = s->batcher->score(make_task(
+        body.prompts, body.responses, tokens, begin, end, rewards::ScoreOptions{}, arrival));
+    if (outcome.status != 200) return outcome_error(outcome);
+    for (auto& d : outcome.details) details.push_back(std::move(d));
+    arrival = std::chrono::steady_clock::now();
+  }
+  r.body = detail::format_get_reward(details, tokens, body.prompt_found, truncated);
   return r;
 }
 

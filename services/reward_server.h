@@ -9,7 +9,8 @@
 //
 // Statuses: 400 malformed body or empty request/sample, 413 too many samples or a sample over
 // the token limit (/get_reward scores a sample longer than the model reads as the model reads
-// it, cut as in training, and 413s only what is over max_sequence_tokens after that), 429 queue
+// it, cut as in training, and 413s only what is over max_sequence_tokens after that; it scores
+// a request of more than max_samples_per_request samples in parts of that many), 429 queue
 // full (at once, with Retry-After), 503 not ready, shutting down or not scored within
 // `request_timeout_ms` (the request was not scored: safe to retry elsewhere).
 //

@@ -1,5 +1,7 @@
 #include "core/detail/http_session.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,12 +12,17 @@ namespace rudder::core::detail {
 namespace {
 
 constexpr size_t kFirstReadBytes = 4096;
-// After an answer that closes the connection early (413 on a body still arriving, say), the
-// client may still be sending: what it sends is read and dropped for up to this long and this
-// many bytes, so that it reaches the point of reading the answer. Beyond that the close resets.
-constexpr std::chrono::seconds kLingerTimeout{5};
-constexpr size_t kLingerMaxBytes = size_t{64} << 20;
-constexpr size_t kLingerReadBytes = size_t{64} << 10;
+// After an answer that closes the connection, what the client still sends is read and dropped
+// for a while, so that closing does not reset the connection before the client reads the answer.
+// An answer sent before a body the client declared (413 on its Content-Length, an error in its
+// header) waits for that body, up to 64 MiB within 5 s; any other close waits for up to 1 MiB
+// within 2 s. The buffer starts at 4 KiB and grows to 64 KiB once a read fills it.
+constexpr std::chrono::seconds kLingerTimeout{2};
+constexpr size_t kLingerMaxBytes = size_t{1} << 20;
+constexpr std::chrono::seconds kBodyLingerTimeout{5};
+constexpr size_t kBodyLingerMaxBytes = size_t{64} << 20;
+constexpr size_t kFirstDiscardBytes = 4096;
+constexpr size_t kDiscardBytes = size_t{64} << 10;
 const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 std::string_view view(beast::string_view text) { return {text.data(), text.size()}; }
@@ -29,7 +36,11 @@ bool is_disconnect(const beast::error_code& ec) {
 }  // namespace
 
 Session::Session(tcp::socket&& socket, HttpServer::Impl& server, bool reject)
-    : stream_(std::move(socket)), server_(server), reject_(reject) {}
+    : stream_(std::move(socket)),
+      linger_bytes_(kLingerMaxBytes),
+      linger_time_(kLingerTimeout),
+      server_(server),
+      reject_(reject) {}
 
 Session::~Session() { server_.unregister(this); }
 
@@ -45,7 +56,12 @@ void Session::start() {
 
 void Session::drain() {
   net::post(stream_.get_executor(), [self = shared_from_this()] {
-    if (!self->idle_ || self->closing_) return;
+    if (self->closing_) {  // its answer is out: stop waiting for what the client still sends
+      beast::error_code ec;
+      self->stream_.socket().close(ec);
+      return;
+    }
+    if (!self->idle_) return;
     // A read for the next request is pending and no response is unsent: close now. (A new
     // expiry would not reach the pending read, which keeps its idle timeout, so a client that
     // ignores the half-close would hold the drain until drain_timeout.)
@@ -88,37 +104,22 @@ void Session::read_header() {
 
 void Session::on_header(beast::error_code ec, size_t) {
   if (ec == http::error::header_limit) {
-    return respond(
-        error_response(431, "request header block larger than " +
-                                std::to_string(server_.options.max_header_bytes) + " bytes"),
-        false);
+    return refuse(error_response(431, "request header block larger than " +
+                                          std::to_string(server_.options.max_header_bytes) +
+                                          " bytes"));
   }
-  if (ec == http::error::body_limit) {
-    return respond(
-        error_response(413, "request body larger than " +
-                                std::to_string(server_.options.max_body_bytes) + " bytes"),
-        false);
-  }
+  if (ec == http::error::body_limit) return refuse(body_too_large(), true);  // a declared body
   if (ec == beast::error::timeout) {
     RUDDER_LOG(kDebug) << "closing a connection that did not send its header in time";
     return close();
   }
   if (ec) {
     if (is_disconnect(ec)) return close();
-    return respond(error_response(400, "malformed HTTP request: " + ec.message()), false);
+    return refuse(error_response(400, "malformed HTTP request: " + ec.message()));
   }
   version_ = parser_->get().version();
   head_ = parser_->get().method() == http::verb::head;
-  if (auto error = framing_error()) return respond(std::move(*error), false);
-  if (auto error = host_error()) return respond(std::move(*error), false);
-  if (auto error = length_error()) return respond(std::move(*error), false);
-  const auto length = parser_->content_length();
-  if (length && *length > server_.options.max_body_bytes) {
-    return respond(
-        error_response(413, "request body larger than " +
-                                std::to_string(server_.options.max_body_bytes) + " bytes"),
-        false);
-  }
+  if (auto error = header_error()) return refuse(std::move(*error), !parser_->is_done());
   if (parser_->is_done()) return process();
   const auto expect = parser_->get()[http::field::expect];
   if (beast::iequals(expect, "100-continue")) {
@@ -131,6 +132,28 @@ void Session::on_header(beast::error_code ec, size_t) {
     return;
   }
   read_body();
+}
+
+HttpResponse Session::body_too_large() const {
+  return error_response(
+      413, "request body larger than " + std::to_string(server_.options.max_body_bytes) + " bytes");
+}
+
+// What is wrong with a request's header, checked before its body is read: its framing, its Host,
+// a missing length, its credentials, a declared body over the limit.
+std::optional<HttpResponse> Session::header_error() const {
+  if (auto error = framing_error()) return error;
+  if (auto error = host_error()) return error;
+  if (auto error = length_error()) return error;
+  const auto& message = parser_->get();
+  const std::string_view target = view(message.target());
+  if (auto error = server_.auth_error(std::string(target.substr(0, target.find('?'))),
+                                      std::string(message[http::field::authorization]))) {
+    return error;
+  }
+  const auto length = parser_->content_length();
+  if (length && *length > server_.options.max_body_bytes) return body_too_large();
+  return std::nullopt;
 }
 
 // A Transfer-Encoding other than chunked alone (RFC 9112, 6.1): the body's length would be
@@ -168,14 +191,13 @@ std::optional<HttpResponse> Session::host_error() const {
   return std::nullopt;
 }
 
-// A POST, PUT or PATCH says how long its body is (Content-Length or chunked): without either its
-// body would be read as empty and the bytes after the header as the next request.
+// A POST or PUT says how long its body is (Content-Length or chunked): without either its body
+// would be read as empty and the bytes after the header as the next request.
 std::optional<HttpResponse> Session::length_error() const {
   const auto& message = parser_->get();
   const auto method = message.method();
-  if (method != http::verb::post && method != http::verb::put && method != http::verb::patch)
-    return std::nullopt;
-  if (message.has_content_length() || parser_->chunked()) return std::nullopt;
+  if (method != http::verb::post && method != http::verb::put) return std::nullopt;
+  if (parser_->content_length().has_value() || parser_->chunked()) return std::nullopt;
   return error_response(411, std::string(message.method_string()) +
                                  " without Content-Length: send the body's length, or send it "
                                  "chunked");
@@ -188,15 +210,10 @@ void Session::read_body() {
 }
 
 void Session::on_body(beast::error_code ec, size_t) {
-  if (ec == http::error::body_limit) {
-    return respond(
-        error_response(413, "request body larger than " +
-                                std::to_string(server_.options.max_body_bytes) + " bytes"),
-        false);
-  }
+  if (ec == http::error::body_limit) return refuse(body_too_large(), true);
   if (ec) {
     if (is_disconnect(ec)) return close();
-    return respond(error_response(400, "malformed HTTP request body: " + ec.message()), false);
+    return refuse(error_response(400, "malformed HTTP request body: " + ec.message()), true);
   }
   process();
 }
@@ -211,7 +228,9 @@ void Session::process() {
     request.headers[ascii_lowercase(view(field.name_string()))] = std::string(field.value());
   request.body = std::move(message.body());
   request.max_json_depth = server_.options.max_json_depth;
-  const bool keep_alive = message.keep_alive();
+  // RFC 9112, 6.1: HTTP/1.0 with Transfer-Encoding has faulty framing; close after answering.
+  const bool keep_alive = message.keep_alive() && !(message.version() < 11 &&
+                                                    message.count(http::field::transfer_encoding));
 
   std::string route;
   HttpResponse response = server_.handle(request, &route);
@@ -219,6 +238,23 @@ void Session::process() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count();
   server_.count_request(route, response.status, seconds);
   respond(std::move(response), keep_alive && !server_.draining.load());
+}
+
+// Answers an error found while reading a request and closes the connection; counted in the
+// request metrics under the route "framing". With `body_pending` (the client declared a body not
+// read yet), what it still sends is waited for longer (kBodyLingerMaxBytes), so a client that
+// sends its whole body before reading gets the answer.
+void Session::refuse(HttpResponse response, bool body_pending) {
+  if (body_pending) {
+    linger_bytes_ = kBodyLingerMaxBytes;
+    if (parser_ && parser_->content_length())
+      linger_bytes_ = std::min<uint64_t>(*parser_->content_length(), kBodyLingerMaxBytes);
+    linger_time_ = kBodyLingerTimeout;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count();
+  server_.count_request("framing", response.status, seconds);
+  respond(std::move(response), false);
 }
 
 void Session::respond(HttpResponse response, bool keep_alive) {
@@ -245,8 +281,8 @@ void Session::on_write(beast::error_code ec, bool keep_alive) {
   wait_request();
 }
 
-// Half-close, then read and drop whatever the client still sends (up to a limit and a
-// deadline) so that closing does not reset the connection before it reads our response.
+// Half-close, then read and drop whatever the client still sends (up to linger_bytes_ within
+// linger_time_) so that closing does not reset the connection before it reads our response.
 void Session::close() {
   if (closing_) return;
   closing_ = true;
@@ -257,22 +293,27 @@ void Session::close() {
     stream_.socket().close(ec);
     return;
   }
-  discard_.resize(kLingerReadBytes);
-  stream_.expires_after(kLingerTimeout);
+  discard_size_ = kFirstDiscardBytes;
+  discard_.reset(new char[discard_size_]);
+  stream_.expires_after(linger_time_);
   stream_.async_read_some(
-      net::buffer(discard_),
+      net::buffer(discard_.get(), discard_size_),
       beast::bind_front_handler(&Session::discard_until_closed, shared_from_this()));
 }
 
 void Session::discard_until_closed(beast::error_code ec, size_t bytes) {
   discarded_ += bytes;
-  if (ec || discarded_ > kLingerMaxBytes) {
+  if (ec || discarded_ > linger_bytes_) {
     beast::error_code ignored;
     stream_.socket().close(ignored);
     return;
   }
+  if (bytes == discard_size_ && discard_size_ < kDiscardBytes) {  // a body is still coming
+    discard_size_ = kDiscardBytes;
+    discard_.reset(new char[discard_size_]);
+  }
   stream_.async_read_some(
-      net::buffer(discard_),
+      net::buffer(discard_.get(), discard_size_),
       beast::bind_front_handler(&Session::discard_until_closed, shared_from_this()));
 }
 

@@ -47,6 +47,10 @@ class HttpServer::Impl {
   void retry_accept_later(const boost::system::error_code& ec);
   void unregister(detail::Session* session);
   void begin_shutdown();
+  /// 401 when the server has a token and `authorization` does not carry it; nothing for
+  /// /healthz, which answers anyone.
+  std::optional<HttpResponse> auth_error(const std::string& path,
+                                         const std::string& authorization) const;
 
   HttpServerOptions options;
   net::ip::address address;
@@ -89,12 +93,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_first_bytes(beast::error_code ec, size_t bytes);
   void read_header();
   void on_header(beast::error_code ec, size_t bytes);
+  HttpResponse body_too_large() const;
+  std::optional<HttpResponse> header_error() const;
   std::optional<HttpResponse> framing_error() const;
   std::optional<HttpResponse> host_error() const;
   std::optional<HttpResponse> length_error() const;
   void read_body();
   void on_body(beast::error_code ec, size_t bytes);
   void process();
+  void refuse(HttpResponse response, bool body_pending = false);
   void respond(HttpResponse response, bool keep_alive);
   void on_write(beast::error_code ec, bool keep_alive);
   void close();
@@ -104,8 +111,11 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;
-  std::vector<char> discard_;  // allocated by close()
+  std::unique_ptr<char[]> discard_;  // allocated by close()
+  size_t discard_size_ = 0;
   size_t discarded_ = 0;
+  size_t linger_bytes_;               // what close() reads and drops at most
+  std::chrono::seconds linger_time_;  // and for how long
   HttpServer::Impl& server_;
   bool reject_;
   bool idle_ = true;

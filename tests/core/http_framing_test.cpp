@@ -1,5 +1,8 @@
 // Framing at the socket: body and header limits, Transfer-Encoding, Host, HEAD, and the methods
 // of the built-in routes, each sent as exact bytes.
+#include "core/http_server.h"
+
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -173,6 +176,30 @@ TEST_F(HttpFramingTest, PostWithoutALengthIs411) {
   // An empty body whose length is given is the route's to judge.
   HttpClient c = client();
   EXPECT_EQ(c.request("POST", "/v1/echo", "").status, 400);
+  RawSocket put(server_->port());
+  put.send_all("PUT /v1/echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(answers_with(put.read_until_close(), "HTTP/1.1 411"));
+}
+
+// Credentials are checked from the header, before the body is read: a client without them
+// gets 401 at once, and sending no byte of its declared megabyte.
+TEST_F(HttpFramingTest, MissingCredentialsAre401BeforeTheBodyIsRead) {
+  HttpServerOptions o;
+  o.token = "s3cret-token";
+  start(o);
+  RawSocket raw(server_->port());
+  raw.send_all("POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
+  const std::string answer = raw.read_until_close();
+  EXPECT_TRUE(answers_with(answer, "HTTP/1.1 401"));
+  EXPECT_NE(answer.find("missing bearer token"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("WWW-Authenticate: Bearer"), std::string::npos) << answer;
+  // Only /healthz answers without credentials, a wrong method included.
+  HttpClient anonymous = client();
+  EXPECT_EQ(anonymous.request("POST", "/metrics", "{}").status, 401);
+  EXPECT_EQ(anonymous.request("GET", "/metrics").status, 401);
+  EXPECT_EQ(anonymous.request("GET", "/healthz").status, 200);
+  EXPECT_EQ(anonymous.request("POST", "/healthz", "{}").status, 405);
+  EXPECT_EQ(client("s3cret-token").request("POST", "/v1/echo", "{}").status, 200);
 }
 
 // /healthz, /readyz and /metrics answer GET and HEAD; other methods get 405 naming those two.
@@ -192,6 +219,9 @@ TEST_F(HttpFramingTest, BuiltInRoutesAnswerGetAndHeadAlone) {
   }
   EXPECT_EQ(c.request("GET", "/healthz").status, 200);
   EXPECT_EQ(c.request("GET", "/metrics").status, 200);
+  RawSocket head(server_->port());  // not ready: HEAD gets GET's status
+  head.send_all("HEAD /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(answers_with(head.read_until_close(), "HTTP/1.1 503"));
 }
 
 }  // namespace

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/http_client.h"
@@ -30,8 +32,11 @@ class FakeRewardModel : public rewards::RewardModel {
   std::vector<double> score(const std::vector<std::string>& prompts,
                             const std::vector<std::string>& responses) override;
   int64_t count_tokens(const std::string& prompt, const std::string& response) const override {
+    if (count_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(count_delay_ms));
     return static_cast<int64_t>(prompt.size() + response.size());
   }
+  /// How long count_tokens() takes, in milliseconds (0: no time).
+  std::atomic<int> count_delay_ms{0};
   std::string version() const override { return "fake"; }
   std::vector<std::string> pad_and_eos_texts() const override { return {"<pad>", "</s>"}; }
 

@@ -183,6 +183,28 @@ TEST_F(RewardHandlers, GetRewardTakesWhatOpenRlhfClientsSend) {
   EXPECT_FALSE(body["extra_logs"].contains("prompt_found"));
 }
 
+// OpenRLHF sends a whole rollout batch in one request: over max_samples_per_request (4 here)
+// samples, /get_reward scores it in parts of 4, in order, after checking every sample; /v1/score
+// answers 413.
+TEST_F(RewardHandlers, GetRewardScoresARequestOverTheSampleLimitInParts) {
+  serve();
+  json queries = json::array();
+  for (int k = 1; k <= 10; ++k) queries.push_back(std::string(static_cast<size_t>(k), 'a'));
+  HttpResponse r = server_.handle(post("/get_reward", json{{"query", queries}}.dump()));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json body = json::parse(r.body);
+  EXPECT_EQ(body["rewards"], json({1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0}));
+  EXPECT_EQ(body["extra_logs"]["num_tokens"], json({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  for (const size_t size : model_->batch_sizes()) EXPECT_LE(size, 4u);
+  // A sample over the token limit in the last part: 413 naming it, and no part is scored.
+  const size_t batches = model_->batch_sizes().size();
+  queries.push_back(std::string(17, 'b'));
+  r = server_.handle(post("/get_reward", json{{"query", queries}}.dump()));
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_NE(message_of(r).find("sample 10 has 17 tokens"), std::string::npos) << r.body;
+  EXPECT_EQ(model_->batch_sizes().size(), batches);
+}
+
 // The prompt is looked for in time linear in the texts: periodic texts of megabytes, for which
 // libstdc++'s std::boyer_moore_searcher took time quadratic in the prompt (tens of minutes
 // here), are answered at once.
@@ -455,6 +477,22 @@ TEST(RewardServerSockets, FullQueueIsAnswered429AtOnce) {
   EXPECT_EQ(blocked.get().status, 200);
   EXPECT_EQ(queued.get().status, 200);
   EXPECT_EQ(client->request("POST", "/v1/score", score_body(1)).status, 200);
+}
+
+// A request's deadline counts from its arrival: time spent counting its tokens is within it.
+TEST(RewardServerDeadline, CountingTokensIsWithinTheDeadline) {
+  RewardServer server(
+      testing::config_from_yaml("reward_server: {request_timeout_ms: 50}").reward_server(),
+      core::HttpServerOptions{});
+  auto model = std::make_shared<FakeRewardModel>();
+  server.serve(model);
+  const std::string body = R"({"items":[{"response":"a"},{"response":"b"},{"response":"c"}]})";
+  EXPECT_EQ(server.handle(post("/v1/score", body)).status, 200);
+  model->count_delay_ms = 30;  // 90 ms of counting, over the 50 ms deadline
+  const HttpResponse late = server.handle(post("/v1/score", body));
+  EXPECT_EQ(late.status, 503) << late.body;
+  model->count_delay_ms = 0;
+  EXPECT_EQ(server.handle(post("/v1/score", body)).status, 200);
 }
 
 TEST(RewardServerSockets, RequestsPastTheirDeadlineAre503AndTheServerRecovers) {
