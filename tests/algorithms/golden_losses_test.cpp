@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -78,6 +79,20 @@ Outputs run_ranked_bt(const json&, const json& in) {
                                                    tensor_of(in.at("ranks"))))}};
 }
 
+// The numbers of a number or a nested list, in order.
+std::vector<double> as_list(const json& j) {
+  std::vector<double> out;
+  const std::function<void(const json&)> walk = [&](const json& x) {
+    if (!x.is_array()) {
+      out.push_back(x.get<double>());
+      return;
+    }
+    for (const auto& e : x) walk(e);
+  };
+  walk(j);
+  return out;
+}
+
 // A nested JSON list ([B], [B, K], [B, K, H], ...) or a number as a double tensor of that shape.
 at::Tensor nested_tensor_of(const json& j) {
   std::vector<int64_t> shape;
@@ -85,16 +100,7 @@ at::Tensor nested_tensor_of(const json& j) {
     shape.push_back(static_cast<int64_t>(p->size()));
     if (p->empty()) break;
   }
-  std::vector<double> flat;
-  const std::function<void(const json&)> walk = [&](const json& x) {
-    if (!x.is_array()) {
-      flat.push_back(x.get<double>());
-      return;
-    }
-    for (const auto& e : x) walk(e);
-  };
-  walk(j);
-  return torch::tensor(flat, torch::kDouble).reshape(shape).to(testing::test_device());
+  return torch::tensor(as_list(j), torch::kDouble).reshape(shape).to(testing::test_device());
 }
 
 Outputs run_arm(const json& params, const json& in) {
@@ -190,15 +196,19 @@ std::string full(double x) {
   return buf;
 }
 
-// What differs between the expected outputs (numbers or flat lists) and `got`, compared within
-// atol + rtol * |expected|; empty when everything matches.
+// Whether `got` matches `want` within atol + rtol * |want|; equal infinities match, and NaN
+// matches NaN.
+bool matches(double got, double want, double atol, double rtol) {
+  if (std::isnan(want) || std::isnan(got)) return std::isnan(want) && std::isnan(got);
+  return got == want || std::abs(got - want) <= atol + rtol * std::abs(want);
+}
+
+// What differs between the expected outputs (numbers or lists) and `got`; empty when everything
+// matches.
 std::vector<std::string> mismatches(const json& expected, const Outputs& got, double atol,
                                     double rtol) {
   std::vector<std::string> out;
   if (expected.empty()) out.push_back("the case expects no output");
-  const auto as_list = [](const json& j) {
-    return j.is_array() ? j.get<std::vector<double>>() : std::vector<double>{j.get<double>()};
-  };
   for (const auto& [key, want] : expected.items()) {
     if (!got.count(key)) {
       out.push_back("no output '" + key + "'");
@@ -210,7 +220,7 @@ std::vector<std::string> mismatches(const json& expected, const Outputs& got, do
       continue;
     }
     for (size_t i = 0; i < w.size(); ++i) {
-      if (!(std::abs(h[i] - w[i]) <= atol + rtol * std::abs(w[i])))
+      if (!matches(h[i], w[i], atol, rtol))
         out.push_back(core::str(key, "[", i, "] = ", full(h[i]), ", expected ", full(w[i])));
     }
   }
@@ -231,11 +241,58 @@ std::string run_case(const json& c, double atol, double rtol) {
   }
 }
 
+// `text` with the bare NaN, Infinity and -Infinity that Python's json module writes (outside
+// strings) quoted, so that a strict JSON parser reads them.
+std::string quote_nonfinite(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) {
+        out += text[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') in_string = true;
+    bool quoted = false;
+    for (const std::string token : {"-Infinity", "Infinity", "NaN"}) {
+      if (text.compare(i, token.size(), token) == 0) {
+        out += '"' + token + '"';
+        i += token.size() - 1;
+        quoted = true;
+        break;
+      }
+    }
+    if (!quoted) out += c;
+  }
+  return out;
+}
+
+// The quoted non-finite numbers of quote_nonfinite's output back as numbers.
+void restore_nonfinite(json& j) {
+  if (j.is_string()) {
+    const std::string& v = j.get_ref<const std::string&>();
+    if (v == "NaN") j = std::nan("");
+    if (v == "Infinity") j = HUGE_VAL;
+    if (v == "-Infinity") j = -HUGE_VAL;
+    return;
+  }
+  if (j.is_structured()) {
+    for (auto& e : j) restore_nonfinite(e);
+  }
+}
+
 TEST(GoldenLosses, EveryCaseOfTheGoldenFile) {
   const std::string path = testing::golden_dir() + "/losses.json";
   std::ifstream in(path);
   ASSERT_TRUE(in.good()) << "cannot read " << path << " (set RUDDER_GOLDEN_DIR)";
-  const json file = json::parse(in);
+  json file = json::parse(quote_nonfinite(std::string(std::istreambuf_iterator<char>(in), {})));
+  restore_nonfinite(file);
   const double atol = file.at("tolerance").at("atol"), rtol = file.at("tolerance").at("rtol");
   int passed = 0, failed = 0;
   std::set<std::string> names;

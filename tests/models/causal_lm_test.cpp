@@ -1,6 +1,9 @@
 #include "models/causal_lm.h"
 
 #include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -24,15 +27,29 @@ using testing::expect_tensor_near;
 // The golden README's tolerance: float32 against float64-computed references.
 constexpr double kAtol = 1e-4;
 
-std::vector<fs::path> golden_model_dirs() {
-  std::vector<fs::path> dirs;
-  const fs::path root = fs::path(testing::golden_dir()) / "models";
-  if (!fs::exists(root)) return dirs;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    if (fs::exists(entry.path() / "config.json")) dirs.push_back(entry.path());
+// The tags of a model directory's reduced-precision variants: "bf16" for model.bf16.safetensors
+// and expected.bf16.safetensors (either file names its tag; the test wants both).
+std::vector<std::string> variant_tags(const fs::path& dir) {
+  const std::string suffix = ".safetensors";
+  std::set<std::string> tags;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    for (const std::string prefix : {"model.", "expected."}) {
+      if (name.rfind(prefix, 0) != 0 || name.size() <= prefix.size() + suffix.size() ||
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+        continue;
+      tags.insert(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()));
+    }
   }
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
+  return {tags.begin(), tags.end()};
+}
+
+// A buffer Hugging Face files carry that the loader ignores (GPT-2's causal masks, rotary
+// frequencies): kept in float32 whatever the weights' dtype.
+bool ignorable_buffer(const std::string& name) {
+  return name.find(".attn.bias") != std::string::npos ||
+         name.find(".attn.masked_bias") != std::string::npos ||
+         name.find("rotary_emb.inv_freq") != std::string::npos;
 }
 
 // Runs every check of the golden README on one model against one expected file.
@@ -84,12 +101,15 @@ void check_against(CausalLM& model, const TensorMap& expected, const std::string
                                    mask.index({Slice(), Slice(0, t + 1)}),
                                    positions.index({Slice(), Slice(t, t + 1)}), &cache}));
   }
-  const at::Tensor decoded = torch::cat(steps, 1);  // [B, T - prefill, V]
-  expect_tensor_near(decoded, e.at("decode_logits"), kAtol, label + " decode_logits",
-                     mask.index({Slice(), Slice(prefill, total)}).unsqueeze(-1));
+  at::Tensor cached_all = pre;
+  if (!steps.empty()) {
+    const at::Tensor decoded = torch::cat(steps, 1);  // [B, T - prefill, V]
+    expect_tensor_near(decoded, e.at("decode_logits"), kAtol, label + " decode_logits",
+                       mask.index({Slice(), Slice(prefill, total)}).unsqueeze(-1));
+    cached_all = torch::cat({pre, decoded}, 1);
+  }
 
   // The next-token distribution after each row's last real token.
-  const at::Tensor cached_all = torch::cat({pre, decoded}, 1);
   const at::Tensor seq_lens = e.at("seq_lens");
   for (int64_t b = 0; b < ids.size(0); ++b) {
     const int64_t last = seq_lens[b].item<int64_t>() - 1;
@@ -99,42 +119,58 @@ void check_against(CausalLM& model, const TensorMap& expected, const std::string
 }
 
 TEST(golden_models, LogitsHiddenStatesAndKvCacheMatchReference) {
-  const auto dirs = golden_model_dirs();
+  const auto dirs = testing::golden_model_dirs();
   ASSERT_FALSE(dirs.empty()) << "no model directories under " << testing::golden_dir();
-  for (const auto& dir : dirs) {
+  for (const fs::path dir : dirs) {
     SCOPED_TRACE(dir.string());
     auto model = load_hf_model(dir.string());
     model->eval();
     check_against(*model, load_safetensors((dir / "expected.safetensors").string()).tensors,
                   dir.filename().string());
 
-    // The bf16 checkpoint: weights upcast exactly to float32, against its own expected file.
-    if (fs::exists(dir / "model.bf16.safetensors")) {
-      CausalLM bf16(read_hf_config((dir / "config.json").string()));
-      const auto weights = load_safetensors((dir / "model.bf16.safetensors").string()).tensors;
-      EXPECT_EQ(weights.begin()->second.scalar_type(), torch::kBFloat16);
-      bf16.load_state_dict(weights, "model.bf16.safetensors");
-      check_against(bf16, load_safetensors((dir / "expected.bf16.safetensors").string()).tensors,
-                    dir.filename().string() + " bf16");
+    // Each reduced-precision checkpoint (bf16): weights upcast exactly to float32, against its
+    // own expected file.
+    for (const std::string& tag : variant_tags(dir)) {
+      const fs::path weights_path = dir / ("model." + tag + ".safetensors");
+      const fs::path expected_path = dir / ("expected." + tag + ".safetensors");
+      ASSERT_TRUE(fs::exists(weights_path)) << expected_path << " without " << weights_path;
+      ASSERT_TRUE(fs::exists(expected_path)) << weights_path << " without " << expected_path;
+      CausalLM reduced(read_hf_config((dir / "config.json").string()));
+      const auto weights = load_safetensors(weights_path.string()).tensors;
+      int stored_reduced = 0;
+      for (const auto& [name, t] : weights) {
+        if (!t.is_floating_point() || ignorable_buffer(name)) continue;
+        EXPECT_NE(t.scalar_type(), torch::kFloat) << name << " is float32 in " << weights_path;
+        ++stored_reduced;
+      }
+      EXPECT_GT(stored_reduced, 0) << weights_path;
+      reduced.load_state_dict(weights, weights_path.filename().string());
+      check_against(reduced, load_safetensors(expected_path.string()).tensors,
+                    dir.filename().string() + " " + tag);
     }
   }
 }
 
-TEST(golden_models, Bf16ExpectationsDifferFromFloat32) {
-  // The two expected files must be told apart, or mixing them up would go unnoticed.
+TEST(golden_models, ReducedPrecisionExpectationsDifferFromFloat32) {
+  // The two expected files must be told apart, or mixing them up would go unnoticed: ten times
+  // the tolerance apart at least (about 0.19 in the public set).
   int compared = 0;
-  for (const auto& dir : golden_model_dirs()) {
-    if (!fs::exists(dir / "expected.bf16.safetensors")) continue;
-    ++compared;
-    const auto f32 = load_safetensors((dir / "expected.safetensors").string()).tensors;
-    const auto bf16 = load_safetensors((dir / "expected.bf16.safetensors").string()).tensors;
-    EXPECT_GT(testing::max_abs_diff(f32.at("logits"), bf16.at("logits"),
-                                    f32.at("attention_mask").unsqueeze(-1)),
-              1e-2);
+  for (const fs::path dir : testing::golden_model_dirs()) {
+    for (const std::string& tag : variant_tags(dir)) {
+      const fs::path reduced_path = dir / ("expected." + tag + ".safetensors");
+      if (!fs::exists(reduced_path)) continue;  // the test above names the missing file
+      ++compared;
+      const auto f32 = load_safetensors((dir / "expected.safetensors").string()).tensors;
+      const auto reduced = load_safetensors(reduced_path.string()).tensors;
+      EXPECT_GT(testing::max_abs_diff(f32.at("logits"), reduced.at("logits"),
+                                      f32.at("attention_mask").unsqueeze(-1)),
+                10 * kAtol)
+          << reduced_path;
+    }
   }
   // Nothing compared is not a pass.
   if (compared == 0)
-    GTEST_SKIP() << "no model with expected.bf16.safetensors under " << testing::golden_dir();
+    GTEST_SKIP() << "no model with a reduced-precision variant under " << testing::golden_dir();
 }
 
 class CausalLMTest : public testing::SeededTest {};

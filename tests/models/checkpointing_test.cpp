@@ -38,18 +38,20 @@ std::vector<at::Tensor> gradients_of(const std::vector<at::Tensor>& params) {
   return out;
 }
 
-// Gradients of every trainable parameter with and without activation checkpointing, on the
-// golden Llama (with LoRA dropout: the replayed layer must draw the same masks) and GPT-2.
+// Gradients of every trainable parameter with and without activation checkpointing, on every
+// golden model (the Llama-family ones with LoRA dropout: the replayed layer must draw the same
+// masks).
 // The replay accumulates into .grad (reentrant backward), so the test calls backward(). Within
 // 1e-6 on the CPU, 1e-5 on a GPU (whose kernels may add in another order on a second run).
 TEST(golden_models, ActivationCheckpointingGivesTheSameGradients) {
-  const fs::path root = fs::path(testing::golden_dir()) / "models";
-  ASSERT_TRUE(fs::exists(root)) << "no golden models under " << testing::golden_dir();
+  const auto dirs = testing::golden_model_dirs();
+  ASSERT_FALSE(dirs.empty()) << "no golden models under " << testing::golden_dir();
   const torch::Device device = testing::test_device();
   const double tol = device.is_cpu() ? 1e-6 : 1e-5;
-  for (const char* name : {"llama", "gpt2"}) {
-    auto model = load_hf_model((root / name).string());
-    if (std::string(name) == "llama") {
+  for (const std::string& dir : dirs) {
+    const std::string name = fs::path(dir).filename().string();
+    auto model = load_hf_model(dir);
+    if (model->spec().architecture == Architecture::kLlama) {
       LoraConfig lora;
       lora.set_rank(4);
       lora.set_alpha(8);
@@ -86,11 +88,12 @@ TEST(golden_models, ActivationCheckpointingGivesTheSameGradients) {
 // the float32 gradients are. (A replay in float32 lands between the two; a replay that reuses
 // the forward's bf16 weight copies, made without grad, gives the layers no weight gradient.)
 TEST(golden_models, ActivationCheckpointingUnderAutocastReplaysTheBf16Forward) {
-  const fs::path root = fs::path(testing::golden_dir()) / "models";
-  ASSERT_TRUE(fs::exists(root)) << "no golden models under " << testing::golden_dir();
+  const auto dirs = testing::golden_model_dirs();
+  ASSERT_FALSE(dirs.empty()) << "no golden models under " << testing::golden_dir();
   const torch::Device device = testing::test_device();
-  for (const char* name : {"llama", "gpt2"}) {
-    auto model = load_hf_model((root / name).string());
+  for (const std::string& dir : dirs) {
+    const std::string name = fs::path(dir).filename().string();
+    auto model = load_hf_model(dir);
     model->to(device);
     model->train();
     const std::vector<at::Tensor> params = model->parameters();

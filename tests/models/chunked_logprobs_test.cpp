@@ -200,11 +200,12 @@ TEST_F(ChunkedLogprobsTest, ABatchWithinOneChunkIsScoredAsItsFullLogitsBitForBit
 }
 
 TEST(golden_models, ChunkedScoresMatchFullLogits) {
-  const fs::path root = fs::path(testing::golden_dir()) / "models";
-  ASSERT_TRUE(fs::exists(root)) << "no golden models under " << testing::golden_dir();
+  const auto dirs = testing::golden_model_dirs();
+  ASSERT_FALSE(dirs.empty()) << "no golden models under " << testing::golden_dir();
   torch::manual_seed(7);
-  for (const char* name : {"llama", "qwen2", "gpt2"}) {
-    const auto model = load_hf_model((root / name).string());
+  for (const std::string& dir : dirs) {
+    const std::string name = fs::path(dir).filename().string();
+    const auto model = load_hf_model(dir);
     const int64_t vocab = model->spec().vocab_size;
     const at::Tensor ids = torch::randint(0, vocab, {2, 9});
     const at::Tensor mask = torch::ones({2, 9}, torch::kLong);

@@ -1,9 +1,16 @@
 #include "models/safetensors.h"
 
+#include <cstdint>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "tests/support/tensor_testing.h"
@@ -53,11 +60,59 @@ TEST_F(SafetensorsTest, RoundTripIsBitwiseForEveryDtype) {
   EXPECT_EQ(read_file(path), read_file(dir.path() + "/y.safetensors"));
 }
 
-TEST_F(SafetensorsTest, Reads_golden_Files) {
-  const auto content =
-      load_safetensors(testing::golden_dir() + "/models/gpt2_hub_layout/model.safetensors");
-  EXPECT_EQ(content.tensors.at("h.0.attn.c_attn.weight").sizes(), (std::vector<int64_t>{64, 192}));
-  EXPECT_EQ(content.metadata.at("format"), "pt");
+// The dtype a safetensors header names, as libtorch's.
+torch::Dtype header_dtype(const std::string& name) {
+  static const std::map<std::string, torch::Dtype> dtypes = {
+      {"F64", torch::kDouble},    {"F32", torch::kFloat}, {"F16", torch::kHalf},
+      {"BF16", torch::kBFloat16}, {"I64", torch::kLong},  {"I32", torch::kInt},
+      {"I16", torch::kShort},     {"I8", torch::kChar},   {"U8", torch::kByte},
+      {"BOOL", torch::kBool}};
+  const auto it = dtypes.find(name);
+  if (it == dtypes.end()) throw std::runtime_error("dtype " + name + " in a golden file");
+  return it->second;
+}
+
+// Every safetensors file of every golden model directory loads with the names, dtypes and
+// shapes its own header gives (read here apart from the loader), and a reduced-precision copy
+// of the weights is the float32 weights rounded, as the golden README says.
+TEST(golden_safetensors, EveryFileLoadsAsItsHeaderSays) {
+  const auto dirs = testing::golden_model_dirs();
+  ASSERT_FALSE(dirs.empty()) << "no golden models under " << testing::golden_dir();
+  int files = 0;
+  for (const std::string& dir : dirs) {
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      const std::string path = entry.path().string();
+      if (entry.path().extension() != ".safetensors") continue;
+      SCOPED_TRACE(path);
+      ++files;
+      const std::string bytes = read_file(path);
+      ASSERT_GE(bytes.size(), 8u);
+      uint64_t header_size = 0;
+      for (int i = 7; i >= 0; --i)
+        header_size =
+            (header_size << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+      const auto header = nlohmann::json::parse(bytes.substr(8, header_size));
+      const SafetensorsContent content = load_safetensors(path);
+      size_t listed = 0;
+      for (const auto& [name, info] : header.items()) {
+        if (name == "__metadata__") continue;
+        ++listed;
+        ASSERT_TRUE(content.tensors.count(name)) << name;
+        const at::Tensor& t = content.tensors.at(name);
+        EXPECT_EQ(t.scalar_type(), header_dtype(info.at("dtype"))) << name;
+        EXPECT_EQ(t.sizes().vec(), info.at("shape").get<std::vector<int64_t>>()) << name;
+      }
+      EXPECT_EQ(content.tensors.size(), listed);
+    }
+    const std::string f32 = dir + "/model.safetensors", bf16 = dir + "/model.bf16.safetensors";
+    if (!std::filesystem::exists(f32) || !std::filesystem::exists(bf16)) continue;
+    const auto full = load_safetensors(f32).tensors, rounded = load_safetensors(bf16).tensors;
+    for (const auto& [name, t] : rounded) {
+      if (t.scalar_type() != torch::kBFloat16 || !full.count(name)) continue;
+      EXPECT_TRUE(torch::equal(full.at(name).to(torch::kBFloat16), t)) << bf16 << ": " << name;
+    }
+  }
+  EXPECT_GT(files, 0);
 }
 
 TEST_F(SafetensorsTest, MalformedFilesNameTheFileAndTensor) {

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -21,6 +22,17 @@ std::string golden_dir() {
   if (const char* dir = std::getenv("RUDDER_GOLDEN_DIR"); dir != nullptr && *dir != '\0')
     return dir;
   return (fs::path(RUDDER_SOURCE_DIR) / ".." / "shared" / "golden").lexically_normal().string();
+}
+
+std::vector<std::string> golden_model_dirs() {
+  std::vector<std::string> dirs;
+  const fs::path root = fs::path(golden_dir()) / "models";
+  if (!fs::is_directory(root)) return dirs;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (entry.is_directory()) dirs.push_back(entry.path().string());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
 }
 
 // Named by the process id and a per-process count: unique among running tests, and a name an
