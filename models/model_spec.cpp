@@ -85,6 +85,10 @@ ModelSpec read_hf_config(const std::string& path) {
       s.qkv_bias = s.o_bias = get_or<bool>(j, "attention_bias", false, path);
     }
     RUDDER_CHECK(!get_or<bool>(j, "mlp_bias", false, path), path, ": mlp_bias is not supported");
+    // Qwen2's sliding window changes which keys a layer reads; Mistral's is ignored, as it
+    // changes nothing below its (4096-token) window.
+    RUDDER_CHECK(type != "qwen2" || !get_or<bool>(j, "use_sliding_window", false, path), path,
+                 ": use_sliding_window is not supported");
   } else if (type == "gpt2") {
     s.architecture = Architecture::kGpt2;
     s.vocab_size = get<int64_t>(j, "vocab_size", path);
@@ -97,6 +101,11 @@ ModelSpec read_hf_config(const std::string& path) {
     s.max_positions = get<int64_t>(j, "n_positions", path);
     s.norm_eps = get_or<double>(j, "layer_norm_epsilon", 1e-5, path);
     s.tie_word_embeddings = true;
+    RUDDER_CHECK(get_or<bool>(j, "tie_word_embeddings", true, path), path,
+                 ": tie_word_embeddings false is not supported for gpt2 (its head is wte)");
+    RUDDER_CHECK(get_or<bool>(j, "scale_attn_weights", true, path), path,
+                 ": scale_attn_weights false is not supported (attention scores are scaled by "
+                 "1/sqrt(head_dim))");
     const std::string act = get_or<std::string>(j, "activation_function", "gelu_new", path);
     RUDDER_CHECK(act == "gelu_new" || act == "gelu_pytorch_tanh", path, ": activation_function '",
                  act, "' is not supported (only gelu_new)");

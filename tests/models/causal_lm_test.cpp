@@ -373,5 +373,34 @@ TEST_F(CausalLMTest, BadCheckpointsGetClearErrors) {
   EXPECT_NE(load_error(dir.path()).find("missing key 'hidden_size'"), std::string::npos);
 }
 
+// Options of config.json that would change the outputs and that the model does not implement
+// are refused by name, never loaded as if absent.
+TEST(ModelConfig, OptionsTheModelCannotHonourAreRefused) {
+  testing::TempDir dir;
+  const std::string gpt2 =
+      R"("model_type": "gpt2", "vocab_size": 40, "n_embd": 32, "n_layer": 1, "n_head": 4,
+         "n_positions": 16)";
+  const std::string qwen2 =
+      R"("model_type": "qwen2", "vocab_size": 40, "hidden_size": 32, "num_hidden_layers": 1,
+         "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 48)";
+  const auto refusal = [&](const std::string& config) {
+    try {
+      read_hf_config(dir.write("config.json", "{" + config + "}"));
+    } catch (const core::InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(refusal(gpt2), "");
+  EXPECT_EQ(refusal(gpt2 + R"(, "tie_word_embeddings": true, "scale_attn_weights": true)"), "");
+  EXPECT_NE(refusal(gpt2 + R"(, "tie_word_embeddings": false)").find("tie_word_embeddings false"),
+            std::string::npos);
+  EXPECT_NE(refusal(gpt2 + R"(, "scale_attn_weights": false)").find("scale_attn_weights false"),
+            std::string::npos);
+  EXPECT_EQ(refusal(qwen2 + R"(, "use_sliding_window": false)"), "");
+  EXPECT_NE(refusal(qwen2 + R"(, "use_sliding_window": true)").find("use_sliding_window"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace rudder::models
