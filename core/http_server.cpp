@@ -160,27 +160,28 @@ std::optional<HttpResponse> HttpServer::Impl::auth_error(const std::string& path
   return r;
 }
 
-// The sessions check credentials before reading a body (auth_error); this checks them again for
-// callers without sockets. Only /healthz answers without credentials (405 included).
+std::optional<HttpResponse> HttpServer::Impl::method_error(const std::string& method,
+                                                           const std::string& path) const {
+  const bool builtin = path == "/healthz" || path == "/readyz" || path == "/metrics";
+  if (!builtin || method == kGet || method == "HEAD") return std::nullopt;
+  HttpResponse r = error_response(405, str("method ", method, " not allowed on ", path));
+  r.headers.emplace_back("Allow", "GET, HEAD");
+  return r;
+}
+
+// The sessions check methods and credentials before reading a body (method_error, auth_error);
+// this checks them again for callers without sockets.
 HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* route_label) const {
   *route_label = "unmatched";
-  const bool builtin =
-      request.path == "/healthz" || request.path == "/readyz" || request.path == "/metrics";
-  const auto wrong_method = [&]() -> std::optional<HttpResponse> {
-    if (!builtin || request.method == kGet || request.method == "HEAD") return std::nullopt;
+  if (auto error = method_error(request.method, request.path)) {
     *route_label = request.path;
-    HttpResponse r =
-        error_response(405, str("method ", request.method, " not allowed on ", request.path));
-    r.headers.emplace_back("Allow", "GET, HEAD");
-    return r;
-  };
+    return *error;
+  }
   if (request.path == "/healthz") {
-    if (auto error = wrong_method()) return *error;
     *route_label = request.path;
     return text_response(200, R"({"status":"ok"})", std::string(kJsonType));
   }
   if (auto error = auth_error(request.path, request.header("authorization"))) return *error;
-  if (auto error = wrong_method()) return *error;
   if (request.path == "/readyz") {
     *route_label = request.path;
     return ready.load() ? text_response(200, R"({"status":"ready"})", std::string(kJsonType))

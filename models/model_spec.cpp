@@ -85,8 +85,9 @@ ModelSpec read_hf_config(const std::string& path) {
       s.qkv_bias = s.o_bias = get_or<bool>(j, "attention_bias", false, path);
     }
     RUDDER_CHECK(!get_or<bool>(j, "mlp_bias", false, path), path, ": mlp_bias is not supported");
-    // Qwen2's sliding window changes which keys a layer reads; Mistral's is ignored, as it
-    // changes nothing below its (4096-token) window.
+    // Qwen2's sliding window changes which keys a layer reads. Mistral's `sliding_window` is
+    // ignored: attention is full, as the window's own is for sequences within it (4096 tokens
+    // in Mistral 7B); longer ones differ.
     RUDDER_CHECK(type != "qwen2" || !get_or<bool>(j, "use_sliding_window", false, path), path,
                  ": use_sliding_window is not supported");
   } else if (type == "gpt2") {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -72,8 +73,8 @@ class RewardServer::Impl {
                                      const std::vector<std::string>& responses,
                                      const rewards::ScoreOptions& options,
                                      std::vector<int>* truncated = nullptr) const;
-  detail::ScoreTask make_task(const std::vector<std::string>& prompts,
-                              const std::vector<std::string>& responses,
+  detail::ScoreTask make_task(std::vector<std::string>& prompts,
+                              std::vector<std::string>& responses,
                               const std::vector<int64_t>& tokens, size_t begin, size_t end,
                               const rewards::ScoreOptions& options,
                               std::chrono::steady_clock::time_point arrival) const;
@@ -127,14 +128,18 @@ std::vector<int64_t> RewardServer::Impl::count_samples(const Serving& s,
 }
 
 // Samples [begin, end) of a request as one task for the batcher, due `request_timeout_ms` after
-// `arrival`.
+// `arrival`; their texts are moved out of `prompts` and `responses`.
 detail::ScoreTask RewardServer::Impl::make_task(
-    const std::vector<std::string>& prompts, const std::vector<std::string>& responses,
+    std::vector<std::string>& prompts, std::vector<std::string>& responses,
     const std::vector<int64_t>& tokens, size_t begin, size_t end,
     const rewards::ScoreOptions& options, std::chrono::steady_clock::time_point arrival) const {
+  const auto moved = [&](std::vector<std::string>& texts) {
+    return std::vector<std::string>(std::make_move_iterator(texts.begin() + begin),
+                                    std::make_move_iterator(texts.begin() + end));
+  };
   detail::ScoreTask task;
-  task.prompts.assign(prompts.begin() + begin, prompts.begin() + end);
-  task.responses.assign(responses.begin() + begin, responses.begin() + end);
+  task.prompts = moved(prompts);
+  task.responses = moved(responses);
   task.tokens.assign(tokens.begin() + begin, tokens.begin() + end);
   task.options = options;
   task.deadline = arrival + std::chrono::milliseconds(config.request_timeout_ms());

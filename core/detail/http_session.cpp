@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +28,11 @@ constexpr size_t kDiscardBytes = size_t{64} << 10;
 const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 std::string_view view(beast::string_view text) { return {text.data(), text.size()}; }
+
+// A request target's path: what precedes its query.
+std::string path_of(std::string_view target) {
+  return std::string(target.substr(0, target.find('?')));
+}
 
 bool is_disconnect(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof ||
@@ -96,7 +103,9 @@ void Session::read_header() {
   request_start_ = std::chrono::steady_clock::now();
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
-  parser_->body_limit(server_.options.max_body_bytes);
+  // No limit while the header is read: Beast would refuse an oversized Content-Length before
+  // the header is done, and before the checks of header_error() that come first (credentials).
+  parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
   stream_.expires_after(server_.options.header_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&Session::on_header, shared_from_this()));
@@ -108,7 +117,6 @@ void Session::on_header(beast::error_code ec, size_t) {
                                           std::to_string(server_.options.max_header_bytes) +
                                           " bytes"));
   }
-  if (ec == http::error::body_limit) return refuse(body_too_large(), true);  // a declared body
   if (ec == beast::error::timeout) {
     RUDDER_LOG(kDebug) << "closing a connection that did not send its header in time";
     return close();
@@ -119,7 +127,12 @@ void Session::on_header(beast::error_code ec, size_t) {
   }
   version_ = parser_->get().version();
   head_ = parser_->get().method() == http::verb::head;
-  if (auto error = header_error()) return refuse(std::move(*error), !parser_->is_done());
+  // A body follows unless the parser is done; one of unknown length (an unsupported
+  // Transfer-Encoding, which the parser takes for none) may follow too.
+  const bool body_pending =
+      !parser_->is_done() || parser_->get().count(http::field::transfer_encoding) > 0;
+  if (auto error = header_error()) return refuse(std::move(*error), body_pending);
+  parser_->body_limit(server_.options.max_body_bytes);  // chunked bodies: checked as they come
   if (parser_->is_done()) return process();
   const auto expect = parser_->get()[http::field::expect];
   if (beast::iequals(expect, "100-continue")) {
@@ -146,8 +159,11 @@ std::optional<HttpResponse> Session::header_error() const {
   if (auto error = host_error()) return error;
   if (auto error = length_error()) return error;
   const auto& message = parser_->get();
-  const std::string_view target = view(message.target());
-  if (auto error = server_.auth_error(std::string(target.substr(0, target.find('?'))),
+  if (auto error = server_.method_error(std::string(message.method_string()),
+                                        path_of(view(message.target())))) {
+    return error;
+  }
+  if (auto error = server_.auth_error(path_of(view(message.target())),
                                       std::string(message[http::field::authorization]))) {
     return error;
   }
@@ -180,14 +196,24 @@ std::optional<HttpResponse> Session::framing_error() const {
   return std::nullopt;
 }
 
+// Whether `c` may appear in a Host value: RFC 3986's reg-name, IP literal and port characters.
+bool host_char(char c) {
+  static const std::string_view others = "-._~%!$&'()*+,;=:[]";
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         others.find(c) != std::string_view::npos;
+}
+
 // RFC 9112, 3.2: an HTTP/1.1 request names its Host once; a request of any version names it at
-// most once.
+// most once, with a value that is a host and port (or empty).
 std::optional<HttpResponse> Session::host_error() const {
   const auto& message = parser_->get();
   const size_t hosts = message.count(http::field::host);
   if (hosts > 1) return error_response(400, "more than one Host header");
   if (hosts == 0 && message.version() >= 11)
     return error_response(400, "an HTTP/1.1 request needs a Host header");
+  const std::string_view host = view(message[http::field::host]);
+  if (!std::all_of(host.begin(), host.end(), host_char))
+    return error_response(400, "the Host header is not a host and port");
   return std::nullopt;
 }
 
@@ -247,8 +273,10 @@ void Session::process() {
 void Session::refuse(HttpResponse response, bool body_pending) {
   if (body_pending) {
     linger_bytes_ = kBodyLingerMaxBytes;
-    if (parser_ && parser_->content_length())
-      linger_bytes_ = std::min<uint64_t>(*parser_->content_length(), kBodyLingerMaxBytes);
+    if (parser_ && parser_->is_header_done() && parser_->content_length()) {
+      linger_bytes_ = std::max<uint64_t>(
+          kLingerMaxBytes, std::min<uint64_t>(*parser_->content_length(), kBodyLingerMaxBytes));
+    }
     linger_time_ = kBodyLingerTimeout;
   }
   const double seconds =
@@ -294,7 +322,7 @@ void Session::close() {
     return;
   }
   discard_size_ = kFirstDiscardBytes;
-  discard_.reset(new char[discard_size_]);
+  discard_ = std::make_unique<char[]>(discard_size_);
   stream_.expires_after(linger_time_);
   stream_.async_read_some(
       net::buffer(discard_.get(), discard_size_),
@@ -310,7 +338,7 @@ void Session::discard_until_closed(beast::error_code ec, size_t bytes) {
   }
   if (bytes == discard_size_ && discard_size_ < kDiscardBytes) {  // a body is still coming
     discard_size_ = kDiscardBytes;
-    discard_.reset(new char[discard_size_]);
+    discard_ = std::make_unique<char[]>(discard_size_);
   }
   stream_.async_read_some(
       net::buffer(discard_.get(), discard_size_),

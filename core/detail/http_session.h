@@ -47,6 +47,9 @@ class HttpServer::Impl {
   void retry_accept_later(const boost::system::error_code& ec);
   void unregister(detail::Session* session);
   void begin_shutdown();
+  /// 405 for a method other than GET and HEAD on a built-in route (/healthz, /readyz, /metrics).
+  std::optional<HttpResponse> method_error(const std::string& method,
+                                           const std::string& path) const;
   /// 401 when the server has a token and `authorization` does not carry it; nothing for
   /// /healthz, which answers anyone.
   std::optional<HttpResponse> auth_error(const std::string& path,
@@ -85,7 +88,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   /// Starts serving (or, for a rejected connection, answers 503 and closes).
   void start();
-  /// Closes the connection if it is between requests; otherwise it closes after the response.
+  /// Closes the connection if it is between requests or lingering after its last answer;
+  /// otherwise it closes after the response.
   void drain();
 
  private:

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -200,15 +201,18 @@ std::string full(double x) {
 // matches NaN.
 bool matches(double got, double want, double atol, double rtol) {
   if (std::isnan(want) || std::isnan(got)) return std::isnan(want) && std::isnan(got);
-  return got == want || std::abs(got - want) <= atol + rtol * std::abs(want);
+  if (std::isinf(want) || std::isinf(got)) return got == want;  // rtol * inf would take anything
+  return std::abs(got - want) <= atol + rtol * std::abs(want);
 }
 
 // What differs between the expected outputs (numbers or lists) and `got`; empty when everything
-// matches.
-std::vector<std::string> mismatches(const json& expected, const Outputs& got, double atol,
-                                    double rtol) {
+// matches. An output the size of the inputs' `mask` is compared only where the mask is 1.
+std::vector<std::string> mismatches(const json& expected, const Outputs& got, const json& inputs,
+                                    double atol, double rtol) {
   std::vector<std::string> out;
   if (expected.empty()) out.push_back("the case expects no output");
+  const std::vector<double> mask =
+      inputs.contains("mask") ? as_list(inputs.at("mask")) : std::vector<double>{};
   for (const auto& [key, want] : expected.items()) {
     if (!got.count(key)) {
       out.push_back("no output '" + key + "'");
@@ -219,7 +223,9 @@ std::vector<std::string> mismatches(const json& expected, const Outputs& got, do
       out.push_back(core::str(key, ": ", h.size(), " values, expected ", w.size()));
       continue;
     }
+    const bool masked = mask.size() == w.size();
     for (size_t i = 0; i < w.size(); ++i) {
+      if (masked && mask[i] == 0) continue;
       if (!matches(h[i], w[i], atol, rtol))
         out.push_back(core::str(key, "[", i, "] = ", full(h[i]), ", expected ", full(w[i])));
     }
@@ -231,8 +237,9 @@ std::vector<std::string> mismatches(const json& expected, const Outputs& got, do
 std::string run_case(const json& c, double atol, double rtol) {
   try {
     const auto& run = ops().at(c.at("op").get<std::string>());
-    const auto problems = mismatches(
-        c.at("expected"), run(c.value("params", json::object()), c.at("inputs")), atol, rtol);
+    const auto problems =
+        mismatches(c.at("expected"), run(c.value("params", json::object()), c.at("inputs")),
+                   c.at("inputs"), atol, rtol);
     std::string text;
     for (const auto& p : problems) text += "\n  " + p;
     return text;
@@ -241,8 +248,12 @@ std::string run_case(const json& c, double atol, double rtol) {
   }
 }
 
+// Starts the strings quote_nonfinite makes of bare non-finite numbers: U+0001, which no name or
+// parameter of the file starts with.
+constexpr char kNonfinite = '\x01';
+
 // `text` with the bare NaN, Infinity and -Infinity that Python's json module writes (outside
-// strings) quoted, so that a strict JSON parser reads them.
+// strings) quoted, marked with kNonfinite, so that a strict JSON parser reads them.
 std::string quote_nonfinite(const std::string& text) {
   std::string out;
   out.reserve(text.size());
@@ -260,9 +271,11 @@ std::string quote_nonfinite(const std::string& text) {
     }
     if (c == '"') in_string = true;
     bool quoted = false;
-    for (const std::string token : {"-Infinity", "Infinity", "NaN"}) {
+    for (const std::string_view token : {"-Infinity", "Infinity", "NaN"}) {
       if (text.compare(i, token.size(), token) == 0) {
-        out += '"' + token + '"';
+        out += "\"\\u0001";
+        out += token;
+        out += '"';
         i += token.size() - 1;
         quoted = true;
         break;
@@ -277,9 +290,10 @@ std::string quote_nonfinite(const std::string& text) {
 void restore_nonfinite(json& j) {
   if (j.is_string()) {
     const std::string& v = j.get_ref<const std::string&>();
-    if (v == "NaN") j = std::nan("");
-    if (v == "Infinity") j = HUGE_VAL;
-    if (v == "-Infinity") j = -HUGE_VAL;
+    if (v.empty() || v.front() != kNonfinite) return;
+    if (v == std::string(1, kNonfinite) + "NaN") j = std::nan("");
+    if (v == std::string(1, kNonfinite) + "Infinity") j = HUGE_VAL;
+    if (v == std::string(1, kNonfinite) + "-Infinity") j = -HUGE_VAL;
     return;
   }
   if (j.is_structured()) {

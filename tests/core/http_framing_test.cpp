@@ -138,8 +138,8 @@ TEST_F(HttpFramingTest, HeaderBlockOverLimitIs431) {
   EXPECT_TRUE(answers_with(raw.read_until_close(), "HTTP/1.1 431"));
 }
 
-// RFC 9112, 3.2: an HTTP/1.1 request without Host, or any request with two, is 400; HTTP/1.0
-// needs none.
+// RFC 9112, 3.2: an HTTP/1.1 request without Host, any request with two, or one whose value is no
+// host and port, is 400; HTTP/1.0 needs none.
 TEST_F(HttpFramingTest, HostHeaderIsRequiredOnceInHttp11) {
   start();
   const auto send = [&](const std::string& request) {
@@ -155,6 +155,16 @@ TEST_F(HttpFramingTest, HostHeaderIsRequiredOnceInHttp11) {
   EXPECT_NE(two.find("more than one Host"), std::string::npos) << two;
   const std::string two_old = send("GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
   EXPECT_TRUE(answers_with(two_old, "HTTP/1.0 400"));
+  for (const std::string bad : {"a b", "a/b", "user@host", "host?x"}) {
+    const std::string answer = send("GET /healthz HTTP/1.1\r\nHost: " + bad + "\r\n\r\n");
+    EXPECT_TRUE(answers_with(answer, "HTTP/1.1 400")) << bad;
+    EXPECT_NE(answer.find("not a host and port"), std::string::npos) << answer;
+  }
+  for (const std::string good : {"", "127.0.0.1:8080", "[::1]:80", "reward-0.svc.local"}) {
+    const std::string answer =
+        send("GET /healthz HTTP/1.1\r\nHost: " + good + "\r\nConnection: close\r\n\r\n");
+    EXPECT_TRUE(answers_with(answer, "HTTP/1.1 200")) << good;
+  }
   const std::string old = send("GET /healthz HTTP/1.0\r\n\r\n");
   EXPECT_TRUE(answers_with(old, "HTTP/1.0 200"));
   const std::string one = send("GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
@@ -193,9 +203,10 @@ TEST_F(HttpFramingTest, MissingCredentialsAre401BeforeTheBodyIsRead) {
   EXPECT_TRUE(answers_with(answer, "HTTP/1.1 401"));
   EXPECT_NE(answer.find("missing bearer token"), std::string::npos) << answer;
   EXPECT_NE(answer.find("WWW-Authenticate: Bearer"), std::string::npos) << answer;
-  // Only /healthz answers without credentials, a wrong method included.
+  // A wrong method on a built-in route is 405 from the header alone, credentials or not;
+  // /healthz answers without them.
   HttpClient anonymous = client();
-  EXPECT_EQ(anonymous.request("POST", "/metrics", "{}").status, 401);
+  EXPECT_EQ(anonymous.request("POST", "/metrics", "{}").status, 405);
   EXPECT_EQ(anonymous.request("GET", "/metrics").status, 401);
   EXPECT_EQ(anonymous.request("GET", "/healthz").status, 200);
   EXPECT_EQ(anonymous.request("POST", "/healthz", "{}").status, 405);

@@ -107,10 +107,13 @@ TEST(golden_safetensors, EveryFileLoadsAsItsHeaderSays) {
     const std::string f32 = dir + "/model.safetensors", bf16 = dir + "/model.bf16.safetensors";
     if (!std::filesystem::exists(f32) || !std::filesystem::exists(bf16)) continue;
     const auto full = load_safetensors(f32).tensors, rounded = load_safetensors(bf16).tensors;
+    int compared = 0;
     for (const auto& [name, t] : rounded) {
       if (t.scalar_type() != torch::kBFloat16 || !full.count(name)) continue;
       EXPECT_TRUE(torch::equal(full.at(name).to(torch::kBFloat16), t)) << bf16 << ": " << name;
+      ++compared;
     }
+    EXPECT_GT(compared, 0) << bf16 << " shares no bf16 tensor with " << f32;
   }
   EXPECT_GT(files, 0);
 }
