@@ -34,6 +34,13 @@ std::string path_of(std::string_view target) {
   return std::string(target.substr(0, target.find('?')));
 }
 
+// Whether `c` may appear in a Host value: RFC 3986's reg-name, IP literal and port characters.
+bool host_char(char c) {
+  static const std::string_view others = "-._~%!$&'()*+,;=:[]";
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         others.find(c) != std::string_view::npos;
+}
+
 bool is_disconnect(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof ||
          ec == net::error::connection_reset || ec == net::error::operation_aborted ||
@@ -194,13 +201,6 @@ std::optional<HttpResponse> Session::framing_error() const {
   }
   if (codings.size() > 1) return error_response(400, "Transfer-Encoding: chunked more than once");
   return std::nullopt;
-}
-
-// Whether `c` may appear in a Host value: RFC 3986's reg-name, IP literal and port characters.
-bool host_char(char c) {
-  static const std::string_view others = "-._~%!$&'()*+,;=:[]";
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         others.find(c) != std::string_view::npos;
 }
 
 // RFC 9112, 3.2: an HTTP/1.1 request names its Host once; a request of any version names it at
