@@ -169,19 +169,24 @@ std::optional<HttpResponse> HttpServer::Impl::method_error(const std::string& me
   return r;
 }
 
-// The sessions check methods and credentials before reading a body (method_error, auth_error);
-// this checks them again for callers without sockets.
+// For callers without sockets; the sessions run these checks before reading a body and call
+// route() themselves.
 HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* route_label) const {
   *route_label = "unmatched";
   if (auto error = method_error(request.method, request.path)) {
     *route_label = request.path;
     return *error;
   }
+  if (auto error = auth_error(request.path, request.header("authorization"))) return *error;
+  return route(request, route_label);
+}
+
+HttpResponse HttpServer::Impl::route(const HttpRequest& request, std::string* route_label) const {
+  *route_label = "unmatched";
   if (request.path == "/healthz") {
     *route_label = request.path;
     return text_response(200, R"({"status":"ok"})", std::string(kJsonType));
   }
-  if (auto error = auth_error(request.path, request.header("authorization"))) return *error;
   if (request.path == "/readyz") {
     *route_label = request.path;
     return ready.load() ? text_response(200, R"({"status":"ready"})", std::string(kJsonType))

@@ -166,14 +166,10 @@ std::optional<HttpResponse> Session::header_error() const {
   if (auto error = host_error()) return error;
   if (auto error = length_error()) return error;
   const auto& message = parser_->get();
-  if (auto error = server_.method_error(std::string(message.method_string()),
-                                        path_of(view(message.target())))) {
+  const std::string path = path_of(view(message.target()));
+  if (auto error = server_.method_error(std::string(message.method_string()), path)) return error;
+  if (auto error = server_.auth_error(path, std::string(message[http::field::authorization])))
     return error;
-  }
-  if (auto error = server_.auth_error(path_of(view(message.target())),
-                                      std::string(message[http::field::authorization]))) {
-    return error;
-  }
   const auto length = parser_->content_length();
   if (length && *length > server_.options.max_body_bytes) return body_too_large();
   return std::nullopt;
@@ -259,10 +255,8 @@ void Session::process() {
                                                     message.count(http::field::transfer_encoding));
 
   std::string route;
-  HttpResponse response = server_.handle(request, &route);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count();
-  server_.count_request(route, response.status, seconds);
+  HttpResponse response = server_.route(request, &route);  // header_error() checked the rest
+  server_.count_request(route, response.status, seconds_since_start());
   respond(std::move(response), keep_alive && !server_.draining.load());
 }
 
@@ -279,10 +273,12 @@ void Session::refuse(HttpResponse response, bool body_pending) {
     }
     linger_time_ = kBodyLingerTimeout;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count();
-  server_.count_request("framing", response.status, seconds);
+  server_.count_request("framing", response.status, seconds_since_start());
   respond(std::move(response), false);
+}
+
+double Session::seconds_since_start() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count();
 }
 
 void Session::respond(HttpResponse response, bool keep_alive) {

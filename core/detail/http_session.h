@@ -37,8 +37,11 @@ class HttpServer::Impl {
  public:
   explicit Impl(HttpServerOptions options);
 
-  /// Routes a request; `route_label` receives the metric label (the route, or "unmatched").
+  /// Checks a request's method and credentials (method_error, auth_error), then routes it;
+  /// `route_label` receives the metric label (the route, or "unmatched").
   HttpResponse handle(const HttpRequest& request, std::string* route_label) const;
+  /// Routes a request whose method and credentials were checked already.
+  HttpResponse route(const HttpRequest& request, std::string* route_label) const;
   /// Records one answered request in the request metrics.
   void count_request(const std::string& route, int status, double seconds);
   void do_accept();
@@ -106,6 +109,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_body(beast::error_code ec, size_t bytes);
   void process();
   void refuse(HttpResponse response, bool body_pending = false);
+  /// Seconds since the request's first bytes arrived.
+  double seconds_since_start() const;
   void respond(HttpResponse response, bool keep_alive);
   void on_write(beast::error_code ec, bool keep_alive);
   void close();

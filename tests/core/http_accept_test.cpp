@@ -2,12 +2,9 @@
 // spinning on accept(), and serves again once descriptors are back.
 #include "core/http_server.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -15,7 +12,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -25,36 +21,12 @@
 
 #include "core/http_client.h"
 #include "core/metrics.h"
+#include "tests/support/raw_socket.h"
 
 namespace rudder::core {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A blocking TCP connection to 127.0.0.1:port with a 10 s read timeout; -1 on failure.
-int connect_loopback(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  return fd;
-}
-
-// Reads until the peer closes (or the read timeout); returns what arrived.
-std::string read_until_close(int fd) {
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<size_t>(n));
-  return out;
-}
 
 // User plus system CPU time of this process.
 double process_cpu_seconds() {
@@ -111,8 +83,7 @@ TEST(HttpServerAccept, ErrorsBackOffInsteadOfSpinningAndTheServerRecovers) {
   ASSERT_EQ(exhaustion.open_errno(), EMFILE);
   exhaustion.free_one();
   // The kernel completes this connection, but the server cannot accept it: no descriptor left.
-  const int pending = connect_loopback(server.port());
-  ASSERT_GE(pending, 0) << "connect: " << std::strerror(errno);
+  testing::RawSocket pending(server.port());
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (errors.value() == errors_before && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
@@ -134,10 +105,8 @@ TEST(HttpServerAccept, ErrorsBackOffInsteadOfSpinningAndTheServerRecovers) {
   exhaustion.release();
   const auto freed = std::chrono::steady_clock::now();
   const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  ASSERT_EQ(send(pending, request.data(), request.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(request.size()));
-  const std::string answer = read_until_close(pending);
-  close(pending);
+  ASSERT_TRUE(pending.send_all(request));
+  const std::string answer = pending.read_until_close();
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
   EXPECT_LT(std::chrono::steady_clock::now() - freed, 5s);
   HttpClientOptions co;

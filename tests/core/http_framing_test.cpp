@@ -14,6 +14,7 @@ namespace rudder::core {
 namespace {
 
 using http_testing::answers_with;
+using http_testing::header_value;
 using http_testing::RawSocket;
 using http_testing::sample_request;
 
@@ -29,10 +30,9 @@ TEST_F(HttpFramingTest, OversizedBodyIs413) {
   EXPECT_NE(r.body.find("\"code\":413"), std::string::npos) << r.body;
 
   // Answered from Content-Length alone, before any body byte is sent.
-  RawSocket raw(server_->port());
-  raw.send_all("POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
-  const std::string answer = raw.read_until_close();
-  EXPECT_TRUE(answers_with(answer, "HTTP/1.1 413"));
+  EXPECT_TRUE(answers_with(
+      exchange("POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"),
+      "HTTP/1.1 413"));
 }
 
 // A client that sends its whole body before reading (no Expect: 100-continue) still reads the
@@ -59,13 +59,10 @@ TEST_F(HttpFramingTest, TransferCodingsOtherThanChunkedAre501AndClose) {
   start();
   const std::string body = encode_message(sample_request(), Wire::kJson);
   const auto send = [&](const std::string& coding, const std::string& framed) {
-    RawSocket raw(server_->port());
-    raw.send_all(
+    return exchange(
         "POST /v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
-        "application/json\r\n"
-        "Transfer-Encoding: " +
+        "application/json\r\nTransfer-Encoding: " +
         coding + "\r\n\r\n" + framed);
-    return raw.read_until_close();
   };
   const std::string chunked = [&] {
     char size[16];
@@ -96,13 +93,11 @@ TEST_F(HttpFramingTest, TransferCodingsOtherThanChunkedAre501AndClose) {
 // the connection follows the headers directly.
 TEST_F(HttpFramingTest, HeadAnswersWithTheHeadersOfGetAlone) {
   start();
-  RawSocket raw(server_->port());
-  raw.send_all(
+  const std::string all = exchange(
       "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
       "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
       "HEAD /v1/echo HTTP/1.1\r\nHost: x\r\n\r\n"
       "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  const std::string all = raw.read_until_close();
   std::vector<std::string> answers;
   for (size_t at = 0; at != std::string::npos;) {
     const size_t next = all.find("HTTP/1.1 ", at + 1);
@@ -122,52 +117,43 @@ TEST_F(HttpFramingTest, HeadAnswersWithTheHeadersOfGetAlone) {
   HttpClient c = client();
   const HttpResponse r = c.request("POST", "/v1/throw-bad", "{}");
   EXPECT_EQ(r.status, 405);
-  std::string allow;
-  for (const auto& [name, value] : r.headers) {
-    if (name == "Allow") allow = value;
-  }
-  EXPECT_EQ(allow, "GET, HEAD");
+  EXPECT_EQ(header_value(r, "Allow"), "GET, HEAD");
 }
 
 TEST_F(HttpFramingTest, HeaderBlockOverLimitIs431) {
   HttpServerOptions o;
   o.max_header_bytes = 1024;
   start(o);
-  RawSocket raw(server_->port());
-  raw.send_all("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n");
-  EXPECT_TRUE(answers_with(raw.read_until_close(), "HTTP/1.1 431"));
+  EXPECT_TRUE(answers_with(
+      exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n"),
+      "HTTP/1.1 431"));
 }
 
 // RFC 9112, 3.2: an HTTP/1.1 request without Host, any request with two, or one whose value is no
 // host and port, is 400; HTTP/1.0 needs none.
 TEST_F(HttpFramingTest, HostHeaderIsRequiredOnceInHttp11) {
   start();
-  const auto send = [&](const std::string& request) {
-    RawSocket raw(server_->port());
-    raw.send_all(request);
-    return raw.read_until_close();
-  };
-  const std::string none = send("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+  const std::string none = exchange("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(answers_with(none, "HTTP/1.1 400"));
   EXPECT_NE(none.find("needs a Host header"), std::string::npos) << none;
-  const std::string two = send("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+  const std::string two = exchange("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
   EXPECT_TRUE(answers_with(two, "HTTP/1.1 400"));
   EXPECT_NE(two.find("more than one Host"), std::string::npos) << two;
-  const std::string two_old = send("GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
+  const std::string two_old = exchange("GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
   EXPECT_TRUE(answers_with(two_old, "HTTP/1.0 400"));
   for (const std::string bad : {"a b", "a/b", "user@host", "host?x"}) {
-    const std::string answer = send("GET /healthz HTTP/1.1\r\nHost: " + bad + "\r\n\r\n");
+    const std::string answer = exchange("GET /healthz HTTP/1.1\r\nHost: " + bad + "\r\n\r\n");
     EXPECT_TRUE(answers_with(answer, "HTTP/1.1 400")) << bad;
     EXPECT_NE(answer.find("not a host and port"), std::string::npos) << answer;
   }
   for (const std::string good : {"", "127.0.0.1:8080", "[::1]:80", "reward-0.svc.local"}) {
     const std::string answer =
-        send("GET /healthz HTTP/1.1\r\nHost: " + good + "\r\nConnection: close\r\n\r\n");
+        exchange("GET /healthz HTTP/1.1\r\nHost: " + good + "\r\nConnection: close\r\n\r\n");
     EXPECT_TRUE(answers_with(answer, "HTTP/1.1 200")) << good;
   }
-  const std::string old = send("GET /healthz HTTP/1.0\r\n\r\n");
+  const std::string old = exchange("GET /healthz HTTP/1.0\r\n\r\n");
   EXPECT_TRUE(answers_with(old, "HTTP/1.0 200"));
-  const std::string one = send("GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  const std::string one = exchange("GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(answers_with(one, "HTTP/1.1 200"));
 }
 
@@ -175,20 +161,16 @@ TEST_F(HttpFramingTest, HostHeaderIsRequiredOnceInHttp11) {
 // follows its header is not read as a request.
 TEST_F(HttpFramingTest, PostWithoutALengthIs411) {
   start();
-  RawSocket raw(server_->port());
-  raw.send_all(
+  const std::string answer = exchange(
       "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n"
       "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-  const std::string answer = raw.read_until_close();
   EXPECT_TRUE(answers_with(answer, "HTTP/1.1 411"));
   EXPECT_NE(answer.find("POST without Content-Length"), std::string::npos) << answer;
   EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos) << "a second answer: " << answer;
   // An empty body whose length is given is the route's to judge.
   HttpClient c = client();
   EXPECT_EQ(c.request("POST", "/v1/echo", "").status, 400);
-  RawSocket put(server_->port());
-  put.send_all("PUT /v1/echo HTTP/1.1\r\nHost: x\r\n\r\n");
-  EXPECT_TRUE(answers_with(put.read_until_close(), "HTTP/1.1 411"));
+  EXPECT_TRUE(answers_with(exchange("PUT /v1/echo HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 411"));
 }
 
 // Credentials are checked from the header, before the body is read: a client without them
@@ -197,9 +179,8 @@ TEST_F(HttpFramingTest, MissingCredentialsAre401BeforeTheBodyIsRead) {
   HttpServerOptions o;
   o.token = "s3cret-token";
   start(o);
-  RawSocket raw(server_->port());
-  raw.send_all("POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
-  const std::string answer = raw.read_until_close();
+  const std::string answer =
+      exchange("POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
   EXPECT_TRUE(answers_with(answer, "HTTP/1.1 401"));
   EXPECT_NE(answer.find("missing bearer token"), std::string::npos) << answer;
   EXPECT_NE(answer.find("WWW-Authenticate: Bearer"), std::string::npos) << answer;
@@ -221,18 +202,14 @@ TEST_F(HttpFramingTest, BuiltInRoutesAnswerGetAndHeadAlone) {
     for (const char* method : {"POST", "PUT", "DELETE"}) {
       const HttpResponse r = c.request(method, path, "{}");
       EXPECT_EQ(r.status, 405) << method << " " << path;
-      std::string allow;
-      for (const auto& [name, value] : r.headers) {
-        if (name == "Allow") allow = value;
-      }
-      EXPECT_EQ(allow, "GET, HEAD") << method << " " << path;
+      EXPECT_EQ(header_value(r, "Allow"), "GET, HEAD") << method << " " << path;
     }
   }
   EXPECT_EQ(c.request("GET", "/healthz").status, 200);
   EXPECT_EQ(c.request("GET", "/metrics").status, 200);
-  RawSocket head(server_->port());  // not ready: HEAD gets GET's status
-  head.send_all("HEAD /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  EXPECT_TRUE(answers_with(head.read_until_close(), "HTTP/1.1 503"));
+  // Not ready: HEAD gets GET's status.
+  EXPECT_TRUE(answers_with(
+      exchange("HEAD /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), "HTTP/1.1 503"));
 }
 
 }  // namespace

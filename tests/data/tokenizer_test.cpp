@@ -17,15 +17,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Each holds a tokenizer and its cases.
 std::vector<fs::path> golden_tokenizer_dirs() {
-  std::vector<fs::path> dirs;
-  const fs::path root = fs::path(testing::golden_dir()) / "tokenizers";
-  if (!fs::exists(root)) return dirs;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    if (entry.is_directory()) dirs.push_back(entry.path());  // each holds a tokenizer and cases
-  }
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
+  const std::vector<std::string> names = testing::golden_subdirs("tokenizers");
+  return {names.begin(), names.end()};
 }
 
 TEST(golden_tokenizers, EncodeGivesReferenceIdsAndDecodeGivesTheText) {

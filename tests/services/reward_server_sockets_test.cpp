@@ -2,12 +2,6 @@
 // and through the client; a full queue, deadlines and malformed requests over real sockets.
 #include "services/reward_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <future>
 #include <thread>
@@ -24,6 +18,7 @@
 #include "rewards/dmoerm_reward_model.h"
 #include "rewards/remote_reward_model.h"
 #include "tests/services/reward_fixtures.h"
+#include "tests/support/raw_socket.h"
 #include "tests/support/tiny_models.h"
 
 namespace rudder::services {
@@ -54,30 +49,6 @@ double queue_depth(uint16_t port) {
   const std::string name = "\nrudder_reward_queue_depth ";
   const auto at = text.find(name);
   return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size()));
-}
-
-// Sends only the header of a POST whose Content-Length is `length`; returns what comes back.
-std::string send_header_only(uint16_t port, size_t length) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    timeval tv{10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    const std::string header =
-        "POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: "
-        "application/json\r\nContent-Length: " +
-        std::to_string(length) + "\r\n\r\n";
-    ::send(fd, header.data(), header.size(), MSG_NOSIGNAL);
-    char buf[4096];
-    for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;)
-      out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
 }
 
 ScoreRequest score_request(const std::vector<std::string>& prompts,
@@ -243,7 +214,11 @@ TEST(RewardServerSockets, MalformedOversizedAndEnormousRequestsGet4xxAndTheNextS
   EXPECT_EQ(r.status, 400) << r.body;
   next_succeeds();
   // Refused on its Content-Length, before the body is read.
-  const std::string oversized = send_header_only(server->port(), 5u << 20);
+  const std::string oversized = rudder::testing::exchange(
+      server->port(),
+      "POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+          std::to_string(5u << 20) + "\r\n\r\n");
   EXPECT_EQ(oversized.rfind("HTTP/1.1 413", 0), 0u) << oversized;
   next_succeeds();
   r = client->request("POST", "/v1/score", score_body(50000));

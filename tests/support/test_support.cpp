@@ -24,9 +24,9 @@ std::string golden_dir() {
   return (fs::path(RUDDER_SOURCE_DIR) / ".." / "shared" / "golden").lexically_normal().string();
 }
 
-std::vector<std::string> golden_model_dirs() {
+std::vector<std::string> golden_subdirs(const std::string& name) {
   std::vector<std::string> dirs;
-  const fs::path root = fs::path(golden_dir()) / "models";
+  const fs::path root = fs::path(golden_dir()) / name;
   if (!fs::is_directory(root)) return dirs;
   for (const auto& entry : fs::directory_iterator(root)) {
     if (entry.is_directory()) dirs.push_back(entry.path().string());
@@ -34,6 +34,8 @@ std::vector<std::string> golden_model_dirs() {
   std::sort(dirs.begin(), dirs.end());
   return dirs;
 }
+
+std::vector<std::string> golden_model_dirs() { return golden_subdirs("models"); }
 
 // Named by the process id and a per-process count: unique among running tests, and a name an
 // earlier process of the same id left behind is stepped over. (std::random_device crashed every

@@ -11,6 +11,9 @@ namespace rudder::testing {
 /// `$RUDDER_GOLDEN_DIR` when set, else `../shared/golden` beside the source tree.
 std::string golden_dir();
 
+/// Every directory under `golden_dir()/name`, sorted; empty when there is none.
+std::vector<std::string> golden_subdirs(const std::string& name);
+
 /// Every directory under `golden_dir()/models`, sorted (each a Hugging Face model directory with
 /// its expected outputs); empty when there is none.
 std::vector<std::string> golden_model_dirs();
