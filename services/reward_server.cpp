@@ -220,15 +220,18 @@ HttpResponse RewardServer::Impl::get_reward(const HttpRequest& request) const {
       count_samples(*s, body.prompts, body.responses, rewards::ScoreOptions{}, &truncated);
   // OpenRLHF sends a whole rollout batch at once and ends its run on a 4xx: a request of more
   // than max_samples_per_request samples is scored in parts of that many, one after the other,
-  // each queued (and due) as the one before is scored.
+  // each queued (and due) as the one before is scored. Only the first part may be refused for a
+  // full queue; the later ones wait for room, ahead of new requests, so no scored part is lost.
   const size_t n = tokens.size();
   const size_t part = config.max_samples_per_request();
   std::vector<rewards::ScoreDetail> details;
   details.reserve(n);
   for (size_t begin = 0; begin < n; begin += part) {
     const size_t end = std::min(n, begin + part);
-    detail::ScoreOutcome outcome = s->batcher->score(make_task(
-        body.prompts, body.responses, tokens, begin, end, rewards::ScoreOptions{}, arrival));
+    detail::ScoreOutcome outcome =
+        s->batcher->score(make_task(body.prompts, body.responses, tokens, begin, end,
+                                    rewards::ScoreOptions{}, arrival),
+                          begin == 0 ? detail::WhenFull::kRefuse : detail::WhenFull::kWait);
     if (outcome.status != 200) return outcome_error(outcome);
     for (auto& d : outcome.details) details.push_back(std::move(d));
     arrival = std::chrono::steady_clock::now();

@@ -85,6 +85,7 @@ ScoreBatcher::~ScoreBatcher() {
     stop_ = true;
   }
   wake_.notify_all();
+  room_.notify_all();
   worker_.join();
 }
 
@@ -93,7 +94,12 @@ size_t ScoreBatcher::queue_depth() const {
   return queue_.size();
 }
 
-ScoreOutcome ScoreBatcher::score(ScoreTask task) {
+size_t ScoreBatcher::samples_waiting_for_room() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return waiting_;
+}
+
+ScoreOutcome ScoreBatcher::score(ScoreTask task, WhenFull when_full) {
   const size_t n = task.prompts.size();
   auto request = std::make_shared<PendingRequest>();
   request->remaining = n;
@@ -105,14 +111,31 @@ ScoreOutcome ScoreBatcher::score(ScoreTask task) {
   request->task = std::move(task);
   std::future<ScoreOutcome> future = request->promise.get_future();
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     if (stop_) return {503, "the reward server is shutting down", {}};
-    if (queue_.size() + n > options_.max_queue) {
-      count_rejected("queue_full");
-      return {429,
-              core::str("the queue is full (", queue_.size(), " samples waiting, max_queue ",
-                        options_.max_queue, "); retry later or on another server"),
-              {}};
+    // Room the waiting tasks are owed counts as taken for a new one.
+    const size_t owed = when_full == WhenFull::kWait ? 0 : waiting_;
+    if (queue_.size() + owed + n > options_.max_queue) {
+      if (when_full == WhenFull::kRefuse || n > options_.max_queue) {
+        count_rejected("queue_full");
+        return {
+            429,
+            core::str("the queue is full (", queue_.size(), " samples waiting",
+                      waiting_ > 0 ? core::str(", ", waiting_, " more waiting to enter") : "",
+                      ", max_queue ", options_.max_queue, "); retry later or on another server"),
+            {}};
+      }
+      waiting_ += n;
+      const bool room = room_.wait_until(
+          lock, deadline, [&] { return stop_ || queue_.size() + n <= options_.max_queue; });
+      waiting_ -= n;
+      if (stop_) return {503, "the reward server is shutting down", {}};
+      if (!room) {
+        count_rejected("deadline");
+        return {503,
+                "not queued within reward_server.request_timeout_ms: the server is overloaded",
+                {}};
+      }
     }
     for (size_t i = 0; i < n; ++i) queue_.push_back({request, i});
     queued_tokens_ += tokens;
@@ -146,6 +169,7 @@ void ScoreBatcher::run_worker() {
       batch = take_batch();
       queue_gauge().set(static_cast<double>(queue_.size()));
     }
+    room_.notify_all();
     if (!batch.empty()) score_batch(batch);
   }
   std::lock_guard<std::mutex> lock(mutex_);

@@ -4,8 +4,10 @@
 // Batches form from the front of the queue (first come, first served; a request's samples may
 // span several batches) up to `max_batch_size` samples and `max_batch_tokens` tokens; the worker
 // starts a batch when it is full or when its oldest sample has waited `max_queue_delay`.
-// A request whose samples do not fit in the queue is refused at once (429); one not answered by
-// its deadline is answered 503 and its samples are dropped unscored.
+// A request whose samples do not fit in the queue is refused at once (429), unless it is the
+// later part of a request already taken in part (WhenFull::kWait): that waits for room, ahead of
+// new requests, so the parts already scored are not thrown away. One not answered by its
+// deadline is answered 503 and its samples are dropped unscored.
 //
 // Thread-safety: score() may be called from any number of threads; the model is only ever
 // called from the worker thread.
@@ -51,6 +53,13 @@ struct ScoreOutcome {
 
 struct PendingRequest;
 
+/// What score() does with a task that does not fit in the queue.
+enum class WhenFull {
+  kRefuse,  // 429 at once
+  kWait,    // wait for room until the task's deadline (503 then); room that frees goes to the
+            // waiting tasks before new ones
+};
+
 /// The queue and its worker thread.
 class ScoreBatcher {
  public:
@@ -61,12 +70,14 @@ class ScoreBatcher {
   ScoreBatcher(const ScoreBatcher&) = delete;
   ScoreBatcher& operator=(const ScoreBatcher&) = delete;
 
-  /// Queues `task` and blocks until it is scored, refused (429) or past its deadline (503).
-  /// Never throws.
-  ScoreOutcome score(ScoreTask task);
+  /// Queues `task` and blocks until it is scored, refused (429, with kRefuse) or past its
+  /// deadline (503). Never throws.
+  ScoreOutcome score(ScoreTask task, WhenFull when_full = WhenFull::kRefuse);
 
   /// Samples waiting in the queue.
   size_t queue_depth() const;
+  /// Samples of kWait tasks waiting for room in the queue.
+  size_t samples_waiting_for_room() const;
 
   /// The model the worker owns (for its thread-safe queries).
   const rewards::RewardModel& model() const { return *model_; }
@@ -86,9 +97,11 @@ class ScoreBatcher {
   std::shared_ptr<rewards::RewardModel> model_;
   BatcherOptions options_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;  // the worker: samples queued, or stop
+  std::condition_variable room_;  // kWait tasks: samples left the queue, or stop
   std::deque<Row> queue_;
   int64_t queued_tokens_ = 0;
+  size_t waiting_ = 0;  // samples of kWait tasks waiting for room
   bool stop_ = false;
   std::thread worker_;
 };

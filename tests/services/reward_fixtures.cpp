@@ -35,7 +35,8 @@ std::vector<double> FakeRewardModel::score(const std::vector<std::string>& promp
   if (closed_) {
     entered_ = true;
     cv_.notify_all();
-    cv_.wait(lock, [this] { return !closed_; });
+    cv_.wait(lock, [this] { return !closed_ || passes_ > 0; });
+    if (closed_) --passes_;
   }
   std::vector<double> out;
   for (const auto& r : responses) out.push_back(static_cast<double>(r.size()));
@@ -46,11 +47,19 @@ void FakeRewardModel::close() {
   std::lock_guard<std::mutex> lock(mutex_);
   closed_ = true;
   entered_ = false;
+  passes_ = 0;
 }
 
 void FakeRewardModel::open() {
   std::lock_guard<std::mutex> lock(mutex_);
   closed_ = false;
+  cv_.notify_all();
+}
+
+void FakeRewardModel::pass_one() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++passes_;
+  entered_ = false;  // wait_entered() now waits for the next call
   cv_.notify_all();
 }
 

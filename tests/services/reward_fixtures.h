@@ -44,6 +44,9 @@ class FakeRewardModel : public rewards::RewardModel {
   void close();
   /// Lets every waiting and later score() call through.
   void open();
+  /// Lets the call waiting at the closed gate (or the next to come) through; the gate stays
+  /// closed for the one after it.
+  void pass_one();
   /// Blocks until a score() call is waiting at the closed gate.
   void wait_entered();
   /// The size of every batch scored so far.
@@ -54,6 +57,7 @@ class FakeRewardModel : public rewards::RewardModel {
   std::condition_variable cv_;
   bool closed_ = false;
   bool entered_ = false;
+  int passes_ = 0;
   std::vector<size_t> sizes_;
 };
 

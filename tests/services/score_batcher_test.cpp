@@ -104,6 +104,62 @@ TEST(ScoreBatcher, AFailingRequestDoesNotFailTheOthersInItsBatch) {
   EXPECT_NE(failed.error.find("cannot score 'bad'"), std::string::npos) << failed.error;
 }
 
+// The later part of a request already taken in part waits for room instead of being refused,
+// and new requests do not take the room it waits for.
+TEST(ScoreBatcher, ALaterPartWaitsForRoomAheadOfNewRequests) {
+  auto model = std::make_shared<FakeRewardModel>();
+  BatcherOptions o;
+  o.max_batch_size = 1;
+  o.max_queue = 2;
+  ScoreBatcher batcher(model, o);
+  model->close();
+  auto first = std::async(std::launch::async, [&] { return batcher.score(task_of({"a"})); });
+  model->wait_entered();
+  auto queued = std::async(std::launch::async, [&] { return batcher.score(task_of({"bb", "c"})); });
+  wait_for_depth(batcher, 2);
+  // Full: a new request is refused at once, a later part waits.
+  const ScoreOutcome refused = batcher.score(task_of({"d"}));
+  EXPECT_EQ(refused.status, 429);
+  auto later = std::async(std::launch::async, [&] {
+    return batcher.score(task_of({"eee", "ffff"}), WhenFull::kWait);
+  });
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (batcher.samples_waiting_for_room() < 2 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(batcher.samples_waiting_for_room(), 2u);
+  EXPECT_EQ(batcher.queue_depth(), 2u);
+  // One sample leaves the queue: room for one, but the waiting part is owed it.
+  model->pass_one();
+  EXPECT_EQ(first.get().status, 200);
+  model->wait_entered();  // the worker holds "bb"; "c" is queued
+  const ScoreOutcome behind = batcher.score(task_of({"g"}));
+  EXPECT_EQ(behind.status, 429) << "a new request took the room a waiting part is owed";
+  EXPECT_NE(behind.error.find("2 more waiting to enter"), std::string::npos) << behind.error;
+  model->open();
+  EXPECT_EQ(queued.get().status, 200);
+  const ScoreOutcome out = later.get();
+  ASSERT_EQ(out.status, 200) << out.error;
+  ASSERT_EQ(out.details.size(), 2u);
+  EXPECT_EQ(out.details[0].reward, 3);
+  EXPECT_EQ(out.details[1].reward, 4);
+  // A part that finds no room by its deadline is 503, and leaves no debt behind it.
+  model->close();
+  auto holder = std::async(std::launch::async, [&] { return batcher.score(task_of({"h"})); });
+  model->wait_entered();
+  auto filler = std::async(std::launch::async, [&] { return batcher.score(task_of({"i", "j"})); });
+  wait_for_depth(batcher, 2);
+  ScoreTask late = task_of({"k"});
+  late.deadline = std::chrono::steady_clock::now() + 100ms;
+  const ScoreOutcome expired = batcher.score(std::move(late), WhenFull::kWait);
+  EXPECT_EQ(expired.status, 503);
+  EXPECT_NE(expired.error.find("not queued within"), std::string::npos) << expired.error;
+  model->open();
+  EXPECT_EQ(holder.get().status, 200);
+  EXPECT_EQ(filler.get().status, 200);
+  EXPECT_EQ(batcher.samples_waiting_for_room(), 0u);
+  EXPECT_EQ(batcher.score(task_of({"l", "m"})).status, 200);
+}
+
 TEST(ScoreBatcher, QueuedRequestsAre503AtShutdown) {
   auto model = std::make_shared<FakeRewardModel>();
   auto batcher = std::make_unique<ScoreBatcher>(model, BatcherOptions{});
