@@ -9,24 +9,13 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "data/chat.h"
+#include "data/chat_json.h"
 
 namespace rudder::data {
 namespace {
 
 using core::str;
 using nlohmann::json;
-
-std::vector<ChatMessage> messages_of(const json& j, const char* key) {
-  RUDDER_CHECK(j.is_array() && !j.empty(), "'", key, "' must be a non-empty list of messages");
-  std::vector<ChatMessage> out;
-  for (const auto& m : j) {
-    RUDDER_CHECK(m.is_object() && m.contains("role") && m.contains("content") &&
-                     m.at("role").is_string() && m.at("content").is_string(),
-                 "every message of '", key, "' needs string 'role' and 'content'");
-    out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
-  }
-  return out;
-}
 
 std::string string_field(const json& line, const char* key) {
   RUDDER_CHECK(line.contains(key), "missing '", key, "'");
@@ -40,12 +29,23 @@ std::string category_of(const json& line) {
   return line.at("category").get<std::string>();
 }
 
-// A prompt given as a string or as messages (formatted with the generation prompt).
-std::string prompt_of(const json& line, const ChatTemplate& t) {
-  RUDDER_CHECK(line.contains("prompt"), "missing 'prompt'");
-  const json& p = line.at("prompt");
-  if (p.is_string()) return p.get<std::string>();
-  return format_chat(messages_of(p, "prompt"), t, true);
+// A response given as a string, or as the messages that follow the prompt, the first of them
+// the assistant's (TRL's conversational prompt-completion layout): formatted as the chat
+// template goes on after the generation prompt.
+std::string completion_of(const json& value, const char* key, const ChatTemplate& t) {
+  if (value.is_string()) return value.get<std::string>();
+  const std::vector<ChatMessage> messages = messages_of(value, key);
+  RUDDER_CHECK(messages.front().role == "assistant", "the first message of '", key,
+               "' must be the assistant's");
+  const std::vector<ChatMessage> rest(messages.begin() + 1, messages.end());
+  return messages.front().content + t.assistant_suffix() + format_chat(rest, t, false);
+}
+
+// Whether `value` is a list of messages that opens with the assistant's turn: a response to a
+// prompt given apart, not a conversation holding its own context.
+bool is_completion_messages(const json& value) {
+  return value.is_array() && !value.empty() && value.front().is_object() &&
+         value.front().contains("role") && value.front().at("role") == "assistant";
 }
 
 // Splits a conversation ending with an assistant turn into (prompt, response).
@@ -115,9 +115,13 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTempla
     if (line.contains("messages")) {
       std::tie(ex.prompt, ex.completion) =
           split_conversation(messages_of(line.at("messages"), "messages"), "messages", t);
-    } else {
+    } else if (line.contains("completion")) {
       ex.prompt = prompt_of(line, t);
-      ex.completion = string_field(line, "completion");
+      ex.completion = completion_of(line.at("completion"), "completion", t);
+    } else {
+      RUDDER_CHECK(line.contains("text") && !line.contains("prompt"),
+                   "missing 'completion' (or 'messages', or 'text' alone)");
+      ex.completion = string_field(line, "text");  // plain language modelling: no prompt
     }
     RUDDER_CHECK(!ex.completion.empty(), "empty completion");
     out.push_back(std::move(ex));
@@ -135,7 +139,12 @@ std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const
                  "missing 'chosen' or 'rejected'");
     const json& chosen = line.at("chosen");
     const json& rejected = line.at("rejected");
-    if (chosen.is_array() || rejected.is_array()) {
+    if (is_completion_messages(chosen) || is_completion_messages(rejected)) {
+      // TRL's conversational layout with the prompt apart: the responses are what follows it.
+      p.prompt = prompt_of(line, t);
+      p.chosen = completion_of(chosen, "chosen", t);
+      p.rejected = completion_of(rejected, "rejected", t);
+    } else if (chosen.is_array() || rejected.is_array()) {
       const auto c = split_conversation(messages_of(chosen, "chosen"), "chosen", t);
       const auto r = split_conversation(messages_of(rejected, "rejected"), "rejected", t);
       RUDDER_CHECK(c.first == r.first,

@@ -1,11 +1,15 @@
 // JSONL datasets: supervised examples, preference pairs and prompts, read line by line with
 // line-numbered errors. Accepted layouts (the common Hugging Face ones):
 //
-//   SFT         {"prompt": str, "completion": str}  |  {"messages": [{"role", "content"}, ...]}
+//   SFT         {"prompt": str|messages, "completion": str|messages}
+//               | {"messages": [{"role", "content"}, ...]} (the last turn, the assistant's, is
+//               learned) | {"text": str} (plain language modelling: no prompt)
 //   preference  {"prompt": str|messages, "chosen": str|messages, "rejected": str|messages}
 //               (UltraFeedback-binarized: chosen/rejected are whole conversations ending with the
-//               assistant turn) | {"chosen": str, "rejected": str} (HH-RLHF: the shared prefix
-//               up to the last "Assistant:" is the prompt); optional "margin": number
+//               assistant turn; TRL's conversational layout: they are the messages after the
+//               prompt, opening with the assistant's) | {"chosen": str, "rejected": str}
+//               (HH-RLHF: the shared prefix up to the last "Assistant:" is the prompt);
+//               optional "margin": number
 //   ranked      {"prompt": str|messages, "responses": [str, ...], "ranks": [int, ...]} (one rank
 //               per response, smaller is better; equal ranks are ties)
 //   prompts     {"prompt": str|messages}
@@ -13,7 +17,8 @@
 //               optional "prompt": str, read before the text
 //
 // Any line may carry "category": str. Message lists are formatted with the chat template; plain
-// strings are taken as they are.
+// strings are taken as they are. A message's content is a string or a list of parts
+// ([{"type": "text", "text": str}, ...]), whose texts are joined; other parts are refused.
 #pragma once
 
 #include <string>

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "data/chat.h"
+#include "data/chat_json.h"
 #include "data/tokenizer.h"
 
 namespace rudder::rollout {
@@ -21,20 +22,11 @@ struct PromptLine {
 };
 
 std::string prompt_text(const json& line, const GenerateJsonlOptions& options) {
-  if (line.contains("prompt")) {
-    RUDDER_CHECK(line.at("prompt").is_string(), "\"prompt\" must be a string");
-    return line.at("prompt").get<std::string>();
-  }
-  RUDDER_CHECK(line.contains("messages") && line.at("messages").is_array(),
-               "each line needs \"prompt\" (a string) or \"messages\" (a list)");
-  std::vector<data::ChatMessage> messages;
-  for (const auto& m : line.at("messages")) {
-    RUDDER_CHECK(m.is_object() && m.contains("role") && m.contains("content") &&
-                     m.at("role").is_string() && m.at("content").is_string(),
-                 "each message needs string \"role\" and \"content\"");
-    messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
-  }
-  return data::format_chat(messages, options.chat_template, /*add_generation_prompt=*/true);
+  if (line.contains("prompt")) return data::prompt_of(line, options.chat_template);
+  RUDDER_CHECK(line.contains("messages"),
+               "each line needs \"prompt\" (a string or messages) or \"messages\" (a list)");
+  return data::format_chat(data::messages_of(line.at("messages"), "messages"),
+                           options.chat_template, /*add_generation_prompt=*/true);
 }
 
 std::vector<PromptLine> read_prompts(const std::string& path, const data::Tokenizer& tokenizer,

@@ -55,6 +55,73 @@ TEST(Dataset, PreferenceReadsStringsConversationsAndHhDialogues) {
   EXPECT_EQ(pairs[2].rejected, " Hey");
 }
 
+// TRL's conversational layouts (the prompt apart, the responses as the messages after it),
+// plain language-modelling text, and contents given as lists of text parts.
+TEST(Dataset, ConversationalLayoutsTextAndContentParts) {
+  testing::TempDir dir;
+  const std::string sft = dir.write(
+      "sft.jsonl",
+      R"({"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello"}]})"
+      "\n"
+      R"({"text": "plain text"})"
+      "\n"
+      R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]}, {"role": "assistant", "content": "Yo"}]})"
+      "\n"
+      R"({"prompt": "Q: ", "completion": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}]})"
+      "\n");
+  const auto examples = load_sft_jsonl(sft, chat(), false);
+  ASSERT_EQ(examples.size(), 4u);
+  EXPECT_EQ(examples[0].prompt, "User: Hi\nAssistant: ");
+  EXPECT_EQ(examples[0].completion, "Hello\n");
+  EXPECT_EQ(examples[1].prompt, "");
+  EXPECT_EQ(examples[1].completion, "plain text");
+  EXPECT_EQ(examples[2].prompt, "User: Hi there\nAssistant: ");
+  EXPECT_EQ(examples[2].completion, "Yo\n");
+  EXPECT_EQ(examples[3].prompt, "Q: ");
+  EXPECT_EQ(examples[3].completion, "a\nUser: b\nAssistant: c\n");
+
+  const std::string pref = dir.write(
+      "pref.jsonl",
+      R"({"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hello"}], "rejected": [{"role": "assistant", "content": "Go"}]})"
+      "\n"
+      R"({"prompt": "Q: ", "chosen": [{"role": "assistant", "content": "A"}], "rejected": "B"})"
+      "\n");
+  const auto pairs = load_preference_jsonl(pref, chat(), false);
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0].prompt, "User: Hi\nAssistant: ");
+  EXPECT_EQ(pairs[0].chosen, "Hello\n");
+  EXPECT_EQ(pairs[0].rejected, "Go\n");
+  EXPECT_EQ(pairs[1].prompt, "Q: ");
+  EXPECT_EQ(pairs[1].chosen, "A\n");
+  EXPECT_EQ(pairs[1].rejected, "B");
+
+  const auto sft_error = [&](const std::string& line) {
+    try {
+      load_sft_jsonl(dir.write("bad.jsonl", line + "\n"), chat(), false);
+    } catch (const core::InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(
+      sft_error(
+          R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}, {"role": "assistant", "content": "x"}]})")
+          .find("has type 'image_url': only text parts are read"),
+      std::string::npos);
+  EXPECT_NE(sft_error(R"({"prompt": "p", "completion": [{"role": "user", "content": "x"}]})")
+                .find("the first message of 'completion' must be the assistant's"),
+            std::string::npos);
+  EXPECT_NE(sft_error(R"({"prompt": "p", "text": "x"})").find("missing 'completion'"),
+            std::string::npos);
+  EXPECT_NE(sft_error(R"({"prompt": 3, "completion": "x"})")
+                .find("'prompt' must be a string or a list of messages"),
+            std::string::npos);
+  const std::string no_prompt =
+      R"({"chosen": [{"role": "assistant", "content": "A"}], "rejected": [{"role": "assistant", "content": "B"}]})";
+  EXPECT_THROW(load_preference_jsonl(dir.write("np.jsonl", no_prompt + "\n"), chat(), false),
+               core::InvalidArgument);
+}
+
 TEST(Dataset, BadLinesAreNumberedOrSkipped) {
   testing::TempDir dir;
   const std::string path = dir.write("bad.jsonl", R"({"prompt": "a", "completion": "b"})"

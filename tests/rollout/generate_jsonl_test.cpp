@@ -95,6 +95,32 @@ TEST_F(GenerateJsonlTest, WritesEveryPromptWithItsSamples) {
   EXPECT_EQ(lines[1].at("samples")[0].at("token_ids").get<std::vector<int64_t>>(), want);
 }
 
+// A prompt given as messages, with its content as text parts, reads as the training data does
+// (formatted with the generation prompt, the parts joined): as the same chat as "messages".
+TEST_F(GenerateJsonlTest, PromptMessagesReadAsInTheTrainingData) {
+  const std::string in =
+      dir.write("in.jsonl",
+                "{\"prompt\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": "
+                "\"h\"}, {\"type\": \"text\", \"text\": \"i\"}]}]}\n"
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n");
+  const std::string out = dir.path() + "/out.jsonl";
+  ASSERT_EQ(generate_jsonl(*engine, *tokenizer, in, out, options), 2);
+  const auto lines = read_lines(out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].at("samples")[0].at("token_ids"), lines[1].at("samples")[0].at("token_ids"));
+  const std::string image =
+      dir.write("image.jsonl",
+                "{\"prompt\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}\n");
+  try {
+    generate_jsonl(*engine, *tokenizer, image, out + "2", options);
+    FAIL() << "expected InvalidArgument";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("image.jsonl:1: a content part of 'prompt' has type"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(GenerateJsonlTest, AMalformedLineIsNamedAndNothingIsWritten) {
   const std::string out = dir.path() + "/out.jsonl";
   const std::string bad = dir.write("bad.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": 3}\n");
