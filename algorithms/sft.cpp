@@ -1,5 +1,7 @@
 #include "algorithms/sft.h"
 
+#include <algorithm>
+
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -26,7 +28,12 @@ double Sft::example_units(const std::vector<uint64_t>& examples) const {
   double n = 0;
   for (uint64_t i : examples) {
     const auto& r = data_.train[i];
-    n += mask_prompt_ ? r.response.size() : r.prompt.size() + r.response.size() - 1;
+    if (!mask_prompt_) {
+      n += static_cast<double>(r.prompt.size() + r.response.size() - 1);
+    } else {
+      n += static_cast<double>(r.response.size()) +
+           std::count(r.prompt_learned.begin(), r.prompt_learned.end(), uint8_t{1});
+    }
   }
   return n;
 }

@@ -9,20 +9,44 @@ namespace rudder::data {
 
 TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& prompt,
                             const std::string& response, const TokenizerConfig& tc,
-                            const DataConfig& dc) {
+                            const DataConfig& dc, const std::vector<TextSpan>& learned) {
   TokenizedPair out;
   if (tc.add_bos() && tokenizer.bos_id()) out.prompt.push_back(*tokenizer.bos_id());
-  const auto p = tokenizer.encode(prompt);
-  out.prompt.insert(out.prompt.end(), p.begin(), p.end());
+  const auto append = [&](size_t begin, size_t end, uint8_t flag) {
+    if (begin >= end) return;
+    const auto ids = tokenizer.encode(prompt.substr(begin, end - begin));
+    out.prompt.insert(out.prompt.end(), ids.begin(), ids.end());
+    if (!learned.empty()) out.prompt_learned.resize(out.prompt.size(), flag);
+  };
+  size_t at = 0;
+  for (const auto& [begin, end] : learned) {
+    RUDDER_CHECK(at <= begin && begin <= end && end <= prompt.size(), "learned range [", begin,
+                 ", ", end, ") is out of order or outside a prompt of ", prompt.size(), " bytes");
+    append(at, begin, 0);
+    append(begin, end, 1);
+    at = end;
+  }
+  append(at, prompt.size(), 0);
+  if (!learned.empty()) out.prompt_learned.resize(out.prompt.size(), 0);  // a BOS alone
   out.response = tokenizer.encode(response);
   if (tc.add_eos()) out.response.push_back(tokenizer.eos_id());
   // The whole pair fits max_length even where max_prompt_length does not.
   const size_t max_prompt = std::min(dc.max_prompt_length(), dc.max_length());
-  if (out.prompt.size() > max_prompt)
-    out.prompt.erase(out.prompt.begin(), out.prompt.end() - max_prompt);
+  if (out.prompt.size() > max_prompt) {
+    const size_t cut = out.prompt.size() - max_prompt;
+    out.prompt.erase(out.prompt.begin(), out.prompt.begin() + cut);
+    if (!out.prompt_learned.empty())
+      out.prompt_learned.erase(out.prompt_learned.begin(), out.prompt_learned.begin() + cut);
+  }
   const size_t room = dc.max_length() > out.prompt.size() ? dc.max_length() - out.prompt.size() : 0;
   if (out.response.size() > room) out.response.resize(room);
   return out;
+}
+
+bool is_label(const TokenizedPair& row, size_t t, bool mask_prompt) {
+  if (t >= row.prompt.size()) return true;
+  if (!mask_prompt) return t > 0;
+  return !row.prompt_learned.empty() && row.prompt_learned[t] != 0;
 }
 
 Batch collate(const std::vector<TokenizedPair>& rows, int64_t pad_id, PadSide side,
@@ -48,7 +72,7 @@ Batch collate(const std::vector<TokenizedPair>& rows, int64_t pad_id, PadSide si
       const bool in_prompt = t < static_cast<int64_t>(r.prompt.size());
       ids[i][start + t] = in_prompt ? r.prompt[t] : r.response[t - r.prompt.size()];
       mask[i][start + t] = 1;
-      labels[i][start + t] = (!in_prompt || (!mask_prompt && t > 0)) ? 1 : 0;
+      labels[i][start + t] = is_label(r, static_cast<size_t>(t), mask_prompt) ? 1 : 0;
     }
   }
   b.position_ids = (b.attention_mask.cumsum(1) - 1).clamp_min(0);
@@ -114,7 +138,7 @@ Batch pack(const std::vector<TokenizedPair>& rows, int64_t pad_id, int64_t max_l
         const bool in_prompt = t < static_cast<int64_t>(r.prompt.size());
         ids[row][at] = in_prompt ? r.prompt[t] : r.response[t - r.prompt.size()];
         mask[row][at] = 1;
-        labels[row][at] = (!in_prompt || (!mask_prompt && t > 0)) ? 1 : 0;
+        labels[row][at] = is_label(r, static_cast<size_t>(t), mask_prompt) ? 1 : 0;
         positions[row][at] = t;
         segments[row][at] = static_cast<int64_t>(s);
       }

@@ -10,6 +10,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "data/chat.h"
 #include "data/tokenizer.h"
 
 namespace rudder {
@@ -23,14 +24,24 @@ namespace rudder::data {
 struct TokenizedPair {
   std::vector<int64_t> prompt;
   std::vector<int64_t> response;
+  /// Empty, or one flag per prompt token: 1 where that token is learned though in the prompt
+  /// (an earlier assistant turn of a conversation).
+  std::vector<uint8_t> prompt_learned;
 };
 
 /// Tokenizes `prompt` and `response`: BOS before the prompt and EOS after the response when the
 /// config asks; the prompt keeps its last `max_prompt_length` tokens (at most `max_length`),
-/// then the response is cut so the whole fits `max_length`.
+/// then the response is cut so the whole fits `max_length`. With `learned` (ordered,
+/// non-overlapping byte ranges of `prompt`), the prompt is tokenized piece by piece at their
+/// bounds and their tokens are marked in `prompt_learned`.
 TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& prompt,
                             const std::string& response, const TokenizerConfig& tokenizer_config,
-                            const DataConfig& data_config);
+                            const DataConfig& data_config,
+                            const std::vector<TextSpan>& learned = {});
+
+/// Whether position `t` of `row` (prompt then response) is a label: a response token, a
+/// learned prompt token, or, with `mask_prompt` false, any token after the first.
+bool is_label(const TokenizedPair& row, size_t t, bool mask_prompt);
 
 /// Which side padding goes on.
 enum class PadSide { kRight, kLeft };
@@ -44,8 +55,8 @@ struct Batch {
   at::Tensor segment_ids;     // packed batches only: which example of the row (-1 on padding)
 };
 
-/// Pads `rows` to the longest one. With `mask_prompt` false, prompt tokens after the first are
-/// labels too (plain language modeling).
+/// Pads `rows` to the longest one. Labels as is_label(): with `mask_prompt` false, prompt tokens
+/// after the first are labels too (plain language modeling).
 Batch collate(const std::vector<TokenizedPair>& rows, int64_t pad_id,
               PadSide side = PadSide::kRight, bool mask_prompt = true);
 

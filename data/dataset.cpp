@@ -48,13 +48,16 @@ bool is_completion_messages(const json& value) {
          value.front().contains("role") && value.front().at("role") == "assistant";
 }
 
-// Splits a conversation ending with an assistant turn into (prompt, response).
-std::pair<std::string, std::string> split_conversation(const std::vector<ChatMessage>& messages,
-                                                       const char* key, const ChatTemplate& t) {
+// Splits a conversation ending with an assistant turn into (prompt, response); with
+// `assistant_turns`, the ranges of the prompt's assistant turns go there.
+std::pair<std::string, std::string> split_conversation(
+    const std::vector<ChatMessage>& messages, const char* key, const ChatTemplate& t,
+    std::vector<TextSpan>* assistant_turns = nullptr) {
   RUDDER_CHECK(messages.back().role == "assistant", "the last message of '", key,
                "' must be the assistant's");
   const std::vector<ChatMessage> context(messages.begin(), messages.end() - 1);
-  return {format_chat(context, t, true), messages.back().content + t.assistant_suffix()};
+  return {format_chat(context, t, true, assistant_turns),
+          messages.back().content + t.assistant_suffix()};
 }
 
 // Reads `path` line by line, calling `parse` on each non-empty line's JSON.
@@ -113,8 +116,8 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTempla
     SftExample ex;
     ex.category = category_of(line);
     if (line.contains("messages")) {
-      std::tie(ex.prompt, ex.completion) =
-          split_conversation(messages_of(line.at("messages"), "messages"), "messages", t);
+      std::tie(ex.prompt, ex.completion) = split_conversation(
+          messages_of(line.at("messages"), "messages"), "messages", t, &ex.assistant_turns);
     } else if (line.contains("completion")) {
       ex.prompt = prompt_of(line, t);
       ex.completion = completion_of(line.at("completion"), "completion", t);

@@ -3,7 +3,8 @@
 //
 //   SFT         {"prompt": str|messages, "completion": str|messages}
 //               | {"messages": [{"role", "content"}, ...]} (the last turn, the assistant's, is
-//               learned) | {"text": str} (plain language modelling: no prompt)
+//               the completion; the earlier assistant turns are marked in the prompt)
+//               | {"text": str} (plain language modelling: no prompt)
 //   preference  {"prompt": str|messages, "chosen": str|messages, "rejected": str|messages}
 //               (UltraFeedback-binarized: chosen/rejected are whole conversations ending with the
 //               assistant turn; TRL's conversational layout: they are the messages after the
@@ -24,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "data/chat.h"
 #include "proto/rudder.pb.h"
 
 namespace rudder::data {
@@ -33,6 +35,9 @@ struct SftExample {
   std::string prompt;
   std::string completion;
   std::string category;
+  /// The earlier assistant turns of a "messages" line: their ranges in `prompt` (content and
+  /// suffix), learned too when sft.all_assistant_turns is on.
+  std::vector<TextSpan> assistant_turns;
 };
 
 /// A prompt with a preferred and a dispreferred response.

@@ -49,6 +49,32 @@ TEST(Collate, TokenizeTruncatesPromptLeftAndResponseRight) {
   EXPECT_TRUE(cut.response.empty());
 }
 
+// Learned ranges of a prompt (earlier assistant turns) are labels, through truncation from the
+// left, in collate() and pack() alike; ranges out of order or outside the prompt are refused.
+TEST(Collate, LearnedPromptRangesAreLabels) {
+  const auto tok = make_byte_tokenizer();
+  TokenizerConfig tc;
+  tc.set_add_eos(false);
+  DataConfig dc;
+  dc.set_max_prompt_length(6);
+  dc.set_max_length(20);
+  const TokenizedPair p = tokenize_pair(*tok, "xxABcyy", "z", tc, dc, {{2, 4}, {5, 5}});
+  EXPECT_EQ(p.prompt, (std::vector<int64_t>{'x', 'A', 'B', 'c', 'y', 'y'}));
+  EXPECT_EQ(p.prompt_learned, (std::vector<uint8_t>{0, 1, 1, 0, 0, 0}));
+  EXPECT_TRUE(tokenize_pair(*tok, "xxABcyy", "z", tc, dc).prompt_learned.empty());
+  const TokenizedPair plain{{'q'}, {'r'}, {}};
+  const Batch b = collate({p, plain}, 0);
+  EXPECT_TRUE(
+      torch::equal(b.loss_mask, torch::tensor({{0, 1, 1, 0, 0, 0, 1}, {0, 1, 0, 0, 0, 0, 0}})));
+  EXPECT_TRUE(
+      torch::equal(pack({p, plain}, 0, 9).loss_mask, torch::tensor({{0, 1, 1, 0, 0, 0, 1, 0, 1}})));
+  EXPECT_TRUE(torch::equal(collate({p}, 0, PadSide::kRight, false).loss_mask,
+                           torch::tensor({{0, 1, 1, 1, 1, 1, 1}})));
+  EXPECT_THROW(tokenize_pair(*tok, "abc", "z", tc, dc, {{2, 1}}), core::InvalidArgument);
+  EXPECT_THROW(tokenize_pair(*tok, "abc", "z", tc, dc, {{1, 2}, {0, 3}}), core::InvalidArgument);
+  EXPECT_THROW(tokenize_pair(*tok, "abc", "z", tc, dc, {{1, 4}}), core::InvalidArgument);
+}
+
 TEST(Pack, FirstFitRowsWithPositionsAndSegmentsPerExample) {
   // Lengths 3, 2, 4, 1 into rows of 5: [0, 1], [2, 3].
   const std::vector<TokenizedPair> rows = {{{1}, {2, 3}}, {{4}, {5}}, {{6, 7}, {8, 9}}, {{}, {10}}};

@@ -32,6 +32,20 @@ TEST(Dataset, SftReadsPromptCompletionAndMessages) {
   EXPECT_EQ(examples[0].category, "arithmetic");
   EXPECT_EQ(examples[1].prompt, "User: Hi\nAssistant: ");
   EXPECT_EQ(examples[1].completion, "Hello!\n");
+  EXPECT_TRUE(examples[1].assistant_turns.empty());
+  // A longer conversation: the earlier assistant turns' ranges in the prompt.
+  const auto turns = load_sft_jsonl(
+      dir.write(
+          "turns.jsonl",
+          R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})"
+          "\n"),
+      chat(), false);
+  ASSERT_EQ(turns.size(), 1u);
+  EXPECT_EQ(turns[0].prompt, "User: a\nAssistant: b\nUser: c\nAssistant: ");
+  ASSERT_EQ(turns[0].assistant_turns.size(), 1u);
+  const auto [begin, end] = turns[0].assistant_turns[0];
+  EXPECT_EQ(turns[0].prompt.substr(begin, end - begin), "b\n");
+  EXPECT_EQ(turns[0].completion, "d\n");
 }
 
 TEST(Dataset, PreferenceReadsStringsConversationsAndHhDialogues) {
@@ -77,6 +91,7 @@ TEST(Dataset, ConversationalLayoutsTextAndContentParts) {
   EXPECT_EQ(examples[1].completion, "plain text");
   EXPECT_EQ(examples[2].prompt, "User: Hi there\nAssistant: ");
   EXPECT_EQ(examples[2].completion, "Yo\n");
+  EXPECT_TRUE(examples[2].assistant_turns.empty());
   EXPECT_EQ(examples[3].prompt, "Q: ");
   EXPECT_EQ(examples[3].completion, "a\nUser: b\nAssistant: c\n");
 

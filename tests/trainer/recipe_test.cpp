@@ -1,10 +1,14 @@
 #include "trainer/recipe.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "core/config.h"
 #include "core/error.h"
+#include "data/tokenizer.h"
 #include "tests/support/test_support.h"
+#include "trainer/detail/recipe_support.h"
 #include "trainer/experiment.h"
 
 namespace rudder::trainer {
@@ -48,6 +52,30 @@ TEST(Recipes, SettingsReadOnlyInSomeCasesAreRefusedInTheOthers) {
   EXPECT_NE(refusal("dpo: {}\ndata: {synthetic: {samples_per_prompt: 8}}\n")
                 .find("data.synthetic.samples_per_prompt is set, but it is not used"),
             std::string::npos);
+}
+
+// sft.all_assistant_turns reaches the tokenized rows: the earlier assistant turns of a
+// "messages" line are marked learned (the byte tokenizer: one token per byte), and only then.
+TEST(Recipes, SftDataMarksEarlierAssistantTurnsWhenAsked) {
+  testing::TempDir dir;
+  const std::string file = dir.write(
+      "chat.jsonl",
+      R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "bb"}, {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})"
+      "\n");
+  const auto learned_tokens = [&](bool all_turns) {
+    ExperimentConfig config;
+    core::parse_config_text(std::string("sft: {all_assistant_turns: ") +
+                                (all_turns ? "true" : "false") + "}\ndata: {train_path: " + file +
+                                "}\n",
+                            "recipe test", {}, &config);
+    const auto tokenizer = data::make_tokenizer(config.tokenizer(), "");
+    const algorithms::SftData data = detail::load_sft_data(config, *tokenizer);
+    EXPECT_EQ(data.train.size(), 1u);
+    const auto& flags = data.train.at(0).prompt_learned;
+    return std::count(flags.begin(), flags.end(), uint8_t{1});
+  };
+  EXPECT_EQ(learned_tokens(false), 0);
+  EXPECT_EQ(learned_tokens(true), 3);  // "bb" and the assistant suffix "\n"
 }
 
 TEST(Recipes, RewardModelKindsRefuseWhatTheyDoNotRead) {

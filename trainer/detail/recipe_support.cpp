@@ -23,8 +23,12 @@ std::vector<data::TokenizedPair> tokenize_all(const std::vector<data::SftExample
                                               const ExperimentConfig& c) {
   std::vector<data::TokenizedPair> out;
   out.reserve(examples.size());
-  for (const auto& ex : examples)
-    out.push_back(data::tokenize_pair(tok, ex.prompt, ex.completion, c.tokenizer(), c.data()));
+  const bool all_turns = c.sft().all_assistant_turns();
+  for (const auto& ex : examples) {
+    out.push_back(
+        data::tokenize_pair(tok, ex.prompt, ex.completion, c.tokenizer(), c.data(),
+                            all_turns ? ex.assistant_turns : std::vector<data::TextSpan>{}));
+  }
   return out;
 }
 
