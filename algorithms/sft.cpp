@@ -28,12 +28,8 @@ double Sft::example_units(const std::vector<uint64_t>& examples) const {
   double n = 0;
   for (uint64_t i : examples) {
     const auto& r = data_.train[i];
-    if (!mask_prompt_) {
-      n += static_cast<double>(r.prompt.size() + r.response.size() - 1);
-    } else {
-      n += static_cast<double>(r.response.size()) +
-           std::count(r.prompt_learned.begin(), r.prompt_learned.end(), uint8_t{1});
-    }
+    for (size_t t = 0; t < r.prompt.size() + r.response.size(); ++t)
+      n += data::is_label(r, t, mask_prompt_) ? 1 : 0;
   }
   return n;
 }
@@ -47,11 +43,8 @@ StepStats Sft::train_examples(const std::vector<uint64_t>& examples, double tota
   const auto device = model_->parameters().front().device();
   models::ForwardInput input =
       models::batch_input(b.input_ids, b.attention_mask, b.position_ids, device);
-  const at::Tensor& positions = input.position_ids;
   if (packing_) input.segment_ids = b.segment_ids.to(device);  // right_padded is ignored then
-  at::Tensor loss_mask = b.loss_mask.to(device);               // [B, T]
-  // A packed example's first token follows another example: nothing predicts it.
-  if (packing_) loss_mask = loss_mask.masked_fill(positions == 0, 0);
+  const at::Tensor loss_mask = b.loss_mask.to(device);         // [B, T]; no example's first token
   const at::Tensor logp = models::score_tokens(*model_, input, loss_mask).logprobs;  // [B, T]
   const at::Tensor nll_sum = -models::masked_sum(logp, loss_mask).sum();  // summed over units
   backward(nll_sum / total_units);

@@ -12,6 +12,7 @@ TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& promp
                             const DataConfig& dc, const std::vector<TextSpan>& learned) {
   TokenizedPair out;
   if (tc.add_bos() && tokenizer.bos_id()) out.prompt.push_back(*tokenizer.bos_id());
+  if (!learned.empty()) out.prompt_learned.assign(out.prompt.size(), 0);  // the BOS
   const auto append = [&](size_t begin, size_t end, uint8_t flag) {
     if (begin >= end) return;
     const auto ids = tokenizer.encode(prompt.substr(begin, end - begin));
@@ -27,7 +28,6 @@ TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& promp
     at = end;
   }
   append(at, prompt.size(), 0);
-  if (!learned.empty()) out.prompt_learned.resize(out.prompt.size(), 0);  // a BOS alone
   out.response = tokenizer.encode(response);
   if (tc.add_eos()) out.response.push_back(tokenizer.eos_id());
   // The whole pair fits max_length even where max_prompt_length does not.
@@ -44,8 +44,9 @@ TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& promp
 }
 
 bool is_label(const TokenizedPair& row, size_t t, bool mask_prompt) {
+  if (t == 0) return false;  // nothing precedes it to predict it
   if (t >= row.prompt.size()) return true;
-  if (!mask_prompt) return t > 0;
+  if (!mask_prompt) return true;
   return !row.prompt_learned.empty() && row.prompt_learned[t] != 0;
 }
 

@@ -40,7 +40,8 @@ TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& promp
                             const std::vector<TextSpan>& learned = {});
 
 /// Whether position `t` of `row` (prompt then response) is a label: a response token, a
-/// learned prompt token, or, with `mask_prompt` false, any token after the first.
+/// learned prompt token, or, with `mask_prompt` false, any token; never the first, which nothing
+/// predicts.
 bool is_label(const TokenizedPair& row, size_t t, bool mask_prompt);
 
 /// Which side padding goes on.
@@ -64,8 +65,8 @@ Batch collate(const std::vector<TokenizedPair>& rows, int64_t pad_id,
 /// (each row is prompt + response of several examples back to back, padded on the right).
 /// Positions restart at 0 for each example and segment_ids tell the examples apart, so a model
 /// given them attends only within an example (block-diagonal attention): the loss equals the
-/// unpacked one. Labels as collate(); a label at an example's first token (position 0) has no
-/// prediction in either layout, so its log-prob must count as 0 (see models::token_logprobs).
+/// unpacked one. Labels as collate(), example by example: an example's first token (position 0)
+/// follows another example or nothing, and is never a label.
 /// Throws InvalidArgument for an example longer than `max_length`.
 Batch pack(const std::vector<TokenizedPair>& rows, int64_t pad_id, int64_t max_length,
            bool mask_prompt = true);

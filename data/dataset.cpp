@@ -29,11 +29,10 @@ std::string category_of(const json& line) {
   return line.at("category").get<std::string>();
 }
 
-// A response given as a string, or as the messages that follow the prompt, the first of them
-// the assistant's (TRL's conversational prompt-completion layout): formatted as the chat
-// template goes on after the generation prompt.
+// A response given as the messages that follow a prompt given as messages, the first of them
+// the assistant's (TRL's conversational layouts): formatted as the chat template goes on after
+// the generation prompt.
 std::string completion_of(const json& value, const char* key, const ChatTemplate& t) {
-  if (value.is_string()) return value.get<std::string>();
   const std::vector<ChatMessage> messages = messages_of(value, key);
   RUDDER_CHECK(messages.front().role == "assistant", "the first message of '", key,
                "' must be the assistant's");
@@ -46,6 +45,11 @@ std::string completion_of(const json& value, const char* key, const ChatTemplate
 bool is_completion_messages(const json& value) {
   return value.is_array() && !value.empty() && value.front().is_object() &&
          value.front().contains("role") && value.front().at("role") == "assistant";
+}
+
+// Whether `line` has a "prompt" given as messages.
+bool has_prompt_messages(const json& line) {
+  return line.contains("prompt") && line.at("prompt").is_array();
 }
 
 // Splits a conversation ending with an assistant turn into (prompt, response); with
@@ -120,7 +124,13 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTempla
           messages_of(line.at("messages"), "messages"), "messages", t, &ex.assistant_turns);
     } else if (line.contains("completion")) {
       ex.prompt = prompt_of(line, t);
-      ex.completion = completion_of(line.at("completion"), "completion", t);
+      if (line.at("completion").is_array()) {
+        RUDDER_CHECK(has_prompt_messages(line),
+                     "'completion' is a list of messages, so 'prompt' must be one too");
+        ex.completion = completion_of(line.at("completion"), "completion", t);
+      } else {
+        ex.completion = string_field(line, "completion");
+      }
     } else {
       RUDDER_CHECK(line.contains("text") && !line.contains("prompt"),
                    "missing 'completion' (or 'messages', or 'text' alone)");
@@ -142,8 +152,10 @@ std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const
                  "missing 'chosen' or 'rejected'");
     const json& chosen = line.at("chosen");
     const json& rejected = line.at("rejected");
-    if (is_completion_messages(chosen) || is_completion_messages(rejected)) {
-      // TRL's conversational layout with the prompt apart: the responses are what follows it.
+    if (has_prompt_messages(line) &&
+        (is_completion_messages(chosen) || is_completion_messages(rejected))) {
+      // TRL's conversational layout with the prompt apart: the responses are the messages that
+      // follow it (both of them messages).
       p.prompt = prompt_of(line, t);
       p.chosen = completion_of(chosen, "chosen", t);
       p.rejected = completion_of(rejected, "rejected", t);

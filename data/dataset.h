@@ -1,14 +1,16 @@
 // JSONL datasets: supervised examples, preference pairs and prompts, read line by line with
 // line-numbered errors. Accepted layouts (the common Hugging Face ones):
 //
-//   SFT         {"prompt": str|messages, "completion": str|messages}
+//   SFT         {"prompt": str|messages, "completion": str|messages} (completion messages open
+//               with the assistant's turn and need prompt messages)
 //               | {"messages": [{"role", "content"}, ...]} (the last turn, the assistant's, is
 //               the completion; the earlier assistant turns are marked in the prompt)
 //               | {"text": str} (plain language modelling: no prompt)
 //   preference  {"prompt": str|messages, "chosen": str|messages, "rejected": str|messages}
 //               (UltraFeedback-binarized: chosen/rejected are whole conversations ending with the
-//               assistant turn; TRL's conversational layout: they are the messages after the
-//               prompt, opening with the assistant's) | {"chosen": str, "rejected": str}
+//               assistant turn; TRL's conversational layout, with prompt messages: they are the
+//               messages after the prompt, opening with the assistant's, both of them messages)
+//               | {"chosen": str, "rejected": str}
 //               (HH-RLHF: the shared prefix up to the last "Assistant:" is the prompt);
 //               optional "margin": number
 //   ranked      {"prompt": str|messages, "responses": [str, ...], "ranks": [int, ...]} (one rank

@@ -245,7 +245,7 @@ void Session::process() {
   HttpRequest request;
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
-  request.path = request.target.substr(0, request.target.find('?'));
+  request.path = path_of(request.target);  // as header_error() checked it
   for (const auto& field : message)
     request.headers[ascii_lowercase(view(field.name_string()))] = std::string(field.value());
   request.body = std::move(message.body());

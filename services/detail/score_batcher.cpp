@@ -14,6 +14,8 @@ namespace rudder::services::detail {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr const char* kShuttingDown = "the reward server is shutting down";
+
 /// A queued request. `abandoned` is set by its HTTP thread; the rest is touched by the worker
 /// only (and by the submitting thread before the request is queued).
 struct PendingRequest {
@@ -87,6 +89,8 @@ ScoreBatcher::~ScoreBatcher() {
   wake_.notify_all();
   room_.notify_all();
   worker_.join();
+  std::unique_lock<std::mutex> lock(mutex_);
+  room_.wait(lock, [this] { return waiting_ == 0; });
 }
 
 size_t ScoreBatcher::queue_depth() const {
@@ -99,12 +103,49 @@ size_t ScoreBatcher::samples_waiting_for_room() const {
   return waiting_;
 }
 
+// Waits, with kWait, until `n` samples fit in the queue; an error when they are not admitted.
+// Called with `lock` held.
+std::optional<ScoreOutcome> ScoreBatcher::admit(std::unique_lock<std::mutex>& lock, size_t n,
+                                                WhenFull when_full, Clock::time_point deadline) {
+  if (stop_) return ScoreOutcome{503, kShuttingDown, {}};
+  if (n > options_.max_queue) {
+    count_rejected("queue_full");
+    return ScoreOutcome{429,
+                        core::str(n, " samples can never fit the queue (max_queue ",
+                                  options_.max_queue, "); send fewer in one request"),
+                        {}};
+  }
+  // Room the waiting tasks are owed counts as taken for a new one.
+  const size_t owed = when_full == WhenFull::kWait ? 0 : waiting_;
+  if (queue_.size() + owed + n <= options_.max_queue) return std::nullopt;
+  if (when_full == WhenFull::kRefuse) {
+    count_rejected("queue_full");
+    return ScoreOutcome{
+        429,
+        core::str("the queue is full for ", n, " samples (", queue_.size(), " waiting",
+                  waiting_ > 0 ? core::str(", ", waiting_, " more waiting to enter") : "",
+                  ", max_queue ", options_.max_queue, "); retry later or on another server"),
+        {}};
+  }
+  waiting_ += n;
+  const bool room = room_.wait_until(
+      lock, deadline, [&] { return stop_ || queue_.size() + n <= options_.max_queue; });
+  waiting_ -= n;
+  if (stop_) {
+    room_.notify_all();  // the destructor waits for the last waiting task to leave
+    return ScoreOutcome{503, kShuttingDown, {}};
+  }
+  if (room) return std::nullopt;
+  count_rejected("deadline");
+  return ScoreOutcome{
+      503, "not queued within reward_server.request_timeout_ms: the server is overloaded", {}};
+}
+
 ScoreOutcome ScoreBatcher::score(ScoreTask task, WhenFull when_full) {
   const size_t n = task.prompts.size();
   auto request = std::make_shared<PendingRequest>();
   request->remaining = n;
   request->results.resize(n);
-  request->enqueued = Clock::now();
   const auto deadline = task.deadline;
   int64_t tokens = 0;
   for (int64_t t : task.tokens) tokens += t;
@@ -112,31 +153,8 @@ ScoreOutcome ScoreBatcher::score(ScoreTask task, WhenFull when_full) {
   std::future<ScoreOutcome> future = request->promise.get_future();
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (stop_) return {503, "the reward server is shutting down", {}};
-    // Room the waiting tasks are owed counts as taken for a new one.
-    const size_t owed = when_full == WhenFull::kWait ? 0 : waiting_;
-    if (queue_.size() + owed + n > options_.max_queue) {
-      if (when_full == WhenFull::kRefuse || n > options_.max_queue) {
-        count_rejected("queue_full");
-        return {
-            429,
-            core::str("the queue is full (", queue_.size(), " samples waiting",
-                      waiting_ > 0 ? core::str(", ", waiting_, " more waiting to enter") : "",
-                      ", max_queue ", options_.max_queue, "); retry later or on another server"),
-            {}};
-      }
-      waiting_ += n;
-      const bool room = room_.wait_until(
-          lock, deadline, [&] { return stop_ || queue_.size() + n <= options_.max_queue; });
-      waiting_ -= n;
-      if (stop_) return {503, "the reward server is shutting down", {}};
-      if (!room) {
-        count_rejected("deadline");
-        return {503,
-                "not queued within reward_server.request_timeout_ms: the server is overloaded",
-                {}};
-      }
-    }
+    if (auto refused = admit(lock, n, when_full, deadline)) return std::move(*refused);
+    request->enqueued = Clock::now();  // after any wait for room: the queue wait starts here
     for (size_t i = 0; i < n; ++i) queue_.push_back({request, i});
     queued_tokens_ += tokens;
     queue_gauge().set(static_cast<double>(queue_.size()));
@@ -173,7 +191,7 @@ void ScoreBatcher::run_worker() {
     if (!batch.empty()) score_batch(batch);
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& row : queue_) row.request->fail(503, "the reward server is shutting down");
+  for (auto& row : queue_) row.request->fail(503, kShuttingDown);
   queue_.clear();
   queue_gauge().set(0);
 }

@@ -19,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,7 +58,7 @@ struct PendingRequest;
 enum class WhenFull {
   kRefuse,  // 429 at once
   kWait,    // wait for room until the task's deadline (503 then); room that frees goes to the
-            // waiting tasks before new ones
+            // waiting tasks before new kRefuse ones (waiting tasks compete among themselves)
 };
 
 /// The queue and its worker thread.
@@ -65,13 +66,15 @@ class ScoreBatcher {
  public:
   /// Starts the worker; throws InvalidArgument for limits below 1.
   ScoreBatcher(std::shared_ptr<rewards::RewardModel> model, BatcherOptions options);
-  /// Stops the worker; requests still queued are answered 503.
+  /// Stops the worker; requests still queued, or waiting for room, are answered 503.
   ~ScoreBatcher();
   ScoreBatcher(const ScoreBatcher&) = delete;
   ScoreBatcher& operator=(const ScoreBatcher&) = delete;
 
-  /// Queues `task` and blocks until it is scored, refused (429, with kRefuse) or past its
-  /// deadline (503). Never throws.
+  /// Queues `task` and blocks until it is scored, refused (429: with kRefuse when the queue is
+  /// full, or always for more samples than max_queue) or past its deadline (503). Never throws.
+  /// Calls queued or waiting for room when the batcher is destroyed are answered 503; no call
+  /// may begin once its destruction has begun.
   ScoreOutcome score(ScoreTask task, WhenFull when_full = WhenFull::kRefuse);
 
   /// Samples waiting in the queue.
@@ -88,6 +91,9 @@ class ScoreBatcher {
     size_t index;
   };
 
+  std::optional<ScoreOutcome> admit(std::unique_lock<std::mutex>& lock, size_t n,
+                                    WhenFull when_full,
+                                    std::chrono::steady_clock::time_point deadline);
   void run_worker();
   bool batch_ready() const;
   std::vector<Row> take_batch();

@@ -70,6 +70,18 @@ TEST(Collate, LearnedPromptRangesAreLabels) {
       torch::equal(pack({p, plain}, 0, 9).loss_mask, torch::tensor({{0, 1, 1, 0, 0, 0, 1, 0, 1}})));
   EXPECT_TRUE(torch::equal(collate({p}, 0, PadSide::kRight, false).loss_mask,
                            torch::tensor({{0, 1, 1, 1, 1, 1, 1}})));
+  // The BOS before a learned first piece is not learned; a learned token truncated into the
+  // first position is no label (nothing predicts it), and the units count it as such.
+  tc.set_add_bos(true);
+  const TokenizedPair bos = tokenize_pair(*tok, "ABc", "z", tc, dc, {{0, 2}});
+  EXPECT_EQ(bos.prompt, (std::vector<int64_t>{*tok->bos_id(), 'A', 'B', 'c'}));
+  EXPECT_EQ(bos.prompt_learned, (std::vector<uint8_t>{0, 1, 1, 0}));
+  tc.set_add_bos(false);
+  dc.set_max_prompt_length(2);
+  const TokenizedPair first = tokenize_pair(*tok, "xAB", "z", tc, dc, {{1, 3}});
+  EXPECT_EQ(first.prompt_learned, (std::vector<uint8_t>{1, 1}));
+  EXPECT_TRUE(torch::equal(collate({first}, 0).loss_mask, torch::tensor({{0, 1, 1}})));
+  EXPECT_FALSE(is_label(first, 0, true));
   EXPECT_THROW(tokenize_pair(*tok, "abc", "z", tc, dc, {{2, 1}}), core::InvalidArgument);
   EXPECT_THROW(tokenize_pair(*tok, "abc", "z", tc, dc, {{1, 2}, {0, 3}}), core::InvalidArgument);
   EXPECT_THROW(tokenize_pair(*tok, "abc", "z", tc, dc, {{1, 4}}), core::InvalidArgument);
@@ -83,10 +95,12 @@ TEST(Pack, FirstFitRowsWithPositionsAndSegmentsPerExample) {
   EXPECT_TRUE(torch::equal(b.attention_mask, torch::ones({2, 5}, torch::kLong)));
   EXPECT_TRUE(torch::equal(b.position_ids, torch::tensor({{0, 1, 2, 0, 1}, {0, 1, 2, 3, 0}})));
   EXPECT_TRUE(torch::equal(b.segment_ids, torch::tensor({{0, 0, 0, 1, 1}, {0, 0, 0, 0, 1}})));
-  // Labels as collate() gives them example by example (the empty prompt's first token too).
-  EXPECT_TRUE(torch::equal(b.loss_mask, torch::tensor({{0, 1, 1, 0, 1}, {0, 0, 1, 1, 1}})));
+  // Labels as collate() gives them example by example: never an example's first token, which
+  // nothing predicts (here the empty prompt's first response token).
+  EXPECT_TRUE(torch::equal(b.loss_mask, torch::tensor({{0, 1, 1, 0, 1}, {0, 0, 1, 1, 0}})));
   const Batch lm = pack(rows, 0, 5, false);
-  EXPECT_TRUE(torch::equal(lm.loss_mask, torch::tensor({{0, 1, 1, 0, 1}, {0, 1, 1, 1, 1}})));
+  EXPECT_TRUE(torch::equal(lm.loss_mask, torch::tensor({{0, 1, 1, 0, 1}, {0, 1, 1, 1, 0}})));
+  EXPECT_TRUE(torch::equal(collate({rows[3]}, 0).loss_mask, torch::tensor({{0}})));
 }
 
 TEST(Pack, LaterExamplesFillEarlierRowsAndPaddingIsMarked) {

@@ -81,7 +81,7 @@ TEST(Dataset, ConversationalLayoutsTextAndContentParts) {
       "\n"
       R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]}, {"role": "assistant", "content": "Yo"}]})"
       "\n"
-      R"({"prompt": "Q: ", "completion": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}]})"
+      R"({"prompt": [{"role": "user", "content": "Q"}], "completion": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}]})"
       "\n");
   const auto examples = load_sft_jsonl(sft, chat(), false);
   ASSERT_EQ(examples.size(), 4u);
@@ -92,23 +92,18 @@ TEST(Dataset, ConversationalLayoutsTextAndContentParts) {
   EXPECT_EQ(examples[2].prompt, "User: Hi there\nAssistant: ");
   EXPECT_EQ(examples[2].completion, "Yo\n");
   EXPECT_TRUE(examples[2].assistant_turns.empty());
-  EXPECT_EQ(examples[3].prompt, "Q: ");
+  EXPECT_EQ(examples[3].prompt, "User: Q\nAssistant: ");
   EXPECT_EQ(examples[3].completion, "a\nUser: b\nAssistant: c\n");
 
   const std::string pref = dir.write(
       "pref.jsonl",
       R"({"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hello"}], "rejected": [{"role": "assistant", "content": "Go"}]})"
-      "\n"
-      R"({"prompt": "Q: ", "chosen": [{"role": "assistant", "content": "A"}], "rejected": "B"})"
       "\n");
   const auto pairs = load_preference_jsonl(pref, chat(), false);
-  ASSERT_EQ(pairs.size(), 2u);
+  ASSERT_EQ(pairs.size(), 1u);
   EXPECT_EQ(pairs[0].prompt, "User: Hi\nAssistant: ");
   EXPECT_EQ(pairs[0].chosen, "Hello\n");
   EXPECT_EQ(pairs[0].rejected, "Go\n");
-  EXPECT_EQ(pairs[1].prompt, "Q: ");
-  EXPECT_EQ(pairs[1].chosen, "A\n");
-  EXPECT_EQ(pairs[1].rejected, "B");
 
   const auto sft_error = [&](const std::string& line) {
     try {
@@ -123,18 +118,33 @@ TEST(Dataset, ConversationalLayoutsTextAndContentParts) {
           R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}, {"role": "assistant", "content": "x"}]})")
           .find("has type 'image_url': only text parts are read"),
       std::string::npos);
-  EXPECT_NE(sft_error(R"({"prompt": "p", "completion": [{"role": "user", "content": "x"}]})")
-                .find("the first message of 'completion' must be the assistant's"),
+  EXPECT_NE(
+      sft_error(
+          R"({"prompt": [{"role": "user", "content": "p"}], "completion": [{"role": "user", "content": "x"}]})")
+          .find("the first message of 'completion' must be the assistant's"),
+      std::string::npos);
+  // Messages and strings are not mixed: a response formatted as a turn beside a plain one.
+  EXPECT_NE(sft_error(R"({"prompt": "p", "completion": [{"role": "assistant", "content": "x"}]})")
+                .find("'completion' is a list of messages, so 'prompt' must be one too"),
             std::string::npos);
   EXPECT_NE(sft_error(R"({"prompt": "p", "text": "x"})").find("missing 'completion'"),
             std::string::npos);
   EXPECT_NE(sft_error(R"({"prompt": 3, "completion": "x"})")
                 .find("'prompt' must be a string or a list of messages"),
             std::string::npos);
-  const std::string no_prompt =
-      R"({"chosen": [{"role": "assistant", "content": "A"}], "rejected": [{"role": "assistant", "content": "B"}]})";
-  EXPECT_THROW(load_preference_jsonl(dir.write("np.jsonl", no_prompt + "\n"), chat(), false),
-               core::InvalidArgument);
+  for (const std::string prompt : {"\"Q: \"", R"([{"role": "user", "content": "Q"}])"}) {
+    const std::string mixed =
+        R"({"prompt": )" + prompt +
+        R"(, "chosen": [{"role": "assistant", "content": "A"}], "rejected": "B"})";
+    try {
+      load_preference_jsonl(dir.write("mixed.jsonl", mixed + "\n"), chat(), false);
+      ADD_FAILURE() << "accepted " << mixed;
+    } catch (const core::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("'rejected' must be a non-empty list of messages"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(Dataset, BadLinesAreNumberedOrSkipped) {

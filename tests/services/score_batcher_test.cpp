@@ -162,20 +162,31 @@ TEST(ScoreBatcher, ALaterPartWaitsForRoomAheadOfNewRequests) {
 
 TEST(ScoreBatcher, QueuedRequestsAre503AtShutdown) {
   auto model = std::make_shared<FakeRewardModel>();
-  auto batcher = std::make_unique<ScoreBatcher>(model, BatcherOptions{});
+  BatcherOptions o;
+  o.max_queue = 1;
+  auto batcher = std::make_unique<ScoreBatcher>(model, o);
   model->close();
   auto first = std::async(std::launch::async, [&] { return batcher->score(task_of({"a"})); });
   model->wait_entered();
   auto queued = std::async(std::launch::async, [&] { return batcher->score(task_of({"b"})); });
   wait_for_depth(*batcher, 1);
+  // A later part waiting for room, when the batcher goes, is answered too.
+  auto waiting = std::async(std::launch::async,
+                            [&] { return batcher->score(task_of({"c"}), WhenFull::kWait); });
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (batcher->samples_waiting_for_room() < 1 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(batcher->samples_waiting_for_room(), 1u);
   std::thread stopper([&] { batcher.reset(); });
   std::this_thread::sleep_for(50ms);
   model->open();
   stopper.join();
   EXPECT_EQ(first.get().status, 200);
-  const ScoreOutcome out = queued.get();
-  EXPECT_EQ(out.status, 503);
-  EXPECT_NE(out.error.find("shutting down"), std::string::npos);
+  for (auto* f : {&queued, &waiting}) {
+    const ScoreOutcome out = f->get();
+    EXPECT_EQ(out.status, 503);
+    EXPECT_NE(out.error.find("shutting down"), std::string::npos) << out.error;
+  }
 }
 
 }  // namespace

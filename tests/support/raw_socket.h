@@ -42,6 +42,7 @@ class RawSocket {
   bool send_all(const std::string& data) {
     return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
   }
+  /// How long a read waits for bytes before it gives up.
   void set_read_timeout(std::chrono::milliseconds t) {
     timeval tv{static_cast<time_t>(t.count() / 1000),
                static_cast<suseconds_t>((t.count() % 1000) * 1000)};
@@ -67,10 +68,12 @@ class RawSocket {
 };
 
 /// Sends `bytes` on a fresh connection to 127.0.0.1:`port` and returns what arrives until the
-/// peer closes.
+/// peer closes; throws when the bytes cannot all be sent.
 inline std::string exchange(uint16_t port, const std::string& bytes) {
   RawSocket socket(port);
-  socket.send_all(bytes);
+  if (!socket.send_all(bytes))
+    throw std::runtime_error("sending " + std::to_string(bytes.size()) + " bytes to 127.0.0.1:" +
+                             std::to_string(port) + " failed: " + std::strerror(errno));
   return socket.read_until_close();
 }
 

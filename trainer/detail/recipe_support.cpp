@@ -23,7 +23,8 @@ std::vector<data::TokenizedPair> tokenize_all(const std::vector<data::SftExample
                                               const ExperimentConfig& c) {
   std::vector<data::TokenizedPair> out;
   out.reserve(examples.size());
-  const bool all_turns = c.sft().all_assistant_turns();
+  // Without mask_prompt every prompt token is learned already.
+  const bool all_turns = c.sft().all_assistant_turns() && c.sft().mask_prompt();
   for (const auto& ex : examples) {
     out.push_back(
         data::tokenize_pair(tok, ex.prompt, ex.completion, c.tokenizer(), c.data(),
