@@ -64,7 +64,9 @@ std::pair<std::string, std::string> split_conversation(
           messages.back().content + t.assistant_suffix()};
 }
 
-// Reads `path` line by line, calling `parse` on each non-empty line's JSON.
+// Reads `path`, calling `parse` on each record: each non-empty line's JSON (JSONL), or each
+// element of a file that is one JSON array (as `Dataset.to_json(lines=False)` and many
+// published data.json files write it). A UTF-8 byte order mark at the start is skipped.
 void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
                    const std::function<void(const json&)>& parse) {
   std::ifstream in(path, std::ios::binary);
@@ -72,32 +74,55 @@ void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
   LoadReport local;
   LoadReport& r = report != nullptr ? *report : local;
   r = LoadReport{};
-  std::string text;
-  size_t line_number = 0;
-  while (std::getline(in, text)) {
-    ++line_number;
-    if (!text.empty() && text.back() == '\r') text.pop_back();
-    if (text.find_first_not_of(" \t") == std::string::npos) continue;
+  // One record: `where` names it in errors ("path:LINE" or "path: element N").
+  const auto read = [&](const std::function<json()>& record, const std::string& where) {
     ++r.lines;
     try {
       json line;
       try {
-        line = json::parse(text);
+        line = record();
       } catch (const json::exception& e) {
         throw core::InvalidArgument(str("not valid JSON: ", e.what()));
       }
       RUDDER_CHECK(line.is_object(), "expected a JSON object");
       parse(line);
     } catch (const core::InvalidArgument& e) {
-      const std::string message = str(path, ":", line_number, ": ", e.what());
+      const std::string message = str(where, ": ", e.what());
       if (!skip_bad) throw core::InvalidArgument(message);
       ++r.skipped;
       if (r.first_errors.size() < 10) r.first_errors.push_back(message);
     }
+  };
+  static const std::string kByteOrderMark = "\xEF\xBB\xBF";
+  std::string head(kByteOrderMark.size(), '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  in.clear();
+  in.seekg(head == kByteOrderMark ? static_cast<std::streamoff>(head.size()) : 0);
+  in >> std::ws;
+  if (in.peek() == '[') {
+    json records;
+    try {
+      records = json::parse(in);
+    } catch (const json::exception& e) {
+      throw core::InvalidArgument(str(path, ": not a valid JSON array: ", e.what()));
+    }
+    for (size_t i = 0; i < records.size(); ++i)
+      read([&] { return records[i]; }, str(path, ": element ", i + 1));
+  } else {
+    in.seekg(head == kByteOrderMark ? static_cast<std::streamoff>(head.size()) : 0);
+    std::string text;
+    size_t line_number = 0;
+    while (std::getline(in, text)) {
+      ++line_number;
+      if (!text.empty() && text.back() == '\r') text.pop_back();
+      if (text.find_first_not_of(" \t") == std::string::npos) continue;
+      read([&] { return json::parse(text); }, str(path, ":", line_number));
+    }
   }
   if (r.skipped > 0) {
     RUDDER_LOG(kWarn) << path << ": skipped " << r.skipped << " of " << r.lines
-                      << " lines; first: " << r.first_errors[0];
+                      << " records; first: " << r.first_errors[0];
   }
 }
 

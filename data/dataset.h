@@ -1,5 +1,6 @@
 // JSONL datasets: supervised examples, preference pairs and prompts, read line by line with
-// line-numbered errors. Accepted layouts (the common Hugging Face ones):
+// line-numbered errors; a file that is one JSON array of the same records is read too, element
+// by element. Accepted layouts (the common Hugging Face ones):
 //
 //   SFT         {"prompt": str|messages, "completion": str|messages} (completion messages open
 //               with the assistant's turn and need prompt messages)
@@ -77,13 +78,14 @@ struct LabelledText {
 
 /// How a file loaded.
 struct LoadReport {
-  size_t lines = 0;                       // non-empty lines read
+  size_t lines = 0;                       // records read: non-empty lines, or array elements
   size_t skipped = 0;                     // bad lines skipped (on_bad_line: skip)
   std::vector<std::string> first_errors;  // up to 10 messages of skipped lines
 };
 
 /// Loads SFT examples. With `skip_bad`, malformed lines are counted in `report` and skipped;
-/// otherwise the first one throws InvalidArgument "path:LINE: what".
+/// otherwise the first one throws InvalidArgument "path:LINE: what" ("path: element N: what"
+/// in a JSON array file).
 std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTemplate& chat_template,
                                        bool skip_bad, LoadReport* report = nullptr);
 

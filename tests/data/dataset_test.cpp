@@ -147,6 +147,57 @@ TEST(Dataset, ConversationalLayoutsTextAndContentParts) {
   }
 }
 
+// A file that is one JSON array of records reads as the same records in JSONL; a UTF-8 byte
+// order mark at the start of either is skipped; errors name the element.
+TEST(Dataset, JsonArrayFilesAndByteOrderMarks) {
+  testing::TempDir dir;
+  const std::string bom = "\xEF\xBB\xBF";
+  const std::string array = dir.write(
+      "data.json",
+      bom +
+          "\n ["
+          R"({"prompt": "a", "completion": "b"},)"
+          "\n"
+          R"({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}])"
+          "\n");
+  const auto examples = load_sft_jsonl(array, chat(), false);
+  ASSERT_EQ(examples.size(), 2u);
+  EXPECT_EQ(examples[0].prompt, "a");
+  EXPECT_EQ(examples[0].completion, "b");
+  EXPECT_EQ(examples[1].completion, "Yo\n");
+  const auto lines =
+      load_sft_jsonl(dir.write("bom.jsonl", bom + R"({"prompt": "a", "completion": "b"})"
+                                                  "\n"),
+                     chat(), false);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].prompt, "a");
+  const std::string bad =
+      dir.write("bad.json", R"([{"prompt": "a", "completion": "b"}, {"prompt": "a"}, 3])");
+  try {
+    load_sft_jsonl(bad, chat(), false);
+    FAIL() << "expected InvalidArgument";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json: element 2: missing 'completion'"),
+              std::string::npos)
+        << e.what();
+  }
+  LoadReport report;
+  EXPECT_EQ(load_sft_jsonl(bad, chat(), true, &report).size(), 1u);
+  EXPECT_EQ(report.lines, 3u);
+  EXPECT_EQ(report.skipped, 2u);
+  ASSERT_EQ(report.first_errors.size(), 2u);
+  EXPECT_NE(report.first_errors[1].find("element 3: expected a JSON object"), std::string::npos)
+      << report.first_errors[1];
+  const std::string broken = dir.write("broken.json", R"([{"prompt": "a", )");
+  try {
+    load_sft_jsonl(broken, chat(), true);
+    FAIL() << "a broken array was read";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.json: not a valid JSON array"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Dataset, BadLinesAreNumberedOrSkipped) {
   testing::TempDir dir;
   const std::string path = dir.write("bad.jsonl", R"({"prompt": "a", "completion": "b"})"
