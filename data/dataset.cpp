@@ -64,11 +64,31 @@ std::pair<std::string, std::string> split_conversation(
           messages.back().content + t.assistant_suffix()};
 }
 
+// `record` with each field the file names otherwise under Rudder's name (replacing a field of
+// that name, which the file means as something else).
+json renamed(json record, const FieldNames& fields) {
+  json out = record;
+  for (const auto& [ours, theirs] : fields) {
+    if (ours == theirs) continue;
+    out.erase(ours);
+    out.erase(theirs);
+  }
+  for (const auto& [ours, theirs] : fields) {
+    if (ours != theirs && record.contains(theirs)) out[ours] = record.at(theirs);
+  }
+  return out;
+}
+
 // Reads `path`, calling `parse` on each record: each non-empty line's JSON (JSONL), or each
 // element of a file that is one JSON array (as `Dataset.to_json(lines=False)` and many
 // published data.json files write it). A UTF-8 byte order mark at the start is skipped.
 void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
-                   const std::function<void(const json&)>& parse) {
+                   const FieldNames& fields, const std::function<void(const json&)>& parse) {
+  std::string renames;  // for error messages
+  for (const auto& [ours, theirs] : fields) {
+    RUDDER_CHECK(!theirs.empty(), "data.fields.", ours, " is empty: name the file's field");
+    renames += str(renames.empty() ? "" : ", ", "'", theirs, "' as '", ours, "'");
+  }
   std::ifstream in(path, std::ios::binary);
   RUDDER_CHECK_T(core::NotFound, in.good(), path, ": cannot open");
   LoadReport local;
@@ -85,9 +105,15 @@ void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
         throw core::InvalidArgument(str("not valid JSON: ", e.what()));
       }
       RUDDER_CHECK(line.is_object(), "expected a JSON object");
-      parse(line);
+      parse(fields.empty() ? line : renamed(std::move(line), fields));
     } catch (const core::InvalidArgument& e) {
-      const std::string message = str(where, ": ", e.what());
+      const std::string what = e.what();
+      std::string note;
+      if (!renames.empty())
+        note = " (data.fields reads " + renames + ")";
+      else if (what.rfind("missing '", 0) == 0)
+        note = " (a file that names its fields otherwise is read with data.fields)";
+      const std::string message = str(where, ": ", what, note);
       if (!skip_bad) throw core::InvalidArgument(message);
       ++r.skipped;
       if (r.first_errors.size() < 10) r.first_errors.push_back(message);
@@ -139,9 +165,10 @@ std::string shared_prompt(const std::string& a, const std::string& b) {
 }  // namespace
 
 std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTemplate& t,
-                                       bool skip_bad, LoadReport* report) {
+                                       bool skip_bad, LoadReport* report,
+                                       const FieldNames& fields) {
   std::vector<SftExample> out;
-  for_each_line(path, skip_bad, report, [&](const json& line) {
+  for_each_line(path, skip_bad, report, fields, [&](const json& line) {
     SftExample ex;
     ex.category = category_of(line);
     if (line.contains("messages")) {
@@ -168,9 +195,10 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTempla
 }
 
 std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const ChatTemplate& t,
-                                                  bool skip_bad, LoadReport* report) {
+                                                  bool skip_bad, LoadReport* report,
+                                                  const FieldNames& fields) {
   std::vector<PreferencePair> out;
-  for_each_line(path, skip_bad, report, [&](const json& line) {
+  for_each_line(path, skip_bad, report, fields, [&](const json& line) {
     PreferencePair p;
     p.category = category_of(line);
     RUDDER_CHECK(line.contains("chosen") && line.contains("rejected"),
@@ -215,9 +243,10 @@ std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const
 }
 
 std::vector<RankedList> load_ranked_jsonl(const std::string& path, const ChatTemplate& t,
-                                          bool skip_bad, LoadReport* report) {
+                                          bool skip_bad, LoadReport* report,
+                                          const FieldNames& fields) {
   std::vector<RankedList> out;
-  for_each_line(path, skip_bad, report, [&](const json& line) {
+  for_each_line(path, skip_bad, report, fields, [&](const json& line) {
     RankedList l;
     l.category = category_of(line);
     RUDDER_CHECK(line.contains("prompt") && line.contains("responses") && line.contains("ranks"),
@@ -242,9 +271,9 @@ std::vector<RankedList> load_ranked_jsonl(const std::string& path, const ChatTem
 }
 
 std::vector<LabelledText> load_labelled_jsonl(const std::string& path, bool skip_bad,
-                                              LoadReport* report) {
+                                              LoadReport* report, const FieldNames& fields) {
   std::vector<LabelledText> out;
-  for_each_line(path, skip_bad, report, [&](const json& line) {
+  for_each_line(path, skip_bad, report, fields, [&](const json& line) {
     LabelledText l;
     l.category = category_of(line);
     l.text = string_field(line, "text");
@@ -277,9 +306,10 @@ std::vector<PreferencePair> pairs_of(const RankedList& list) {
 }
 
 std::vector<PromptExample> load_prompts_jsonl(const std::string& path, const ChatTemplate& t,
-                                              bool skip_bad, LoadReport* report) {
+                                              bool skip_bad, LoadReport* report,
+                                              const FieldNames& fields) {
   std::vector<PromptExample> out;
-  for_each_line(path, skip_bad, report, [&](const json& line) {
+  for_each_line(path, skip_bad, report, fields, [&](const json& line) {
     PromptExample p;
     p.category = category_of(line);
     if (line.contains("messages"))

@@ -83,25 +83,33 @@ struct LoadReport {
   std::vector<std::string> first_errors;  // up to 10 messages of skipped lines
 };
 
+/// The fields a file names otherwise (data.fields): pairs of Rudder's name and the file's, read
+/// as Rudder's; empty: every field under its own name.
+using FieldNames = std::vector<std::pair<std::string, std::string>>;
+
 /// Loads SFT examples. With `skip_bad`, malformed lines are counted in `report` and skipped;
 /// otherwise the first one throws InvalidArgument "path:LINE: what" ("path: element N: what"
-/// in a JSON array file).
+/// in a JSON array file). Every loader reads a record's fields by `fields`.
 std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTemplate& chat_template,
-                                       bool skip_bad, LoadReport* report = nullptr);
+                                       bool skip_bad, LoadReport* report = nullptr,
+                                       const FieldNames& fields = {});
 
 /// Loads preference pairs (see the layouts above).
 std::vector<PreferencePair> load_preference_jsonl(const std::string& path,
                                                   const ChatTemplate& chat_template, bool skip_bad,
-                                                  LoadReport* report = nullptr);
+                                                  LoadReport* report = nullptr,
+                                                  const FieldNames& fields = {});
 
 /// Loads ranked lists: at least two responses, one rank each, not all ranks equal.
 std::vector<RankedList> load_ranked_jsonl(const std::string& path,
                                           const ChatTemplate& chat_template, bool skip_bad,
-                                          LoadReport* report = nullptr);
+                                          LoadReport* report = nullptr,
+                                          const FieldNames& fields = {});
 
 /// Loads labelled texts (see the layouts above).
 std::vector<LabelledText> load_labelled_jsonl(const std::string& path, bool skip_bad,
-                                              LoadReport* report = nullptr);
+                                              LoadReport* report = nullptr,
+                                              const FieldNames& fields = {});
 
 /// Every pair of `list` with different ranks (chosen: the better rank), in list order.
 std::vector<PreferencePair> pairs_of(const RankedList& list);
@@ -109,6 +117,7 @@ std::vector<PreferencePair> pairs_of(const RankedList& list);
 /// Loads prompts.
 std::vector<PromptExample> load_prompts_jsonl(const std::string& path,
                                               const ChatTemplate& chat_template, bool skip_bad,
-                                              LoadReport* report = nullptr);
+                                              LoadReport* report = nullptr,
+                                              const FieldNames& fields = {});
 
 }  // namespace rudder::data

@@ -21,6 +21,7 @@ void refuse_dmoerm_unused(const ExperimentConfig& config) {
                 "DMoERM learns its category and dimension labels from the synthetic tasks; "
                 "label columns of JSONL files are not read yet");
   refuse_if_set(config, "data.eval_path", "DMoERM evaluates on the synthetic tasks");
+  refuse_if_set(config, "data.fields", "DMoERM trains on the synthetic tasks");
 }
 
 }  // namespace

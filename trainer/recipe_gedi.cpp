@@ -34,10 +34,12 @@ algorithms::LabelledData load_labelled_data(const ExperimentConfig& c,
   if (!c.data().train_path().empty()) {
     refuse_if_set(c, "data.synthetic",
                   "data.train_path names a file, so no synthetic text is made");
-    train = data::load_labelled_jsonl(c.data().train_path(), skip);
+    train = data::load_labelled_jsonl(c.data().train_path(), skip, nullptr, data_fields(c));
     RUDDER_CHECK(!train.empty(), c.data().train_path(), ": no labelled texts");
-    if (!c.data().eval_path().empty()) eval = data::load_labelled_jsonl(c.data().eval_path(), skip);
+    if (!c.data().eval_path().empty())
+      eval = data::load_labelled_jsonl(c.data().eval_path(), skip, nullptr, data_fields(c));
   } else {
+    refuse_if_set(c, "data.fields", "data.train_path names no file, so no field is read");
     const auto& tasks = c.data().synthetic().tasks();
     RUDDER_CHECK(tasks.empty() || (tasks.size() == 1 && tasks[0] == "sentiment"),
                  "method gedi learns the synthetic reviews: data.synthetic.tasks must be "

@@ -198,6 +198,56 @@ TEST(Dataset, JsonArrayFilesAndByteOrderMarks) {
   }
 }
 
+// data.fields: a file's own field names are read as Rudder's, in every loader; a field of
+// Rudder's name that the file means otherwise is not read in its place.
+TEST(Dataset, FieldsNamedOtherwiseAreReadAsRudders) {
+  testing::TempDir dir;
+  const FieldNames qa = {{"prompt", "question"}, {"completion", "answer"}};
+  const std::string sft =
+      dir.write("qa.jsonl", R"({"question": "2+2=", "answer": "4", "prompt": "not this", "id": 1})"
+                            "\n"
+                            R"({"question": "3+3="})"
+                            "\n");
+  try {
+    load_sft_jsonl(sft, chat(), false, nullptr, qa);
+    FAIL() << "a line without its answer was read";
+  } catch (const core::InvalidArgument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("qa.jsonl:2: missing 'completion'"), std::string::npos) << what;
+    EXPECT_NE(what.find("(data.fields reads 'question' as 'prompt', 'answer' as 'completion')"),
+              std::string::npos)
+        << what;
+  }
+  try {
+    load_sft_jsonl(sft, chat(), false);
+    FAIL() << "a line without 'completion' was read";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("is read with data.fields"), std::string::npos)
+        << e.what();
+  }
+  const auto examples = load_sft_jsonl(sft, chat(), true, nullptr, qa);
+  ASSERT_EQ(examples.size(), 1u);
+  EXPECT_EQ(examples[0].prompt, "2+2=");
+  EXPECT_EQ(examples[0].completion, "4");
+  // A file whose preference is the other way round.
+  const std::string pref =
+      dir.write("pref.jsonl", R"({"prompt": "p", "chosen": "worse", "rejected": "better"})"
+                              "\n");
+  const auto pairs = load_preference_jsonl(pref, chat(), false, nullptr,
+                                           {{"chosen", "rejected"}, {"rejected", "chosen"}});
+  ASSERT_EQ(pairs.size(), 1u);
+  EXPECT_EQ(pairs[0].chosen, "better");
+  EXPECT_EQ(pairs[0].rejected, "worse");
+  const auto texts =
+      load_labelled_jsonl(dir.write("reviews.jsonl", R"({"review": "great", "positive": 1})"
+                                                     "\n"),
+                          false, nullptr, {{"text", "review"}, {"label", "positive"}});
+  ASSERT_EQ(texts.size(), 1u);
+  EXPECT_EQ(texts[0].text, "great");
+  EXPECT_TRUE(texts[0].desired);
+  EXPECT_THROW(load_sft_jsonl(sft, chat(), true, nullptr, {{"prompt", ""}}), core::InvalidArgument);
+}
+
 TEST(Dataset, BadLinesAreNumberedOrSkipped) {
   testing::TempDir dir;
   const std::string path = dir.write("bad.jsonl", R"({"prompt": "a", "completion": "b"})"

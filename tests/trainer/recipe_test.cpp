@@ -78,6 +78,26 @@ TEST(Recipes, SftDataMarksEarlierAssistantTurnsWhenAsked) {
   EXPECT_EQ(learned_tokens(true), 3);  // "bb" and the assistant suffix "\n"
 }
 
+// data.fields reaches the loaders, and is refused where no file is read.
+TEST(Recipes, DataFieldsAreReadFromFilesAlone) {
+  testing::TempDir dir;
+  const std::string file = dir.write("qa.jsonl", R"({"q": "2+2=", "a": "4"})"
+                                                 "\n");
+  ExperimentConfig config;
+  core::parse_config_text(
+      "sft: {}\ndata: {train_path: " + file + ", fields: {prompt: q, completion: a}}\n",
+      "recipe test", {}, &config);
+  const auto tokenizer = data::make_tokenizer(config.tokenizer(), "");
+  const algorithms::SftData data = detail::load_sft_data(config, *tokenizer);
+  ASSERT_EQ(data.train.size(), 1u);
+  EXPECT_EQ(tokenizer->decode(data.train[0].prompt), "2+2=");
+  EXPECT_NE(refusal("sft: {}\ndata: {fields: {prompt: q}}\n")
+                .find("data.fields is set, but it is not used: data.train_path names no file"),
+            std::string::npos);
+  EXPECT_NE(refusal("gedi: {}\ndata: {fields: {text: review}}\n").find("data.fields is set"),
+            std::string::npos);
+}
+
 TEST(Recipes, RewardModelKindsRefuseWhatTheyDoNotRead) {
   EXPECT_NE(refusal("reward_model: {kind: genarm, center_coef: 0.1}\n")
                 .find("reward_model.center_coef is set, but it is not used: reward_model.kind "

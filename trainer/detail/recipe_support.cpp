@@ -114,23 +114,45 @@ Experiment make_base(const ExperimentConfig& config) {
   return e;
 }
 
-// The synthetic tasks' settings are read only when no data file is named.
-void refuse_synthetic_with_files(const ExperimentConfig& c) {
-  if (!c.data().train_path().empty())
+// The synthetic tasks' settings are read only when no data file is named, data.fields only when
+// one is.
+void refuse_unread_data_settings(const ExperimentConfig& c) {
+  if (!c.data().train_path().empty()) {
     refuse_if_set(c, "data.synthetic",
                   "data.train_path names a file, so no synthetic task is made");
+  } else {
+    refuse_if_set(c, "data.fields", "data.train_path names no file, so no field is read");
+  }
+}
+
+data::FieldNames data_fields(const ExperimentConfig& c) {
+  const DataFields& f = c.data().fields();
+  data::FieldNames out;
+  for (const auto& [ours, theirs] :
+       std::vector<std::pair<std::string, std::string>>{{"prompt", f.prompt()},
+                                                        {"completion", f.completion()},
+                                                        {"messages", f.messages()},
+                                                        {"chosen", f.chosen()},
+                                                        {"rejected", f.rejected()},
+                                                        {"text", f.text()},
+                                                        {"label", f.label()}}) {
+    if (theirs != ours) out.emplace_back(ours, theirs);
+  }
+  return out;
 }
 
 algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer) {
-  refuse_synthetic_with_files(c);
+  refuse_unread_data_settings(c);
   algorithms::SftData out;
   std::vector<data::SftExample> train, eval;
   const bool skip = c.data().on_bad_line() == "skip";
   if (!c.data().train_path().empty()) {
-    train = data::load_sft_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip);
+    train = data::load_sft_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip,
+                                 nullptr, data_fields(c));
     RUDDER_CHECK(!train.empty(), c.data().train_path(), ": no training examples");
     if (!c.data().eval_path().empty())
-      eval = data::load_sft_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip);
+      eval = data::load_sft_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip,
+                                  nullptr, data_fields(c));
   } else {
     for (const auto& ex : synthetic_examples(c, c.data().synthetic().num_train(), 0))
       train.push_back(data::SyntheticTasks::sft(ex));
@@ -145,7 +167,7 @@ algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokeniz
 algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
                                                 const data::Tokenizer& tokenizer,
                                                 models::CausalLM& model) {
-  refuse_synthetic_with_files(c);
+  refuse_unread_data_settings(c);
   if (c.data().synthetic().pair_source() != "policy_samples") {
     refuse_if_set(c, "data.synthetic.samples_per_prompt",
                   "it counts samples of data.synthetic.pair_source policy_samples");
@@ -154,10 +176,12 @@ algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
   std::vector<data::PreferencePair> train, eval;
   const bool skip = c.data().on_bad_line() == "skip";
   if (!c.data().train_path().empty()) {
-    train = data::load_preference_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip);
+    train = data::load_preference_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip,
+                                        nullptr, data_fields(c));
     RUDDER_CHECK(!train.empty(), c.data().train_path(), ": no preference pairs");
     if (!c.data().eval_path().empty()) {
-      eval = data::load_preference_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip);
+      eval = data::load_preference_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip,
+                                         nullptr, data_fields(c));
     }
   } else {
     data::SplitMix64 rng(c.seed() + 101);
@@ -177,7 +201,7 @@ algorithms::PreferenceData load_preference_data(const ExperimentConfig& c,
 }
 
 RankedData load_ranked_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer) {
-  refuse_synthetic_with_files(c);
+  refuse_unread_data_settings(c);
   refuse_if_set(c, "data.synthetic.pair_source",
                 "reward_model.loss ranked makes lists of the synthetic answers and corruptions");
   std::vector<data::RankedList> train;
@@ -185,11 +209,13 @@ RankedData load_ranked_data(const ExperimentConfig& c, const data::Tokenizer& to
   RankedData out;
   const bool skip = c.data().on_bad_line() == "skip";
   if (!c.data().train_path().empty()) {
-    train = data::load_ranked_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip);
+    train = data::load_ranked_jsonl(c.data().train_path(), c.tokenizer().chat_template(), skip,
+                                    nullptr, data_fields(c));
     RUDDER_CHECK(!train.empty(), c.data().train_path(), ": no ranked lists");
     if (!c.data().eval_path().empty()) {
       for (const auto& l :
-           data::load_ranked_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip)) {
+           data::load_ranked_jsonl(c.data().eval_path(), c.tokenizer().chat_template(), skip,
+                                   nullptr, data_fields(c))) {
         for (auto& p : data::pairs_of(l)) eval.push_back(std::move(p));
       }
     }

@@ -6,6 +6,7 @@
 
 #include "algorithms/preference.h"
 #include "algorithms/sft.h"
+#include "data/dataset.h"
 #include "data/tokenizer.h"
 #include "models/causal_lm.h"
 #include "proto/rudder.pb.h"
@@ -17,6 +18,9 @@ namespace rudder::trainer::detail {
 /// tokenizer and the policy (on the configured device). The rest of `Experiment` is left to the
 /// recipe.
 Experiment make_base(const ExperimentConfig& config);
+
+/// The fields data.fields names otherwise, for the data loaders.
+data::FieldNames data_fields(const ExperimentConfig& c);
 
 /// SFT data: JSONL files, or the synthetic tasks (with ground truth for evaluation).
 algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer);
