@@ -94,6 +94,7 @@ void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
   LoadReport local;
   LoadReport& r = report != nullptr ? *report : local;
   r = LoadReport{};
+  std::vector<bool> field_seen(fields.size(), false);  // in some record of the file
   // One record: `where` names it in errors ("path:LINE" or "path: element N").
   const auto read = [&](const std::function<json()>& record, const std::string& where) {
     ++r.lines;
@@ -105,6 +106,8 @@ void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
         throw core::InvalidArgument(str("not valid JSON: ", e.what()));
       }
       RUDDER_CHECK(line.is_object(), "expected a JSON object");
+      for (size_t i = 0; i < fields.size(); ++i)
+        field_seen[i] = field_seen[i] || line.contains(fields[i].second);
       parse(fields.empty() ? line : renamed(std::move(line), fields));
     } catch (const core::InvalidArgument& e) {
       const std::string what = e.what();
@@ -131,11 +134,14 @@ void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
     try {
       records = json::parse(in);
     } catch (const json::exception& e) {
-      throw core::InvalidArgument(str(path, ": not a valid JSON array: ", e.what()));
+      throw core::InvalidArgument(
+          str(path, ": not a valid JSON array (a file that begins with '[' ",
+              "is read as one array; JSONL lines are objects): ", e.what()));
     }
     for (size_t i = 0; i < records.size(); ++i)
       read([&] { return records[i]; }, str(path, ": element ", i + 1));
   } else {
+    in.clear();  // `ws` may have met the end of an empty file
     in.seekg(head == kByteOrderMark ? static_cast<std::streamoff>(head.size()) : 0);
     std::string text;
     size_t line_number = 0;
@@ -145,6 +151,11 @@ void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
       if (text.find_first_not_of(" \t") == std::string::npos) continue;
       read([&] { return json::parse(text); }, str(path, ":", line_number));
     }
+  }
+  // A name no record has is a misspelt name, not a field every record lacks.
+  for (size_t i = 0; i < fields.size(); ++i) {
+    RUDDER_CHECK(r.lines == 0 || field_seen[i], "data.fields.", fields[i].first, " names '",
+                 fields[i].second, "', which no record of ", path, " has");
   }
   if (r.skipped > 0) {
     RUDDER_LOG(kWarn) << path << ": skipped " << r.skipped << " of " << r.lines
@@ -205,8 +216,10 @@ std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const
                  "missing 'chosen' or 'rejected'");
     const json& chosen = line.at("chosen");
     const json& rejected = line.at("rejected");
-    if (has_prompt_messages(line) &&
-        (is_completion_messages(chosen) || is_completion_messages(rejected))) {
+    if (is_completion_messages(chosen) || is_completion_messages(rejected)) {
+      RUDDER_CHECK(has_prompt_messages(line),
+                   "'chosen' or 'rejected' opens with the assistant's turn, so the line needs "
+                   "its 'prompt' as messages");
       // TRL's conversational layout with the prompt apart: the responses are the messages that
       // follow it (both of them messages).
       p.prompt = prompt_of(line, t);

@@ -84,7 +84,8 @@ struct LoadReport {
 };
 
 /// The fields a file names otherwise (data.fields): pairs of Rudder's name and the file's, read
-/// as Rudder's; empty: every field under its own name.
+/// as Rudder's (a field of Rudder's name in the file is then not read); empty: every field under
+/// its own name. A file's name that no record of a non-empty file has is refused.
 using FieldNames = std::vector<std::pair<std::string, std::string>>;
 
 /// Loads SFT examples. With `skip_bad`, malformed lines are counted in `report` and skipped;

@@ -56,12 +56,18 @@ std::vector<ScoreDetail> GenArmRewardModel::score_detailed(
                                              tokenizer_config_, data_config_);
     const at::Tensor r = arm_token_rewards(*arm_, b, beta_r_).to(torch::kDouble).cpu();
     const at::Tensor mask = b.loss_mask;
+    const bool bos = tokenizer_config_.add_bos() && tokenizer_->bos_id();
     for (int64_t i = 0; i < r.size(0); ++i) {
       ScoreDetail d;
       d.reward = r[i].sum().item<double>();
       if (options.token_rewards) {
+        // A response with nothing before it starts at position 0, which no label holds:
+        // its first token's reward (0: nothing predicts it) is given too, one per token.
+        if (prompts[start + static_cast<size_t>(i)].empty() && !bos)
+          d.token_rewards.push_back(r[i][0].item<double>());
         const at::Tensor row = r[i].masked_select(mask[i].to(torch::kBool)).contiguous();
-        d.token_rewards.assign(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
+        d.token_rewards.insert(d.token_rewards.end(), row.data_ptr<double>(),
+                               row.data_ptr<double>() + row.numel());
       }
       out.push_back(std::move(d));
     }

@@ -132,19 +132,26 @@ TEST(Dataset, ConversationalLayoutsTextAndContentParts) {
   EXPECT_NE(sft_error(R"({"prompt": 3, "completion": "x"})")
                 .find("'prompt' must be a string or a list of messages"),
             std::string::npos);
-  for (const std::string prompt : {"\"Q: \"", R"([{"role": "user", "content": "Q"}])"}) {
-    const std::string mixed =
-        R"({"prompt": )" + prompt +
-        R"(, "chosen": [{"role": "assistant", "content": "A"}], "rejected": "B"})";
+  // Responses formatted as turns need the prompt as messages, and both of them as messages.
+  const auto preference_error = [&](const std::string& line) {
     try {
-      load_preference_jsonl(dir.write("mixed.jsonl", mixed + "\n"), chat(), false);
-      ADD_FAILURE() << "accepted " << mixed;
+      load_preference_jsonl(dir.write("mixed.jsonl", line + "\n"), chat(), false);
     } catch (const core::InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find("'rejected' must be a non-empty list of messages"),
-                std::string::npos)
-          << e.what();
+      return std::string(e.what());
     }
+    return std::string("no error");
+  };
+  const std::string turn = R"([{"role": "assistant", "content": "A"}])";
+  for (const std::string prompt : {R"(, "prompt": "Q: ")", ""}) {
+    EXPECT_NE(preference_error(R"({"chosen": )" + turn + R"(, "rejected": )" + turn + prompt + "}")
+                  .find("so the line needs its 'prompt' as messages"),
+              std::string::npos)
+        << prompt;
   }
+  EXPECT_NE(preference_error(R"({"prompt": [{"role": "user", "content": "Q"}], "chosen": )" + turn +
+                             R"(, "rejected": "B"})")
+                .find("'rejected' must be a non-empty list of messages"),
+            std::string::npos);
 }
 
 // A file that is one JSON array of records reads as the same records in JSONL; a UTF-8 byte
@@ -188,6 +195,15 @@ TEST(Dataset, JsonArrayFilesAndByteOrderMarks) {
   ASSERT_EQ(report.first_errors.size(), 2u);
   EXPECT_NE(report.first_errors[1].find("element 3: expected a JSON object"), std::string::npos)
       << report.first_errors[1];
+  // Blank files read as no record; a JSONL of arrays is named as such.
+  EXPECT_TRUE(load_sft_jsonl(dir.write("blank.jsonl", bom + " \n\n"), chat(), false).empty());
+  EXPECT_TRUE(load_sft_jsonl(dir.write("empty.jsonl", ""), chat(), false).empty());
+  try {
+    load_sft_jsonl(dir.write("arrays.jsonl", "[1]\n[2]\n"), chat(), true);
+    FAIL() << "lines of arrays were read";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("JSONL lines are objects"), std::string::npos) << e.what();
+  }
   const std::string broken = dir.write("broken.json", R"([{"prompt": "a", )");
   try {
     load_sft_jsonl(broken, chat(), true);
@@ -246,6 +262,15 @@ TEST(Dataset, FieldsNamedOtherwiseAreReadAsRudders) {
   EXPECT_EQ(texts[0].text, "great");
   EXPECT_TRUE(texts[0].desired);
   EXPECT_THROW(load_sft_jsonl(sft, chat(), true, nullptr, {{"prompt", ""}}), core::InvalidArgument);
+  // A name no record has is a misspelling: refused, not read as a field every record lacks.
+  try {
+    load_preference_jsonl(pref, chat(), true, nullptr, {{"prompt", "instrution"}});
+    FAIL() << "a misspelt field name was accepted";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("data.fields.prompt names 'instrution', which no record"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Dataset, BadLinesAreNumberedOrSkipped) {

@@ -47,6 +47,11 @@ TEST_F(GenArmRewardModelTest, RewardIsBetaTimesSummedResponseLogprobPerToken) {
   EXPECT_EQ(rm.count_tokens(prompts[1], responses[1]),
             static_cast<int64_t>(pair.prompt.size() + pair.response.size()));
   EXPECT_EQ(rm.pad_and_eos_texts(), (std::vector<std::string>{"<|pad|>", "<|eos|>"}));
+  // A response with an empty prompt has a reward for every token too, its first (which nothing
+  // predicts) 0.
+  const auto bare = rm.score_detailed({""}, {"abc"}, {true, false});
+  ASSERT_EQ(bare[0].token_rewards.size(), 4u);
+  EXPECT_EQ(bare[0].token_rewards[0], 0.0);
   EXPECT_THROW(rm.score_detailed(prompts, responses, {false, true}), core::InvalidArgument);
   EXPECT_THROW(GenArmRewardModel(lm, tok, tc, dc, 0.0), core::InvalidArgument);
 }
