@@ -45,8 +45,7 @@ TokenizedPair tokenize_pair(const Tokenizer& tokenizer, const std::string& promp
 
 bool is_label(const TokenizedPair& row, size_t t, bool mask_prompt) {
   if (t == 0) return false;  // nothing precedes it to predict it
-  if (t >= row.prompt.size()) return true;
-  if (!mask_prompt) return true;
+  if (t >= row.prompt.size() || !mask_prompt) return true;
   return !row.prompt_learned.empty() && row.prompt_learned[t] != 0;
 }
 

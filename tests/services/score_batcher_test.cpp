@@ -30,6 +30,13 @@ void wait_for_depth(const ScoreBatcher& b, size_t depth) {
   ASSERT_EQ(b.queue_depth(), depth);
 }
 
+void wait_for_waiting(const ScoreBatcher& b, size_t samples) {
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (b.samples_waiting_for_room() < samples && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(b.samples_waiting_for_room(), samples);
+}
+
 TEST(ScoreBatcher, QueuedRequestsShareBatchesUpToTheSizeLimit) {
   auto model = std::make_shared<FakeRewardModel>();
   BatcherOptions o;
@@ -123,10 +130,7 @@ TEST(ScoreBatcher, ALaterPartWaitsForRoomAheadOfNewRequests) {
   auto later = std::async(std::launch::async, [&] {
     return batcher.score(task_of({"eee", "ffff"}), WhenFull::kWait);
   });
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  while (batcher.samples_waiting_for_room() < 2 && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(1ms);
-  ASSERT_EQ(batcher.samples_waiting_for_room(), 2u);
+  wait_for_waiting(batcher, 2);
   EXPECT_EQ(batcher.queue_depth(), 2u);
   // One sample leaves the queue: room for one, but the waiting part is owed it.
   model->pass_one();
@@ -173,10 +177,7 @@ TEST(ScoreBatcher, QueuedRequestsAre503AtShutdown) {
   // A later part waiting for room, when the batcher goes, is answered too.
   auto waiting = std::async(std::launch::async,
                             [&] { return batcher->score(task_of({"c"}), WhenFull::kWait); });
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  while (batcher->samples_waiting_for_room() < 1 && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(1ms);
-  ASSERT_EQ(batcher->samples_waiting_for_room(), 1u);
+  wait_for_waiting(*batcher, 1);
   std::thread stopper([&] { batcher.reset(); });
   std::this_thread::sleep_for(50ms);
   model->open();

@@ -126,17 +126,14 @@ void refuse_unread_data_settings(const ExperimentConfig& c) {
 }
 
 data::FieldNames data_fields(const ExperimentConfig& c) {
+  // Each field of DataFields is named as Rudder's field it renames.
   const DataFields& f = c.data().fields();
+  const auto* descriptor = f.GetDescriptor();
   data::FieldNames out;
-  for (const auto& [ours, theirs] :
-       std::vector<std::pair<std::string, std::string>>{{"prompt", f.prompt()},
-                                                        {"completion", f.completion()},
-                                                        {"messages", f.messages()},
-                                                        {"chosen", f.chosen()},
-                                                        {"rejected", f.rejected()},
-                                                        {"text", f.text()},
-                                                        {"label", f.label()}}) {
-    if (theirs != ours) out.emplace_back(ours, theirs);
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const auto* field = descriptor->field(i);
+    const std::string theirs = f.GetReflection()->GetString(f, field);
+    if (theirs != field->name()) out.emplace_back(field->name(), theirs);
   }
   return out;
 }
