@@ -62,41 +62,45 @@ void expect_close(const at::Tensor& got, const at::Tensor& expected, double tol,
 // x [B, T, H, D] as a slice of a wider projection ([B, T, (H + 2) D], as q is of q/k/v joined),
 // rotated by positions with gaps; output and gradient against HF's x * cos + rotate_half(x) * sin.
 // T = 1 too: the gradient then arrives with strides that libtorch calls contiguous but whose
-// size-1 dimension says nothing of the step between rows.
+// size-1 dimension says nothing of the step between rows. Heads of 16 values let the kernel load
+// 16 bytes at a time (8 bf16 values of each half); of 6, one value at a time.
 TEST(FusedElementwiseCuda, RopeMatchesTheLibtorchOps) {
   if (!kernels_here()) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
   torch::manual_seed(1);
-  const int64_t B = 3, H = 4, D = 16;
-  for (const int64_t T : {7, 1})
-    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      const at::Tensor wide =
-          torch::randn({B, T, (H + 2) * D}, torch::dtype(dtype).device(torch::kCUDA));
-      const at::Tensor positions = torch::randint(0, 50, {B, T}).to(torch::kFloat);
-      const at::Tensor inv =
-          torch::pow(10000.0, -torch::arange(0, D / 2, torch::kDouble) * 2.0 / D).to(torch::kFloat);
-      const at::Tensor freqs = (positions.unsqueeze(-1) * inv).to(torch::kCUDA);  // [B, T, D/2]
-      const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);         // [B, 1, T, D]
-      const at::Tensor weight = torch::randn({B, H, T, D}, torch::kCUDA);
+  const int64_t B = 3, H = 4;
+  for (const int64_t D : {16, 6})
+    for (const int64_t T : {7, 1})
+      for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+        const at::Tensor wide =
+            torch::randn({B, T, (H + 2) * D}, torch::dtype(dtype).device(torch::kCUDA));
+        const at::Tensor positions = torch::randint(0, 50, {B, T}).to(torch::kFloat);
+        const at::Tensor inv =
+            torch::pow(10000.0, -torch::arange(0, D / 2, torch::kDouble) * 2.0 / D)
+                .to(torch::kFloat);
+        const at::Tensor freqs = (positions.unsqueeze(-1) * inv).to(torch::kCUDA);  // [B, T, D/2]
+        const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);         // [B, 1, T, D]
+        const at::Tensor weight = torch::randn({B, H, T, D}, torch::kCUDA);
 
-      const at::Tensor x1 = wide.detach().requires_grad_(true);
-      const at::Tensor got = rope_cuda(x1.narrow(-1, D, H * D).view({B, T, H, D}),
-                                       freqs.cos().contiguous(), freqs.sin().contiguous(), dtype)
-                                 .transpose(1, 2);  // [B, H, T, D]
-      (got.to(torch::kFloat) * weight).sum().backward();
+        const at::Tensor x1 = wide.detach().requires_grad_(true);
+        const at::Tensor got = rope_cuda(x1.narrow(-1, D, H * D).view({B, T, H, D}),
+                                         freqs.cos().contiguous(), freqs.sin().contiguous(), dtype)
+                                   .transpose(1, 2);  // [B, H, T, D]
+        (got.to(torch::kFloat) * weight).sum().backward();
 
-      const at::Tensor x2 = wide.detach().requires_grad_(true);
-      const at::Tensor t = x2.narrow(-1, D, H * D).view({B, T, H, D}).transpose(1, 2);
-      const at::Tensor expected = (t * emb.cos().to(dtype) + rotate_half(t) * emb.sin().to(dtype));
-      (expected.to(torch::kFloat) * weight).sum().backward();
+        const at::Tensor x2 = wide.detach().requires_grad_(true);
+        const at::Tensor t = x2.narrow(-1, D, H * D).view({B, T, H, D}).transpose(1, 2);
+        const at::Tensor expected =
+            (t * emb.cos().to(dtype) + rotate_half(t) * emb.sin().to(dtype));
+        (expected.to(torch::kFloat) * weight).sum().backward();
 
-      // The kernel rounds once, where bf16 ops round each product and the sum.
-      const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;
-      const std::string name =
-          std::string(dtype == torch::kFloat ? "float32" : "bf16") + ", T " + std::to_string(T);
-      expect_close(got, expected.to(dtype), tol, name + " output");
-      expect_close(x1.grad(), x2.grad(), tol, name + " gradient");
-      EXPECT_EQ(x1.grad().narrow(-1, 0, D).abs().max().item<double>(), 0.0) << name;
-    }
+        // The kernel rounds once, where bf16 ops round each product and the sum.
+        const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;
+        const std::string name = std::string(dtype == torch::kFloat ? "float32" : "bf16") + ", D " +
+                                 std::to_string(D) + ", T " + std::to_string(T);
+        expect_close(got, expected.to(dtype), tol, name + " output");
+        expect_close(x1.grad(), x2.grad(), tol, name + " gradient");
+        EXPECT_EQ(x1.grad().narrow(-1, 0, D).abs().max().item<double>(), 0.0) << name;
+      }
 }
 
 // bf16 input, float32 angles, output in bf16 (autocast's case): the float32 result rounded once.
@@ -116,27 +120,30 @@ TEST(FusedElementwiseCuda, RopeRoundsItsFloat32ResultOnce) {
 }
 
 // gate and up as the two halves of one [rows, 2 width] product; output and both gradients against
-// silu(gate) * up.
+// silu(gate) * up. Width 24 lets the kernels load 16 bytes at a time; 13 (odd, so up starts at an
+// odd element) makes them load one value at a time.
 TEST(FusedElementwiseCuda, SwiGluMatchesTheLibtorchOps) {
   if (!kernels_here()) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
   torch::manual_seed(3);
-  const int64_t rows = 37, width = 24;
-  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    const at::Tensor joint = (torch::randn({2, rows, 2 * width}, torch::kCUDA) * 3).to(dtype);
-    const at::Tensor weight = torch::randn({2, rows, width}, torch::kCUDA);
-    const at::Tensor a = joint.detach().requires_grad_(true);
-    const auto parts = a.split(width, -1);
-    const at::Tensor got = swiglu_cuda(parts[0], parts[1]);
-    (got.to(torch::kFloat) * weight).sum().backward();
-    const at::Tensor b = joint.detach().requires_grad_(true);
-    const auto ref_parts = b.split(width, -1);
-    const at::Tensor expected = torch::silu(ref_parts[0]) * ref_parts[1];
-    (expected.to(torch::kFloat) * weight).sum().backward();
-    const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;
-    const std::string name = dtype == torch::kFloat ? "float32" : "bf16";
-    expect_close(got, expected, tol, name + " output");
-    expect_close(a.grad(), b.grad(), tol, name + " gradients");
-  }
+  const int64_t rows = 37;
+  for (const int64_t width : {24, 13})
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      const at::Tensor joint = (torch::randn({2, rows, 2 * width}, torch::kCUDA) * 3).to(dtype);
+      const at::Tensor weight = torch::randn({2, rows, width}, torch::kCUDA);
+      const at::Tensor a = joint.detach().requires_grad_(true);
+      const auto parts = a.split(width, -1);
+      const at::Tensor got = swiglu_cuda(parts[0], parts[1]);
+      (got.to(torch::kFloat) * weight).sum().backward();
+      const at::Tensor b = joint.detach().requires_grad_(true);
+      const auto ref_parts = b.split(width, -1);
+      const at::Tensor expected = torch::silu(ref_parts[0]) * ref_parts[1];
+      (expected.to(torch::kFloat) * weight).sum().backward();
+      const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;
+      const std::string name = std::string(dtype == torch::kFloat ? "float32" : "bf16") +
+                               ", width " + std::to_string(width);
+      expect_close(got, expected, tol, name + " output");
+      expect_close(a.grad(), b.grad(), tol, name + " gradients");
+    }
 }
 
 }  // namespace
