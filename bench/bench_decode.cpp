@@ -11,9 +11,10 @@
 //                [--device cpu]
 // (--sizes 151k adds a 41M Llama with Qwen's 151,669-token vocabulary, where the output head
 // is most of the weights.)
-// (--python 0 skips the baseline, for quick looks; its columns then read 1. --device cuda runs
+// (--python 0 skips the baseline, for quick looks; its columns then read -. --device cuda runs
 // both sides on the GPU; the bandwidth bound is then not printed.)
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -194,7 +195,8 @@ void bench_size(const Size& size, double seconds, bool with_python, const std::s
     char extra[96];
     std::snprintf(extra, sizeof extra, "   %17.0f  %14.2fx   (%lld/%lld rows same tokens)", old,
                   ours / old, static_cast<long long>(same), static_cast<long long>(batch));
-    const bench::PythonFigures none{1, 1};
+    if (!with_python) std::snprintf(extra, sizeof extra, "   %17.0f  %14.2fx", old, ours / old);
+    const bench::PythonFigures none{std::nan(""), std::nan("")};
     bench::print_table_row(std::to_string(batch), ours, with_python ? python.tps.at(batch) : none,
                            true, extra);
     if (batch == 1 && params > 50'000'000 && device == "cpu") {

@@ -229,6 +229,12 @@ void print_table_row(const std::string& label, double rudder, const PythonFigure
                      bool rate, const std::string& extra) {
   const char* format = rate ? "%-12s %14.0f %14.0f %7.2fx %22.0f %7.2fx %s\n"
                             : "%-12s %14.4f %14.4f %7.2fx %22.4f %7.2fx %s\n";
+  if (std::isnan(python[0]) && std::isnan(python[1])) {  // no baseline was run
+    std::printf(
+        rate ? "%-12s %14.0f %14s %8s %22s %8s %s\n" : "%-12s %14.4f %14s %8s %22s %8s %s\n",
+        label.c_str(), rudder, "-", "-", "-", "-", extra.c_str());
+    return;
+  }
   auto speedup = [&](double p) { return rate ? rudder / p : p / rudder; };
   std::printf(format, label.c_str(), rudder, python[0], speedup(python[0]), python[1],
               speedup(python[1]), extra.c_str());

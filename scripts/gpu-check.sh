@@ -14,6 +14,8 @@
 #   RUDDER_GPU_CHECK_STEPS   steps to run, comma-separated (default: all of
 #                            deps,configure,build,bench,test,ddp, run in that order)
 #   RUDDER_GPU_CHECK_TARGETS build only these targets (space-separated; default: all)
+#   RUDDER_GPU_CHECK_BENCHES benchmarks to run, comma-separated (default: all of decode,
+#                            dpo_step,dpo_step_large,dpo_step_unfused; each where its tool was built)
 #   RUDDER_GPU_CHECK_TESTS   ctest -R regex (default: every unit test and the golden ones)
 #   RUDDER_GPU_CHECK_TEST_TIMEOUT  seconds a test may run (default 300)
 #   RUDDER_GPU_BUILD         build directory (default build/gpu; build/gpu-cpu for the dry run)
@@ -225,10 +227,15 @@ if wants bench; then
   else
     export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-python3}
   fi
-  if [[ -x "$build/bench/bench_decode" ]]; then
-    # Both sides on the GPU (decode in float32, the DPO step under bf16 autocast).
-    bench_device=cpu
-    [[ "${RUDDER_GPU_CHECK_CPU:-0}" == 1 ]] || bench_device=cuda
+  benches=${RUDDER_GPU_CHECK_BENCHES:-decode,dpo_step,dpo_step_large,dpo_step_unfused}
+  # bench_wanted NAME TOOL: NAME is among the benches asked for and TOOL was built.
+  bench_wanted() { [[ ",$benches," == *",$1,"* && -x "$build/bench/$2" ]]; }
+  # Both sides on the GPU (decode in float32, the DPO step under bf16 autocast).
+  bench_device=cpu
+  [[ $cpu_mode == 1 ]] || bench_device=cuda
+  ran_bench=0
+  if bench_wanted decode bench_decode; then
+    ran_bench=1
     run_step bench_decode "$build/bench/bench_decode" --seconds 1 --sizes 10M,100M --grpo 0 \
       --device "$bench_device"
     if [[ $cpu_mode != 1 ]]; then
@@ -236,28 +243,37 @@ if wants bench; then
       RUDDER_CUDA_GRAPHS=0 run_step bench_decode_no_graphs "$build/bench/bench_decode" \
         --seconds 1 --sizes 100M --grpo 0 --python 0 --device cuda
     fi
-    # The DPO step in bf16 autocast: the benchmarks' small batch (launch-bound on a GPU), and a
-    # batch large enough for the matrix units (the MFU figure of the ~100M model).
-    step_flags=(--device "$bench_device" --dtype bf16 --seconds 1)
-    [[ $cpu_mode == 1 ]] && step_flags=(--device cpu --dtype bf16 --seconds 0 --steps 1 --sizes 10M)
+  fi
+  # The DPO step in bf16 autocast: the benchmarks' small batch (launch-bound on a GPU), and a
+  # batch large enough for the matrix units (the MFU figure of the ~100M model).
+  step_flags=(--device "$bench_device" --dtype bf16 --seconds 1)
+  [[ $cpu_mode == 1 ]] && step_flags=(--device cpu --dtype bf16 --seconds 0 --steps 1 --sizes 10M)
+  if bench_wanted dpo_step bench_dpo_step; then
+    ran_bench=1
     run_step bench_dpo_step "$build/bench/bench_dpo_step" "${step_flags[@]}"
-    if [[ $cpu_mode != 1 ]]; then
-      # Both steps, kernel by kernel: Python's to $out/python_dpo_profile.txt (torch.profiler),
-      # Rudder's to $out/rudder_dpo_profile_100M.txt (device time by kind, then by kernel).
-      RUDDER_BENCH_PROFILE="$out/python_dpo_profile.txt" run_step bench_dpo_step_large \
-        "$build/bench/bench_dpo_step" "${step_flags[@]}" --pairs 16 --seq 512 --sizes 100M \
-        --profile "$out/rudder_dpo_profile.txt"
-      # The same step without Rudder's fusions (projections joined, its RoPE and SwiGLU
-      # kernels, libtorch's fused RMSNorm and AdamW): what they give together; the profiles
-      # tell them apart.
-      RUDDER_FUSE_PROJECTIONS=0 RUDDER_CUDA_KERNELS=0 RUDDER_FUSED_NORM=0 RUDDER_FUSED_ADAMW=0 \
-        run_step bench_dpo_step_large_unfused "$build/bench/bench_dpo_step" "${step_flags[@]}" \
-        --pairs 16 --seq 512 --sizes 100M
-    fi
+  fi
+  if [[ $cpu_mode != 1 ]] && bench_wanted dpo_step_large bench_dpo_step; then
+    ran_bench=1
+    # Both steps, kernel by kernel: Python's to $out/python_dpo_profile.txt (torch.profiler),
+    # Rudder's to $out/rudder_dpo_profile_100M.txt (device time by kind, then by kernel).
+    RUDDER_BENCH_PROFILE="$out/python_dpo_profile.txt" run_step bench_dpo_step_large \
+      "$build/bench/bench_dpo_step" "${step_flags[@]}" --pairs 16 --seq 512 --sizes 100M \
+      --profile "$out/rudder_dpo_profile.txt"
+  fi
+  if [[ $cpu_mode != 1 ]] && bench_wanted dpo_step_unfused bench_dpo_step; then
+    ran_bench=1
+    # The same step without Rudder's fusions (projections joined, its RoPE and SwiGLU
+    # kernels, libtorch's fused RMSNorm and AdamW): what they give together; the profiles
+    # tell them apart.
+    RUDDER_FUSE_PROJECTIONS=0 RUDDER_CUDA_KERNELS=0 RUDDER_FUSED_NORM=0 RUDDER_FUSED_ADAMW=0 \
+      run_step bench_dpo_step_large_unfused "$build/bench/bench_dpo_step" "${step_flags[@]}" \
+      --pairs 16 --seq 512 --sizes 100M
+  fi
+  if ((ran_bench)); then
     grep -hE "^(bench|model|10M|100M|batch|grpo|Llama|(1|8|32) )|WARNING" \
       "$out"/bench_*.log 2>/dev/null | head -60 | tee -a "$out/summary.txt"
   else
-    summary+=("SKIP  bench: not built (RUDDER_GPU_CHECK_TARGETS left it out)")
+    summary+=("SKIP  bench: none of $benches was built (RUDDER_GPU_CHECK_TARGETS left it out)")
   fi
 fi
 
