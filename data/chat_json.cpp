@@ -29,18 +29,47 @@ std::string content_of(const json& content, const char* key) {
   return out;
 }
 
+// ShareGPT writes {"from", "value"} where OpenAI writes {"role", "content"}.
+bool is_sharegpt(const json& m) { return !m.contains("role") && m.contains("from"); }
+
 }  // namespace
+
+std::string role_of(const json& m) {
+  if (!m.is_object()) return "";
+  const json* role = is_sharegpt(m) ? &m.at("from") : m.contains("role") ? &m.at("role") : nullptr;
+  if (role == nullptr || !role->is_string()) return "";
+  const std::string name = role->get<std::string>();
+  if (is_sharegpt(m) && name == "human") return "user";
+  if (is_sharegpt(m) && name == "gpt") return "assistant";
+  return name;
+}
 
 std::vector<ChatMessage> messages_of(const json& j, const char* key) {
   RUDDER_CHECK(j.is_array() && !j.empty(), "'", key, "' must be a non-empty list of messages");
   std::vector<ChatMessage> out;
   for (const auto& m : j) {
-    RUDDER_CHECK(
-        m.is_object() && m.contains("role") && m.contains("content") && m.at("role").is_string(),
-        "every message of '", key, "' needs a string 'role' and a 'content'");
-    out.push_back({m.at("role").get<std::string>(), content_of(m.at("content"), key)});
+    RUDDER_CHECK(m.is_object(), "every message of '", key, "' must be an object");
+    if (is_sharegpt(m)) {
+      RUDDER_CHECK(m.at("from").is_string() && m.contains("value") && m.at("value").is_string(),
+                   "every ShareGPT message of '", key,
+                   "' needs a string 'from' and a string 'value'");
+      out.push_back({role_of(m), m.at("value").get<std::string>()});
+      continue;
+    }
+    RUDDER_CHECK(m.contains("role") && m.contains("content") && m.at("role").is_string(),
+                 "every message of '", key,
+                 "' needs a string 'role' and a 'content' (or ShareGPT's 'from' and 'value')");
+    out.push_back({role_of(m), content_of(m.at("content"), key)});
   }
   return out;
+}
+
+const char* conversation_key(const json& line) {
+  if (line.contains("messages")) return "messages";
+  if (line.contains("conversations") && !line.contains("prompt") && !line.contains("completion") &&
+      !line.contains("text"))
+    return "conversations";
+  return nullptr;
 }
 
 std::string prompt_of(const json& line, const ChatTemplate& t) {

@@ -11,11 +11,20 @@
 
 namespace rudder::data {
 
-/// The messages of `value`, a non-empty list of {"role": str, "content": ...}. A content is a
-/// string, or a list of parts ([{"type": "text", "text": str}, ...], as OpenAI's API and
+/// The messages of `value`, a non-empty list of {"role": str, "content": ...}, or of ShareGPT's
+/// {"from": str, "value": str} with "human" and "gpt" read as user and assistant. A content is
+/// a string, or a list of parts ([{"type": "text", "text": str}, ...], as OpenAI's API and
 /// multimodal datasets write it) whose texts are joined; other parts are refused. Throws
 /// InvalidArgument naming `key` for anything else.
 std::vector<ChatMessage> messages_of(const nlohmann::json& value, const char* key);
+
+/// The role of `message` as messages_of reads it ("role" where a message has both it and
+/// "from"); empty where it names none.
+std::string role_of(const nlohmann::json& message);
+
+/// The key of `line`'s conversation: "messages", else ShareGPT's "conversations" in a line with
+/// no "prompt", "completion" or "text"; nullptr where it has none.
+const char* conversation_key(const nlohmann::json& line);
 
 /// The "prompt" of `line`: a string, taken as it is, or messages, formatted with
 /// `chat_template` and the generation prompt. Throws InvalidArgument when it is missing or

@@ -40,11 +40,18 @@ std::string completion_of(const json& value, const char* key, const ChatTemplate
   return messages.front().content + t.assistant_suffix() + format_chat(rest, t, false);
 }
 
+// A response after a conversation: one assistant message, formatted as its turn goes on, or a
+// string, taken as it is.
+std::string reply_of(const json& value, const char* key, const ChatTemplate& t) {
+  if (value.is_object()) return completion_of(json::array({value}), key, t);
+  RUDDER_CHECK(value.is_string(), "'", key, "' must be a string or one assistant message");
+  return value.get<std::string>();
+}
+
 // Whether `value` is a list of messages that opens with the assistant's turn: a response to a
 // prompt given apart, not a conversation holding its own context.
 bool is_completion_messages(const json& value) {
-  return value.is_array() && !value.empty() && value.front().is_object() &&
-         value.front().contains("role") && value.front().at("role") == "assistant";
+  return value.is_array() && !value.empty() && role_of(value.front()) == "assistant";
 }
 
 // Whether `line` has a "prompt" given as messages.
@@ -79,55 +86,97 @@ json renamed(json record, const FieldNames& fields) {
   return out;
 }
 
-// Reads `path`, calling `parse` on each record: each non-empty line's JSON (JSONL), or each
-// element of a file that is one JSON array (as `Dataset.to_json(lines=False)` and many
-// published data.json files write it). A UTF-8 byte order mark at the start is skipped.
-void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
-                   const FieldNames& fields, const std::function<void(const json&)>& parse) {
-  std::string renames;  // for error messages
-  for (const auto& [ours, theirs] : fields) {
-    RUDDER_CHECK(!theirs.empty(), "data.fields.", ours, " is empty: name the file's field");
-    renames += str(renames.empty() ? "" : ", ", "'", theirs, "' as '", ours, "'");
-  }
-  std::ifstream in(path, std::ios::binary);
-  RUDDER_CHECK_T(core::NotFound, in.good(), path, ": cannot open");
-  LoadReport local;
-  LoadReport& r = report != nullptr ? *report : local;
-  r = LoadReport{};
-  std::vector<bool> field_seen(fields.size(), false);  // in some record of the file
-  // One record: `where` names it in errors ("path:LINE" or "path: element N").
-  const auto read = [&](const std::function<json()>& record, const std::string& where) {
-    ++r.lines;
-    try {
-      json line;
-      try {
-        line = record();
-      } catch (const json::exception& e) {
-        throw core::InvalidArgument(str("not valid JSON: ", e.what()));
-      }
-      RUDDER_CHECK(line.is_object(), "expected a JSON object");
-      for (size_t i = 0; i < fields.size(); ++i)
-        field_seen[i] = field_seen[i] || line.contains(fields[i].second);
-      parse(fields.empty() ? line : renamed(std::move(line), fields));
-    } catch (const core::InvalidArgument& e) {
-      const std::string what = e.what();
-      std::string note;
-      if (!renames.empty())
-        note = " (data.fields reads " + renames + ")";
-      else if (what.rfind("missing '", 0) == 0)
-        note = " (a file that names its fields otherwise is read with data.fields)";
-      const std::string message = str(where, ": ", what, note);
-      if (!skip_bad) throw core::InvalidArgument(message);
-      ++r.skipped;
-      if (r.first_errors.size() < 10) r.first_errors.push_back(message);
+// One record after another as the loaders read them, renamed by data.fields; a bad record is
+// thrown or counted (data.on_bad_line) under a message naming where it is.
+class RecordReader {
+ public:
+  using Parse = std::function<void(const json&)>;
+
+  RecordReader(FieldNames fields, bool skip_bad, LoadReport& report, Parse parse)
+      : fields_(std::move(fields)),
+        skip_bad_(skip_bad),
+        report_(report),
+        parse_(std::move(parse)),
+        field_seen_(fields_.size(), false) {
+    for (const auto& [ours, theirs] : fields_) {
+      RUDDER_CHECK(!theirs.empty(), "data.fields.", ours, " is empty: name the file's field");
+      renames_ += str(renames_.empty() ? "" : ", ", "'", theirs, "' as '", ours, "'");
     }
-  };
+    report_ = LoadReport{};
+  }
+
+  // One record; `where` names it in errors ("path:LINE" or "path: element N").
+  void read(const std::function<json()>& record, const std::string& where) {
+    ++report_.lines;
+    try {
+      parse_(fielded(parsed(record)));
+    } catch (const core::InvalidArgument& e) {
+      const std::string message = str(where, ": ", e.what(), note(e.what()));
+      if (!skip_bad_) throw core::InvalidArgument(message);
+      ++report_.skipped;
+      if (report_.first_errors.size() < 10) report_.first_errors.push_back(message);
+    }
+  }
+
+  // After the last record of `path`: a name no record has is a misspelt name, not a field every
+  // record lacks.
+  void finish(const std::string& path) const {
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      RUDDER_CHECK(report_.lines == 0 || field_seen_[i], "data.fields.", fields_[i].first,
+                   " names '", fields_[i].second, "', which no record of ", path, " has");
+    }
+    if (report_.skipped > 0) {
+      RUDDER_LOG(kWarn) << path << ": skipped " << report_.skipped << " of " << report_.lines
+                        << " records; first: " << report_.first_errors[0];
+    }
+  }
+
+ private:
+  static json parsed(const std::function<json()>& record) {
+    json line;
+    try {
+      line = record();
+    } catch (const json::exception& e) {
+      throw core::InvalidArgument(str("not valid JSON: ", e.what()));
+    }
+    RUDDER_CHECK(line.is_object(), "expected a JSON object");
+    return line;
+  }
+
+  // `line` under Rudder's field names.
+  json fielded(json line) {
+    for (size_t i = 0; i < fields_.size(); ++i)
+      field_seen_[i] = field_seen_[i] || line.contains(fields_[i].second);
+    return fields_.empty() ? line : renamed(std::move(line), fields_);
+  }
+
+  // What an error message adds: how the record's fields were read, or how else they could be.
+  std::string note(const std::string& what) const {
+    if (!renames_.empty()) return " (data.fields reads " + renames_ + ")";
+    if (what.rfind("missing '", 0) == 0)
+      return " (a file that names its fields otherwise is read with data.fields)";
+    return "";
+  }
+
+  FieldNames fields_;
+  bool skip_bad_;
+  LoadReport& report_;  // the caller's, which outlives the reader
+  Parse parse_;
+  std::string renames_;           // for error messages
+  std::vector<bool> field_seen_;  // in some record of the file
+};
+
+// Calls reader.read for each record of `in` (the file `path`): each non-empty line's JSON
+// (JSONL), or each element of a file that is one JSON array (as `Dataset.to_json(lines=False)`
+// and many published data.json files write it). A UTF-8 byte order mark at the start is skipped.
+void read_records(std::istream& in, const std::string& path, RecordReader& reader) {
   static const std::string kByteOrderMark = "\xEF\xBB\xBF";
   std::string head(kByteOrderMark.size(), '\0');
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<size_t>(in.gcount()));
+  const auto start = static_cast<std::streamoff>(head == kByteOrderMark ? head.size() : 0);
   in.clear();
-  in.seekg(head == kByteOrderMark ? static_cast<std::streamoff>(head.size()) : 0);
+  in.seekg(start);
   in >> std::ws;
   if (in.peek() == '[') {
     json records;
@@ -139,28 +188,30 @@ void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
               "is read as one array; JSONL lines are objects): ", e.what()));
     }
     for (size_t i = 0; i < records.size(); ++i)
-      read([&] { return records[i]; }, str(path, ": element ", i + 1));
-  } else {
-    in.clear();  // `ws` may have met the end of an empty file
-    in.seekg(head == kByteOrderMark ? static_cast<std::streamoff>(head.size()) : 0);
-    std::string text;
-    size_t line_number = 0;
-    while (std::getline(in, text)) {
-      ++line_number;
-      if (!text.empty() && text.back() == '\r') text.pop_back();
-      if (text.find_first_not_of(" \t") == std::string::npos) continue;
-      read([&] { return json::parse(text); }, str(path, ":", line_number));
-    }
+      reader.read([&] { return records[i]; }, str(path, ": element ", i + 1));
+    return;
   }
-  // A name no record has is a misspelt name, not a field every record lacks.
-  for (size_t i = 0; i < fields.size(); ++i) {
-    RUDDER_CHECK(r.lines == 0 || field_seen[i], "data.fields.", fields[i].first, " names '",
-                 fields[i].second, "', which no record of ", path, " has");
+  in.clear();  // `ws` may have met the end of an empty file
+  in.seekg(start);
+  std::string text;
+  size_t line_number = 0;
+  while (std::getline(in, text)) {
+    ++line_number;
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    if (text.find_first_not_of(" \t") == std::string::npos) continue;
+    reader.read([&] { return json::parse(text); }, str(path, ":", line_number));
   }
-  if (r.skipped > 0) {
-    RUDDER_LOG(kWarn) << path << ": skipped " << r.skipped << " of " << r.lines
-                      << " records; first: " << r.first_errors[0];
-  }
+}
+
+// Calls `parse` on each record of `path` (read_records), as RecordReader reads it.
+void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
+                   const FieldNames& fields, const RecordReader::Parse& parse) {
+  LoadReport local;
+  RecordReader reader(fields, skip_bad, report != nullptr ? *report : local, parse);
+  std::ifstream in(path, std::ios::binary);
+  RUDDER_CHECK_T(core::NotFound, in.good(), path, ": cannot open");
+  read_records(in, path, reader);
+  reader.finish(path);
 }
 
 // HH-RLHF: the prompt is the shared prefix of both dialogues, up to the last "Assistant:".
@@ -182,9 +233,9 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTempla
   for_each_line(path, skip_bad, report, fields, [&](const json& line) {
     SftExample ex;
     ex.category = category_of(line);
-    if (line.contains("messages")) {
-      std::tie(ex.prompt, ex.completion) = split_conversation(
-          messages_of(line.at("messages"), "messages"), "messages", t, &ex.assistant_turns);
+    if (const char* key = conversation_key(line)) {
+      std::tie(ex.prompt, ex.completion) =
+          split_conversation(messages_of(line.at(key), key), key, t, &ex.assistant_turns);
     } else if (line.contains("completion")) {
       ex.prompt = prompt_of(line, t);
       if (line.at("completion").is_array()) {
@@ -216,7 +267,13 @@ std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const
                  "missing 'chosen' or 'rejected'");
     const json& chosen = line.at("chosen");
     const json& rejected = line.at("rejected");
-    if (is_completion_messages(chosen) || is_completion_messages(rejected)) {
+    if (line.contains("conversations") && !line.contains("prompt")) {
+      // ShareGPT's preference layout (LLaMA-Factory's): the conversation so far, then each
+      // response as one assistant message or as a string.
+      p.prompt = format_chat(messages_of(line.at("conversations"), "conversations"), t, true);
+      p.chosen = reply_of(chosen, "chosen", t);
+      p.rejected = reply_of(rejected, "rejected", t);
+    } else if (is_completion_messages(chosen) || is_completion_messages(rejected)) {
       RUDDER_CHECK(has_prompt_messages(line),
                    "'chosen' or 'rejected' opens with the assistant's turn, so the line needs "
                    "its 'prompt' as messages");
@@ -325,8 +382,8 @@ std::vector<PromptExample> load_prompts_jsonl(const std::string& path, const Cha
   for_each_line(path, skip_bad, report, fields, [&](const json& line) {
     PromptExample p;
     p.category = category_of(line);
-    if (line.contains("messages"))
-      p.prompt = format_chat(messages_of(line.at("messages"), "messages"), t, true);
+    if (const char* key = conversation_key(line))
+      p.prompt = format_chat(messages_of(line.at(key), key), t, true);
     else
       p.prompt = prompt_of(line, t);
     if (line.contains("reference")) p.reference = string_field(line, "reference");

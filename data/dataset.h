@@ -23,6 +23,8 @@
 // Any line may carry "category": str. Message lists are formatted with the chat template; plain
 // strings are taken as they are. A message's content is a string or a list of parts
 // ([{"type": "text", "text": str}, ...]), whose texts are joined; other parts are refused.
+// ShareGPT's layout reads too: a line's "conversations" are its "messages" where it has none,
+// and a message may be {"from", "value"} ("human" and "gpt" are user and assistant).
 #pragma once
 
 #include <string>

@@ -23,10 +23,12 @@ struct PromptLine {
 
 std::string prompt_text(const json& line, const GenerateJsonlOptions& options) {
   if (line.contains("prompt")) return data::prompt_of(line, options.chat_template);
-  RUDDER_CHECK(line.contains("messages"),
-               "each line needs \"prompt\" (a string or messages) or \"messages\" (a list)");
-  return data::format_chat(data::messages_of(line.at("messages"), "messages"),
-                           options.chat_template, /*add_generation_prompt=*/true);
+  const char* key = data::conversation_key(line);
+  RUDDER_CHECK(key != nullptr,
+               "each line needs \"prompt\" (a string or messages) or "
+               "\"messages\" (a list; ShareGPT's \"conversations\" too)");
+  return data::format_chat(data::messages_of(line.at(key), key), options.chat_template,
+                           /*add_generation_prompt=*/true);
 }
 
 std::vector<PromptLine> read_prompts(const std::string& path, const data::Tokenizer& tokenizer,

@@ -69,6 +69,91 @@ TEST(Dataset, PreferenceReadsStringsConversationsAndHhDialogues) {
   EXPECT_EQ(pairs[2].rejected, " Hey");
 }
 
+// ShareGPT's files: "conversations" of {"from", "value"} messages, read as "messages" are (not
+// beside "messages" or a prompt); LLaMA-Factory's preference layout (the conversation, then one
+// message or string each); {"from", "value"} messages in TRL's conversational layout too.
+TEST(Dataset, ShareGptConversations) {
+  testing::TempDir dir;
+  const std::string sft = dir.write(
+      "sharegpt.json",
+      R"([{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]},
+          {"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"}, {"from": "gpt", "value": "a"}, {"from": "human", "value": "R"}, {"from": "gpt", "value": "b"}]}])");
+  const auto examples = load_sft_jsonl(sft, chat(), false);
+  ASSERT_EQ(examples.size(), 2u);
+  EXPECT_EQ(examples[0].prompt, "User: Hi\nAssistant: ");
+  EXPECT_EQ(examples[0].completion, "Hello\n");
+  EXPECT_EQ(examples[1].completion, "b\n");
+  EXPECT_NE(examples[1].prompt.find("User: Q\nAssistant: a\nUser: R\nAssistant: "),
+            std::string::npos);
+  // The prompts of a conversation: its messages with the generation prompt.
+  const auto prompts = load_prompts_jsonl(
+      dir.write("prompts.jsonl", R"({"conversations": [{"from": "human", "value": "Hi"}]})"
+                                 "\n"),
+      chat(), false);
+  ASSERT_EQ(prompts.size(), 1u);
+  EXPECT_EQ(prompts[0].prompt, "User: Hi\nAssistant: ");
+  const auto pairs = load_preference_jsonl(
+      dir.write(
+          "pref.jsonl",
+          R"({"conversations": [{"from": "human", "value": "Hi"}], "chosen": {"from": "gpt", "value": "Hello"}, "rejected": {"from": "gpt", "value": "Go"}})"
+          "\n"
+          R"({"conversations": [{"from": "human", "value": "Q"}], "chosen": "yes", "rejected": "no"})"
+          "\n"
+          R"({"prompt": [{"from": "human", "value": "Hi"}], "chosen": [{"from": "gpt", "value": "Hey"}], "rejected": [{"from": "gpt", "value": "Go"}]})"
+          "\n"),
+      chat(), false);
+  ASSERT_EQ(pairs.size(), 3u);
+  EXPECT_EQ(pairs[0].prompt, "User: Hi\nAssistant: ");
+  EXPECT_EQ(pairs[0].chosen, "Hello\n");
+  EXPECT_EQ(pairs[0].rejected, "Go\n");
+  EXPECT_EQ(pairs[1].prompt, "User: Q\nAssistant: ");
+  EXPECT_EQ(pairs[1].chosen, "yes");
+  EXPECT_EQ(pairs[2].prompt, "User: Hi\nAssistant: ");
+  EXPECT_EQ(pairs[2].chosen, "Hey\n");
+  // "messages", or a prompt and completion, win over "conversations".
+  const auto both = load_sft_jsonl(
+      dir.write(
+          "both.jsonl",
+          R"({"messages": [{"role": "user", "content": "M"}, {"role": "assistant", "content": "m"}], "conversations": [{"from": "human", "value": "C"}, {"from": "gpt", "value": "c"}]})"
+          "\n"
+          R"({"prompt": "P", "completion": "p", "conversations": [{"from": "human", "value": "C"}, {"from": "gpt", "value": "c"}]})"
+          "\n"),
+      chat(), false);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0].completion, "m\n");
+  EXPECT_EQ(both[1].prompt, "P");
+  EXPECT_EQ(both[1].completion, "p");
+  const auto error = [&](const std::string& line, bool preference) {
+    try {
+      const std::string path = dir.write("bad.jsonl", line + "\n");
+      if (preference)
+        load_preference_jsonl(path, chat(), false);
+      else
+        load_sft_jsonl(path, chat(), false);
+    } catch (const core::InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(
+      error(
+          R"({"conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}]})",
+          false)
+          .find("bad.jsonl:1: the last message of 'conversations' must be the assistant's"),
+      std::string::npos);
+  EXPECT_NE(
+      error(
+          R"({"conversations": [{"from": "human", "value": "x"}], "chosen": {"from": "human", "value": "y"}, "rejected": "n"})",
+          true)
+          .find("the first message of 'chosen' must be the assistant's"),
+      std::string::npos);
+  EXPECT_NE(
+      error(R"({"conversations": [{"from": "human", "value": "x"}], "chosen": 3, "rejected": "n"})",
+            true)
+          .find("'chosen' must be a string or one assistant message"),
+      std::string::npos);
+}
+
 // TRL's conversational layouts (the prompt apart, the responses as the messages after it),
 // plain language-modelling text, and contents given as lists of text parts.
 TEST(Dataset, ConversationalLayoutsTextAndContentParts) {
