@@ -83,6 +83,9 @@ DmoermModeling::DmoermModeling(std::shared_ptr<rewards::DmoermNet> net, int64_t 
                                DmoermData data)
     : net_(std::move(net)), pad_id_(pad_id), data_(std::move(data)) {
   RUDDER_CHECK(data_.train.size() > 0, "DMoERM training needs task rows");
+  RUDDER_CHECK(net_->config().expert_lr_scale() > 0,
+               "reward_model.dmoerm.expert_lr_scale must be > 0, got ",
+               net_->config().expert_lr_scale());
   if (!base_phase()) freeze_base();
 }
 
@@ -232,7 +235,8 @@ std::map<std::string, double> DmoermModeling::evaluate() {
 }
 
 std::vector<ParamGroup> DmoermModeling::param_groups() const {
-  return {{"experts.", kDmoermPhase2LrScale}, {"aggregators.", kDmoermPhase2LrScale}};
+  const double scale = net_->config().expert_lr_scale();
+  return {{"experts.", scale}, {"aggregators.", scale}};
 }
 
 double DmoermModeling::flops_per_token() const { return training_flops_per_token(*net_); }

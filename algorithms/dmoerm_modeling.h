@@ -21,11 +21,6 @@
 
 namespace rudder::algorithms {
 
-/// DMoERM's phase-2 adapters learn at 500x its phase-1 rate (5e-5 against 1e-7); a fixed 5x
-/// here: the adapters start at zero and the aggregators from scratch, beside a base that
-/// trained at the schedule's rate.
-constexpr double kDmoermPhase2LrScale = 5.0;
-
 /// Task rows with every label DMoERM learns from; row i of each list is one task instance.
 struct DmoermRows {
   PreferenceRows overall;                    // overall preference pairs
@@ -67,7 +62,8 @@ class DmoermModeling : public DatasetAlgorithm {
   std::map<std::string, double> evaluate() override;
   torch::nn::Module& trainable() override { return *net_; }
   std::vector<std::string> metric_names() const override { return {"router_accuracy"}; }
-  /// The expert adapters and aggregators learn at kDmoermPhase2LrScale x the schedule's rate.
+  /// The expert adapters and aggregators learn at reward_model.dmoerm.expert_lr_scale x the
+  /// schedule's rate.
   std::vector<ParamGroup> param_groups() const override;
   double flops_per_token() const override;
   models::TensorMap state() const override;

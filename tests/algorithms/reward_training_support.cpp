@@ -10,6 +10,18 @@
 #include "models/logprobs.h"
 
 namespace rudder::testing {
+namespace {
+
+// Drops every gradient (leaves it undefined), as PyTorch 2's zero_grad() and Rudder's AdamW do.
+// libtorch 1.13's zero_grad() fills zeros instead, which Adam steps with: a parameter frozen
+// mid-run (DMoERM's base after its phase 1) would go on moving on its momentum there, and not
+// with another libtorch.
+void drop_grads(torch::optim::Optimizer& opt) {
+  for (auto& group : opt.param_groups())
+    for (auto& p : group.params()) p.mutable_grad().reset();
+}
+
+}  // namespace
 
 models::ModelSpec tiny_reward_spec() {
   models::ModelSpec s;
@@ -38,7 +50,7 @@ std::shared_ptr<models::CausalLM> sft_on_rows(const data::Tokenizer& tokenizer,
     const at::Tensor logits = model->forward({b.input_ids, b.attention_mask, b.position_ids});
     const at::Tensor loss =
         -models::sequence_logprobs(logits, b.input_ids, b.loss_mask).sum() / b.loss_mask.sum();
-    opt.zero_grad();
+    drop_grads(opt);
     loss.backward();
     opt.step();
   }
@@ -119,7 +131,7 @@ void train_steps(algorithms::Algorithm& algorithm, uint64_t num_rows, int steps,
     }
     std::vector<size_t> items(b.examples.size());
     std::iota(items.begin(), items.end(), 0);
-    opt.zero_grad();
+    drop_grads(opt);
     algorithm.train_micro_batch(b, items, static_cast<double>(items.size()));
     opt.step();
     algorithm.on_step_end(static_cast<uint64_t>(step + 1));
