@@ -228,6 +228,17 @@ if wants bench; then
     export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-python3}
   fi
   benches=${RUDDER_GPU_CHECK_BENCHES:-decode,dpo_step,dpo_step_large,dpo_step_unfused}
+  for b in ${benches//,/ }; do
+    case $b in
+      decode | dpo_step | dpo_step_large | dpo_step_unfused) ;;
+      *)
+        note "RUDDER_GPU_CHECK_BENCHES: unknown benchmark '$b' (decode, dpo_step, dpo_step_large, dpo_step_unfused)"
+        summary+=("FAIL  bench: unknown benchmark '$b'")
+        failed=1
+        finish
+        ;;
+    esac
+  done
   # bench_wanted NAME TOOL: NAME is among the benches asked for and TOOL was built.
   bench_wanted() { [[ ",$benches," == *",$1,"* && -x "$build/bench/$2" ]]; }
   # Both sides on the GPU (decode in float32, the DPO step under bf16 autocast).
@@ -273,7 +284,7 @@ if wants bench; then
     grep -hE "^(bench|model|10M|100M|batch|grpo|Llama|(1|8|32) )|WARNING" \
       "$out"/bench_*.log 2>/dev/null | head -60 | tee -a "$out/summary.txt"
   else
-    summary+=("SKIP  bench: none of $benches was built (RUDDER_GPU_CHECK_TARGETS left it out)")
+    summary+=("SKIP  bench: none of $benches ran (not built, or GPU-only in the CPU dry run)")
   fi
 fi
 

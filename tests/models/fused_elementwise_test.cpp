@@ -63,12 +63,12 @@ void expect_close(const at::Tensor& got, const at::Tensor& expected, double tol,
 // rotated by positions with gaps; output and gradient against HF's x * cos + rotate_half(x) * sin.
 // T = 1 too: the gradient then arrives with strides that libtorch calls contiguous but whose
 // size-1 dimension says nothing of the step between rows. Heads of 16 values let the kernel load
-// 16 bytes at a time (8 bf16 values of each half); of 6, one value at a time.
+// 16 bytes at a time (8 bf16 values of each half); of 12, two values; of 6, one value at a time.
 TEST(FusedElementwiseCuda, RopeMatchesTheLibtorchOps) {
   if (!kernels_here()) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
   torch::manual_seed(1);
   const int64_t B = 3, H = 4;
-  for (const int64_t D : {16, 6})
+  for (const int64_t D : {16, 12, 6})
     for (const int64_t T : {7, 1})
       for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
         const at::Tensor wide =
@@ -117,6 +117,27 @@ TEST(FusedElementwiseCuda, RopeRoundsItsFloat32ResultOnce) {
       rope_cuda(x, freqs.cos().contiguous(), freqs.sin().contiguous(), torch::kBFloat16);
   // At most one bf16 step apart: float32 products may fuse differently than libtorch's.
   expect_close(got, expected, 1.0 / 128, "bf16 output");
+}
+
+// float32 input rotated into bf16 (a float32 q under autocast), and the bf16 gradient rotated
+// back into float32: the kernels read one type and write another.
+TEST(FusedElementwiseCuda, RopeBetweenFloat32AndBf16) {
+  if (!kernels_here()) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
+  torch::manual_seed(4);
+  const int64_t B = 2, T = 5, H = 3, D = 16;
+  const at::Tensor freqs = torch::rand({B, T, D / 2}, torch::kCUDA) * 20;
+  const at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(2);  // [B, T, 1, D]
+  const at::Tensor weight = torch::randn({B, T, H, D}, torch::kCUDA);
+  const at::Tensor x1 = torch::randn({B, T, H, D}, torch::kCUDA).requires_grad_(true);
+  const at::Tensor got =
+      rope_cuda(x1, freqs.cos().contiguous(), freqs.sin().contiguous(), torch::kBFloat16);
+  (got.to(torch::kFloat) * weight).sum().backward();
+  const at::Tensor x2 = x1.detach().clone().requires_grad_(true);
+  const at::Tensor expected = x2 * emb.cos() + rotate_half(x2) * emb.sin();
+  (expected * weight).sum().backward();
+  expect_close(got, expected.detach().to(torch::kBFloat16), 1.0 / 128, "bf16 output");
+  // The gradient reaches the kernel rounded to bf16, as the output's type.
+  expect_close(x1.grad(), x2.grad(), 2e-2, "float32 gradient");
 }
 
 // gate and up as the two halves of one [rows, 2 width] product; output and both gradients against

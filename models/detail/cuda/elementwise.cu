@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <initializer_list>
 #include <type_traits>
-#include <utility>
 
 namespace rudder::models::detail::cuda {
 namespace {

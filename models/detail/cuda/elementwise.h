@@ -37,7 +37,8 @@ struct Rows {
   int64_t row_stride;
 };
 
-/// SwiGLU's product: y = silu(g) * u = g sigmoid(g) u.
+/// SwiGLU's product: y = silu(g) * u = g sigmoid(g) u. Here and in the backward every operand has
+/// one element type; operands that differ are refused with a message.
 const char* swiglu(const Rows& gate, const Rows& up, const Rows& y, int64_t rows, int64_t width,
                    void* stream);
 
