@@ -65,7 +65,7 @@ ClassConditionalLmTraining::Losses ClassConditionalLmTraining::losses(
   // Every text twice in one batch: after the desired code, then after the anti code.
   std::vector<data::TokenizedPair> pairs;
   for (const int64_t code : {desired_code_, anti_code_}) {
-    for (const uint64_t i : indices) pairs.push_back({{code}, rows.ids[i]});
+    for (const uint64_t i : indices) pairs.push_back({{code}, rows.ids[i], {}});
   }
   const data::Batch b = data::collate(pairs, pad_id_);
   models::CausalLM& lm = model_->lm();

@@ -40,6 +40,24 @@ std::string completion_of(const json& value, const char* key, const ChatTemplate
   return messages.front().content + t.assistant_suffix() + format_chat(rest, t, false);
 }
 
+// Whether `line` is in Alpaca's layout (LLaMA-Factory's): "instruction", optional "input" and
+// "system"; "output" the response.
+bool is_alpaca(const json& line) {
+  return line.contains("instruction") && !line.contains("prompt") && !conversation_key(line);
+}
+
+// An Alpaca line's prompt: its instruction, then its input (where not empty) on a new line, as
+// one user turn after its system prompt (where given), with the generation prompt.
+std::string alpaca_prompt(const json& line, const ChatTemplate& t) {
+  std::string user = string_field(line, "instruction");
+  const std::string input = line.contains("input") ? string_field(line, "input") : "";
+  if (!input.empty()) user += "\n" + input;
+  std::vector<ChatMessage> messages;
+  if (line.contains("system")) messages.push_back({"system", string_field(line, "system")});
+  messages.push_back({"user", user});
+  return format_chat(messages, t, true);
+}
+
 // A response after a conversation: one assistant message, formatted as its turn goes on, or a
 // string, taken as it is.
 std::string reply_of(const json& value, const char* key, const ChatTemplate& t) {
@@ -245,6 +263,9 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTempla
       } else {
         ex.completion = string_field(line, "completion");
       }
+    } else if (is_alpaca(line)) {
+      ex.prompt = alpaca_prompt(line, t);
+      ex.completion = string_field(line, "output") + t.assistant_suffix();
     } else {
       RUDDER_CHECK(line.contains("text") && !line.contains("prompt"),
                    "missing 'completion' (or 'messages', or 'text' alone)");
@@ -384,6 +405,8 @@ std::vector<PromptExample> load_prompts_jsonl(const std::string& path, const Cha
     p.category = category_of(line);
     if (const char* key = conversation_key(line))
       p.prompt = format_chat(messages_of(line.at(key), key), t, true);
+    else if (is_alpaca(line))
+      p.prompt = alpaca_prompt(line, t);
     else
       p.prompt = prompt_of(line, t);
     if (line.contains("reference")) p.reference = string_field(line, "reference");

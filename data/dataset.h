@@ -7,6 +7,8 @@
 //               | {"messages": [{"role", "content"}, ...]} (the last turn, the assistant's, is
 //               the completion; the earlier assistant turns are marked in the prompt)
 //               | {"text": str} (plain language modelling: no prompt)
+//               | {"instruction": str, "input": str, "output": str} (Alpaca's: instruction and
+//               input, where not empty, on two lines as one user turn; optional "system")
 //   preference  {"prompt": str|messages, "chosen": str|messages, "rejected": str|messages}
 //               (UltraFeedback-binarized: chosen/rejected are whole conversations ending with the
 //               assistant turn; TRL's conversational layout, with prompt messages: they are the
@@ -16,7 +18,7 @@
 //               optional "margin": number
 //   ranked      {"prompt": str|messages, "responses": [str, ...], "ranks": [int, ...]} (one rank
 //               per response, smaller is better; equal ranks are ties)
-//   prompts     {"prompt": str|messages}
+//   prompts     {"prompt": str|messages} | {"messages": [...]} | Alpaca's without "output"
 //   labelled    {"text": str, "label": 0|1|false|true} (1: the desired class; GeDi's data);
 //               optional "prompt": str, read before the text
 //

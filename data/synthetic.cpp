@@ -194,7 +194,7 @@ std::vector<LabelledText> SyntheticTasks::reviews(size_t n, uint64_t split) cons
 bool SyntheticTasks::is_positive(std::string_view text) { return score_sentiment(text) > 0.5; }
 
 SftExample SyntheticTasks::sft(const TaskExample& ex) {
-  return {ex.prompt, ex.answer, ex.category};
+  return {ex.prompt, ex.answer, ex.category, {}};
 }
 
 }  // namespace rudder::data

@@ -46,7 +46,7 @@ std::vector<double> sequence_logprobs(models::CausalLM& model,
   for (size_t start = 0; start < prompts.size(); start += 32) {
     std::vector<data::TokenizedPair> rows;
     for (size_t i = start; i < std::min(prompts.size(), start + 32); ++i)
-      rows.push_back({prompts[i], responses[i]});
+      rows.push_back({prompts[i], responses[i], {}});
     const data::Batch b = data::collate(rows, pad_id);
     const at::Tensor lp =
         models::sequence_logprobs(

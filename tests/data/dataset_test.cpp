@@ -154,6 +154,41 @@ TEST(Dataset, ShareGptConversations) {
       std::string::npos);
 }
 
+// Alpaca's layout: the instruction and its input (where not empty) as one user turn, after the
+// system prompt where given; the output as the assistant's turn. Prompt files read it too.
+TEST(Dataset, AlpacaInstructionInputOutput) {
+  testing::TempDir dir;
+  const auto examples =
+      load_sft_jsonl(dir.write("alpaca.json",
+                               R"([{"instruction": "Add", "input": "2 and 3", "output": "5"},
+                    {"instruction": "Greet", "input": "", "output": "Hi"},
+                    {"instruction": "Greet", "output": "Hi", "system": "Be brief"}])"),
+                     chat(), false);
+  ASSERT_EQ(examples.size(), 3u);
+  EXPECT_EQ(examples[0].prompt, "User: Add\n2 and 3\nAssistant: ");
+  EXPECT_EQ(examples[0].completion, "5\n");
+  EXPECT_EQ(examples[1].prompt, "User: Greet\nAssistant: ");
+  EXPECT_EQ(examples[2].prompt,
+            format_chat({{"system", "Be brief"}, {"user", "Greet"}}, chat(), true));
+  EXPECT_NE(examples[2].prompt.find("Be brief"), std::string::npos);
+  const auto prompts =
+      load_prompts_jsonl(dir.write("prompts.jsonl", R"({"instruction": "Add", "input": "1 and 1"})"
+                                                    "\n"),
+                         chat(), false);
+  ASSERT_EQ(prompts.size(), 1u);
+  EXPECT_EQ(prompts[0].prompt, "User: Add\n1 and 1\nAssistant: ");
+  try {
+    load_sft_jsonl(dir.write("bad.jsonl", R"({"instruction": "Add", "input": 3, "output": "5"})"
+                                          "\n"),
+                   chat(), false);
+    FAIL() << "a number was read as an input";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:1: 'input' must be a string"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // TRL's conversational layouts (the prompt apart, the responses as the messages after it),
 // plain language-modelling text, and contents given as lists of text parts.
 TEST(Dataset, ConversationalLayoutsTextAndContentParts) {

@@ -98,7 +98,7 @@ class Reinforce : public algorithms::Algorithm {
     std::vector<data::TokenizedPair> rows;
     std::vector<double> advantages;
     for (size_t i : items) {
-      rows.push_back({r.prompts[i], r.responses[i]});
+      rows.push_back({r.prompts[i], r.responses[i], {}});
       double sum = 0, count = 0;  // the mean reward of the prompt's samples: the baseline
       for (size_t j = 0; j < r.size(); ++j) {
         if (r.groups[j] != r.groups[i]) continue;
