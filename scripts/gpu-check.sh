@@ -227,17 +227,15 @@ if wants bench; then
   else
     export RUDDER_BENCH_PYTHON=${RUDDER_PYTHON:-python3}
   fi
-  benches=${RUDDER_GPU_CHECK_BENCHES:-decode,dpo_step,dpo_step_large,dpo_step_unfused}
+  known_benches=decode,dpo_step,dpo_step_large,dpo_step_unfused
+  benches=${RUDDER_GPU_CHECK_BENCHES:-$known_benches}
   for b in ${benches//,/ }; do
-    case $b in
-      decode | dpo_step | dpo_step_large | dpo_step_unfused) ;;
-      *)
-        note "RUDDER_GPU_CHECK_BENCHES: unknown benchmark '$b' (decode, dpo_step, dpo_step_large, dpo_step_unfused)"
-        summary+=("FAIL  bench: unknown benchmark '$b'")
-        failed=1
-        finish
-        ;;
-    esac
+    if [[ ",$known_benches," != *",$b,"* ]]; then
+      note "RUDDER_GPU_CHECK_BENCHES: unknown benchmark '$b' (known: $known_benches)"
+      summary+=("FAIL  bench: unknown benchmark '$b'")
+      failed=1
+      finish
+    fi
   done
   # bench_wanted NAME TOOL: NAME is among the benches asked for and TOOL was built.
   bench_wanted() { [[ ",$benches," == *",$1,"* && -x "$build/bench/$2" ]]; }
