@@ -184,7 +184,11 @@ struct LlamaMlpImpl : torch::nn::Module {
     down_proj = register_module("down_proj", linear(s.intermediate_size, s.hidden_size, false));
   }
   at::Tensor forward(const at::Tensor& x) {
-    const auto gate_up = detail::project_together(x, {gate_proj.get(), up_proj.get()});
+    const std::vector<detail::ProjectionImpl*> ps{gate_proj.get(), up_proj.get()};
+    if (detail::cuda_kernels_apply(x))
+      if (const at::Tensor joined = detail::project_joined(x, ps); joined.defined())
+        return down_proj(detail::swiglu_joined_cuda(joined));
+    const auto gate_up = detail::project_together(x, ps);
     const at::Tensor& gate = gate_up[0];
     const at::Tensor& up = gate_up[1];
     if (detail::cuda_kernels_apply(gate) && gate.scalar_type() == up.scalar_type())

@@ -125,6 +125,50 @@ class SwiGlu : public torch::autograd::Function<SwiGlu> {
   }
 };
 
+// The gate and up halves of a joined [..., 2 width] operand's rows, gate first.
+struct Halves {
+  cuda::Rows gate, up;
+};
+
+Halves halves(const Rowed& joined, int64_t width) {
+  const cuda::Rows gate = rows_of(joined);
+  cuda::Rows up = gate;
+  up.data = static_cast<char*>(gate.data) + width * joined.tensor.element_size();
+  return {gate, up};
+}
+
+class SwiGluJoined : public torch::autograd::Function<SwiGluJoined> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate_up) {
+    const c10::cuda::CUDAGuard device(gate_up.device());
+    const int64_t width = gate_up.size(-1) / 2;
+    const Rowed joined = rowed(gate_up, 1);
+    const Halves in = halves(joined, width);
+    std::vector<int64_t> shape = gate_up.sizes().vec();
+    shape.back() = width;
+    const at::Tensor y = at::empty(shape, gate_up.options());  // [..., width]
+    check_launch(cuda::swiglu(in.gate, in.up, rows_of(rowed(y, 1)), rows_in(gate_up), width,
+                              current_stream(gate_up)),
+                 "SwiGLU");
+    ctx->save_for_backward({joined.tensor});
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {at::Tensor()};
+    const at::Tensor saved = ctx->get_saved_variables()[0];
+    const c10::cuda::CUDAGuard device(saved.device());
+    const int64_t width = saved.size(-1) / 2;
+    const at::Tensor d = at::empty(saved.sizes(), saved.options());  // [..., 2 width]
+    const Rowed joined = rowed(saved, 1), d_joined = rowed(d, 1),
+                dy = rowed(grads[0].to(saved.scalar_type()), 1);
+    const Halves in = halves(joined, width), out = halves(d_joined, width);
+    check_launch(cuda::swiglu_backward(rows_of(dy), in.gate, in.up, out.gate, out.up,
+                                       rows_in(saved), width, current_stream(saved)),
+                 "SwiGLU backward");
+    return {d};
+  }
+};
+
 }  // namespace
 #endif
 
@@ -175,6 +219,17 @@ at::Tensor swiglu_cuda(const at::Tensor& gate, const at::Tensor& up) {
       up.scalar_type());
 #ifdef RUDDER_CUDA_KERNELS
   return SwiGlu::apply(gate, up);
+#else
+  return {};
+#endif
+}
+
+at::Tensor swiglu_joined_cuda(const at::Tensor& gate_up) {
+  RUDDER_ASSERT(cuda_kernels_apply(gate_up), "swiglu_joined_cuda without Rudder's CUDA kernels");
+  RUDDER_ASSERT(gate_up.dim() >= 1 && gate_up.size(-1) % 2 == 0, "swiglu_joined_cuda: gate_up ",
+                gate_up.sizes(), ", not [..., 2 width]");
+#ifdef RUDDER_CUDA_KERNELS
+  return SwiGluJoined::apply(gate_up);
 #else
   return {};
 #endif

@@ -32,4 +32,10 @@ at::Tensor rope_cuda(const at::Tensor& x, const at::Tensor& cos, const at::Tenso
 /// cuda_kernels_apply(gate).
 at::Tensor swiglu_cuda(const at::Tensor& gate, const at::Tensor& up);
 
+/// The same of gate and up side by side in one [..., 2 width] tensor, gate first (as
+/// project_joined gives them): [..., width]. Its backward writes both gradients into one
+/// [..., 2 width] tensor, where two would be joined by a copy. Requires
+/// cuda_kernels_apply(gate_up).
+at::Tensor swiglu_joined_cuda(const at::Tensor& gate_up);
+
 }  // namespace rudder::models::detail

@@ -60,6 +60,18 @@ bool can_fuse(const at::Tensor& x, const std::vector<ProjectionImpl*>& ps) {
   return true;
 }
 
+// The one product over the projections' weights side by side, [..., the sum of their output
+// widths]; can_fuse(x, ps) holds.
+at::Tensor joined_product(const at::Tensor& x, const std::vector<ProjectionImpl*>& ps) {
+  std::vector<at::Tensor> weights, biases;
+  for (const ProjectionImpl* p : ps) {
+    weights.push_back(p->weight);
+    if (p->bias.defined()) biases.push_back(p->bias);
+  }
+  return torch::linear(x, torch::cat(weights, 0),
+                       biases.empty() ? at::Tensor() : torch::cat(biases, 0));
+}
+
 }  // namespace
 
 std::vector<at::Tensor> project_together(const at::Tensor& x,
@@ -70,20 +82,20 @@ std::vector<at::Tensor> project_together(const at::Tensor& x,
     for (ProjectionImpl* p : ps) out.push_back(p->forward(x));
     return out;
   }
-  std::vector<at::Tensor> weights, biases;
   std::vector<int64_t> widths;
-  for (const ProjectionImpl* p : ps) {
-    weights.push_back(p->weight);
-    if (p->bias.defined()) biases.push_back(p->bias);
-    widths.push_back(p->out_features);
-  }
-  const at::Tensor y = torch::linear(x, torch::cat(weights, 0),
-                                     biases.empty() ? at::Tensor() : torch::cat(biases, 0));
+  for (const ProjectionImpl* p : ps) widths.push_back(p->out_features);
   // split's backward joins the parts' gradients in one concatenation; a narrow per part would
   // each fill a full-width zero gradient and add them up.
-  const std::vector<at::Tensor> parts = y.split_with_sizes(widths, -1);
+  const std::vector<at::Tensor> parts = joined_product(x, ps).split_with_sizes(widths, -1);
   for (size_t i = 0; i < ps.size(); ++i) out.push_back(ps[i]->add_lora(parts[i], x));
   return out;
+}
+
+at::Tensor project_joined(const at::Tensor& x, const std::vector<ProjectionImpl*>& ps) {
+  if (!can_fuse(x, ps)) return {};
+  for (const ProjectionImpl* p : ps)
+    if (p->lora_A && !p->merged) return {};
+  return joined_product(x, ps);
 }
 
 void ProjectionImpl::enable_lora(int64_t rank, double alpha, double dropout) {

@@ -52,4 +52,10 @@ inline constexpr int64_t kFuseMinRows = 64;
 std::vector<at::Tensor> project_together(const at::Tensor& x,
                                          const std::vector<ProjectionImpl*>& ps);
 
+/// project_together's one product itself, [..., the sum of the output widths] with the
+/// projections' outputs side by side in order, where it would run that product and no LoRA
+/// adapter is active; an undefined tensor (nothing computed) where not. For a consumer that
+/// reads the parts in place and gives back one joined gradient, saving split's concatenation.
+at::Tensor project_joined(const at::Tensor& x, const std::vector<ProjectionImpl*>& ps);
+
 }  // namespace rudder::models::detail

@@ -167,5 +167,33 @@ TEST(FusedElementwiseCuda, SwiGluMatchesTheLibtorchOps) {
     }
 }
 
+// The same with gate and up handed over joined, [rows, 2 width], and as a slice of a wider
+// product (rows 2 width + 8 apart); the gradient comes back joined.
+TEST(FusedElementwiseCuda, SwiGluJoinedMatchesTheLibtorchOps) {
+  if (!kernels_here()) GTEST_SKIP() << "no CUDA device or no CUDA kernels in this build";
+  torch::manual_seed(5);
+  const int64_t rows = 37;
+  for (const int64_t width : {24, 13})
+    for (const int64_t extra : {0, 8})
+      for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+        const at::Tensor wide =
+            (torch::randn({2, rows, 2 * width + extra}, torch::kCUDA) * 3).to(dtype);
+        const at::Tensor weight = torch::randn({2, rows, width}, torch::kCUDA);
+        const at::Tensor a = wide.detach().requires_grad_(true);
+        const at::Tensor got = swiglu_joined_cuda(a.narrow(-1, 0, 2 * width));
+        (got.to(torch::kFloat) * weight).sum().backward();
+        const at::Tensor b = wide.detach().requires_grad_(true);
+        const at::Tensor expected =
+            torch::silu(b.narrow(-1, 0, width)) * b.narrow(-1, width, width);
+        (expected.to(torch::kFloat) * weight).sum().backward();
+        const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;
+        const std::string name = std::string(dtype == torch::kFloat ? "float32" : "bf16") +
+                                 ", width " + std::to_string(width) + ", extra " +
+                                 std::to_string(extra);
+        expect_close(got, expected, tol, name + " output");
+        expect_close(a.grad(), b.grad(), tol, name + " gradient");
+      }
+}
+
 }  // namespace
 }  // namespace rudder::models::detail

@@ -138,5 +138,46 @@ TEST_F(ProjectTogether, OutsideAutocastFewRowsOrUnlikeProjectionsRunOneByOne) {
   expect_same_as_one_by_one(conv1d, torch::randn({kFuseMinRows, 16}), /*fused=*/false);
 }
 
+// The joined product is project_together's parts side by side, where project_together would
+// run one product with no active adapter; nothing where an adapter or the conditions say no.
+TEST_F(ProjectTogether, JoinedProductIsThePartsSideBySide) {
+  if (fusion_off_) GTEST_SKIP() << "RUDDER_FUSE_PROJECTIONS=0 turns the joint product off";
+  auto ps = projections(16, {12, 12}, {false, false});
+  const std::vector<ProjectionImpl*> raw{ps[0].get(), ps[1].get()};
+  const at::Tensor x = torch::randn({2, kFuseMinRows, 16});
+  auto joined_and_parts = [&](const at::Tensor& input, bool autocast) {
+    models::AutocastGuard guard(c10::DeviceType::CPU, autocast);
+    return std::make_pair(project_joined(input, raw), project_together(input, raw));
+  };
+  auto expect_parts = [&](const at::Tensor& joined, const std::vector<at::Tensor>& parts) {
+    ASSERT_TRUE(joined.defined());
+    ASSERT_EQ(joined.sizes(), (std::vector<int64_t>{2, kFuseMinRows, 24}));
+    EXPECT_TRUE(joined.narrow(-1, 0, 12).equal(parts[0]));
+    EXPECT_TRUE(joined.narrow(-1, 12, 12).equal(parts[1]));
+  };
+  {
+    const auto [joined, parts] = joined_and_parts(x, true);
+    expect_parts(joined, parts);
+    joined.sum().backward();  // the gradient reaches both weights
+    EXPECT_TRUE(ps[0]->weight.grad().defined() && ps[1]->weight.grad().defined());
+  }
+  EXPECT_FALSE(joined_and_parts(x, false).first.defined());
+  EXPECT_FALSE(joined_and_parts(x.narrow(1, 0, kFuseMinRows / 2 - 1), true).first.defined());
+  ps[1]->enable_lora(4, 8, 0.0);
+  EXPECT_FALSE(joined_and_parts(x, true).first.defined());
+  {
+    torch::NoGradGuard no_grad;
+    ps[1]->lora_B->weight.normal_();
+  }
+  const at::Tensor adapted = joined_and_parts(x, true).second[1].detach();  // [2, 64, 12]
+  ps[1]->merge();  // a merged adapter is in the weights: the joined product has its term
+  const auto [joined, parts] = joined_and_parts(x, true);
+  expect_parts(joined, parts);
+  const double scale = std::max(1.0, adapted.abs().max().item<double>());
+  EXPECT_LE(testing::max_abs_diff(joined.narrow(-1, 12, 12).to(torch::kFloat).detach(),
+                                  adapted.to(torch::kFloat)),
+            2e-2 * scale);
+}
+
 }  // namespace
 }  // namespace rudder::models::detail
