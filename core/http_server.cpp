@@ -169,31 +169,40 @@ std::optional<HttpResponse> HttpServer::Impl::method_error(const std::string& me
   return r;
 }
 
-// For callers without sockets; the sessions run these checks before reading a body and call
-// route() themselves.
-HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* route_label) const {
-  *route_label = "unmatched";
-  if (auto error = method_error(request.method, request.path)) {
-    *route_label = request.path;
-    return *error;
-  }
-  if (auto error = auth_error(request.path, request.header("authorization"))) return *error;
-  return route(request, route_label);
+std::string HttpServer::Impl::route_label(const std::string& path) const {
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics") return path;
+  for (const auto& [key, handler] : routes)
+    if (key.second == path) return path;
+  return "unmatched";
 }
 
-HttpResponse HttpServer::Impl::route(const HttpRequest& request, std::string* route_label) const {
-  *route_label = "unmatched";
+// For callers without sockets; the sessions run these checks before reading a body and call
+// route() themselves.
+HttpResponse HttpServer::Impl::handle(const HttpRequest& request, std::string* label) const {
+  if (auto error = method_error(request.method, request.path)) {
+    *label = route_label(request.path);
+    return *error;
+  }
+  if (auto error = auth_error(request.path, request.header("authorization"))) {
+    *label = route_label(request.path);
+    return *error;
+  }
+  return route(request, label);
+}
+
+HttpResponse HttpServer::Impl::route(const HttpRequest& request, std::string* label) const {
+  *label = "unmatched";
   if (request.path == "/healthz") {
-    *route_label = request.path;
+    *label = request.path;
     return text_response(200, R"({"status":"ok"})", std::string(kJsonType));
   }
   if (request.path == "/readyz") {
-    *route_label = request.path;
+    *label = request.path;
     return ready.load() ? text_response(200, R"({"status":"ready"})", std::string(kJsonType))
                         : error_response(503, "not ready");
   }
   if (request.path == "/metrics") {
-    *route_label = request.path;
+    *label = request.path;
     return text_response(200, render_metrics(), kMetricsContentType);
   }
   // HEAD is answered as GET; the session sends the headers alone.
@@ -208,12 +217,13 @@ HttpResponse HttpServer::Impl::route(const HttpRequest& request, std::string* ro
     }
     if (allowed.empty())
       return error_response(404, str("no route ", request.method, " ", request.path));
+    *label = request.path;
     HttpResponse r =
         error_response(405, str("method ", request.method, " not allowed on ", request.path));
     r.headers.emplace_back("Allow", allowed);
     return r;
   }
-  *route_label = request.path;
+  *label = request.path;
   try {
     return it->second(request);
   } catch (const std::exception& e) {

@@ -14,12 +14,13 @@
 // is read: a Transfer-Encoding other than chunked is 501 (its body's end would be unknown), an
 // HTTP/1.1 request without a Host header or any with two 400, a POST or PUT with neither
 // Content-Length nor chunked 411, missing credentials 401, a Content-Length over
-// `max_body_bytes` 413 (a chunked body is cut at the limit); each closes the connection, and
-// counts in the request metrics under the route "framing". What the client still sends of a
-// declared body is read and dropped, up to 64 MiB within 5 s, so that a client which sends its
-// whole body before reading still gets the answer. A header block over `max_header_bytes` is
-// 431, connections over `max_connections` 503; the built-in routes answer GET and HEAD alone
-// (405 otherwise); a JSON body in another charset than UTF-8 is 415.
+// `max_body_bytes` 413 (a chunked body is cut at the limit); each closes the connection. The
+// request metrics count 401, 405 and 413 under the route of the path ("unmatched" where no route
+// has it), the framing errors (400, 411, 431, 501) under the route "framing". What the client
+// still sends of a declared body is read and dropped, up to 64 MiB within 5 s, so that a client
+// which sends its whole body before reading still gets the answer. A header block over
+// `max_header_bytes` is 431, connections over `max_connections` 503; the built-in routes answer
+// GET and HEAD alone (405 otherwise); a JSON body in another charset than UTF-8 is 415.
 #pragma once
 
 #include <chrono>

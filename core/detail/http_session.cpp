@@ -138,7 +138,8 @@ void Session::on_header(beast::error_code ec, size_t) {
   // Transfer-Encoding, which the parser takes for none) may follow too.
   const bool body_pending =
       !parser_->is_done() || parser_->get().count(http::field::transfer_encoding) > 0;
-  if (auto error = header_error()) return refuse(std::move(*error), body_pending);
+  std::string route;
+  if (auto error = header_error(&route)) return refuse(std::move(*error), body_pending, route);
   parser_->body_limit(server_.options.max_body_bytes);  // chunked bodies: checked as they come
   if (parser_->is_done()) return process();
   const auto expect = parser_->get()[http::field::expect];
@@ -160,13 +161,16 @@ HttpResponse Session::body_too_large() const {
 }
 
 // What is wrong with a request's header, checked before its body is read: its framing, its Host,
-// a missing length, its credentials, a declared body over the limit.
-std::optional<HttpResponse> Session::header_error() const {
+// a missing length (counted under `route` "framing"), its method on a built-in route, its
+// credentials, a declared body over the limit (counted under the route of its path).
+std::optional<HttpResponse> Session::header_error(std::string* route) const {
+  *route = "framing";
   if (auto error = framing_error()) return error;
   if (auto error = host_error()) return error;
   if (auto error = length_error()) return error;
   const auto& message = parser_->get();
   const std::string path = path_of(view(message.target()));
+  *route = server_.route_label(path);
   if (auto error = server_.method_error(std::string(message.method_string()), path)) return error;
   if (auto error = server_.auth_error(path, std::string(message[http::field::authorization])))
     return error;
@@ -232,7 +236,10 @@ void Session::read_body() {
 }
 
 void Session::on_body(beast::error_code ec, size_t) {
-  if (ec == http::error::body_limit) return refuse(body_too_large(), true);
+  if (ec == http::error::body_limit) {
+    return refuse(body_too_large(), true,
+                  server_.route_label(path_of(view(parser_->get().target()))));
+  }
   if (ec) {
     if (is_disconnect(ec)) return close();
     return refuse(error_response(400, "malformed HTTP request body: " + ec.message()), true);
@@ -261,10 +268,10 @@ void Session::process() {
 }
 
 // Answers an error found while reading a request and closes the connection; counted in the
-// request metrics under the route "framing". With `body_pending` (the client declared a body not
+// request metrics under `route`. With `body_pending` (the client declared a body not
 // read yet), what it still sends is waited for longer (kBodyLingerMaxBytes), so a client that
 // sends its whole body before reading gets the answer.
-void Session::refuse(HttpResponse response, bool body_pending) {
+void Session::refuse(HttpResponse response, bool body_pending, const std::string& route) {
   if (body_pending) {
     linger_bytes_ = kBodyLingerMaxBytes;
     if (parser_ && parser_->is_header_done() && parser_->content_length()) {
@@ -273,7 +280,7 @@ void Session::refuse(HttpResponse response, bool body_pending) {
     }
     linger_time_ = kBodyLingerTimeout;
   }
-  server_.count_request("framing", response.status, seconds_since_start());
+  server_.count_request(route, response.status, seconds_since_start());
   respond(std::move(response), false);
 }
 

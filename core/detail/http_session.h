@@ -38,10 +38,14 @@ class HttpServer::Impl {
   explicit Impl(HttpServerOptions options);
 
   /// Checks a request's method and credentials (method_error, auth_error), then routes it;
-  /// `route_label` receives the metric label (the route, or "unmatched").
-  HttpResponse handle(const HttpRequest& request, std::string* route_label) const;
+  /// `label` receives the metric label (route_label).
+  HttpResponse handle(const HttpRequest& request, std::string* label) const;
   /// Routes a request whose method and credentials were checked already.
-  HttpResponse route(const HttpRequest& request, std::string* route_label) const;
+  HttpResponse route(const HttpRequest& request, std::string* label) const;
+  /// The request metrics' label for a request to `path`: the path where a route (built-in or
+  /// added) answers it, else "unmatched", so that the label takes as few values as there are
+  /// routes.
+  std::string route_label(const std::string& path) const;
   /// Records one answered request in the request metrics.
   void count_request(const std::string& route, int status, double seconds);
   void do_accept();
@@ -101,14 +105,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_header();
   void on_header(beast::error_code ec, size_t bytes);
   HttpResponse body_too_large() const;
-  std::optional<HttpResponse> header_error() const;
+  std::optional<HttpResponse> header_error(std::string* route) const;
   std::optional<HttpResponse> framing_error() const;
   std::optional<HttpResponse> host_error() const;
   std::optional<HttpResponse> length_error() const;
   void read_body();
   void on_body(beast::error_code ec, size_t bytes);
   void process();
-  void refuse(HttpResponse response, bool body_pending = false);
+  void refuse(HttpResponse response, bool body_pending = false,
+              const std::string& route = "framing");
   /// Seconds since the request's first bytes arrived.
   double seconds_since_start() const;
   void respond(HttpResponse response, bool keep_alive);

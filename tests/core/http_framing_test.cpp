@@ -3,6 +3,7 @@
 #include "core/http_server.h"
 
 #include <cstdio>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,24 @@ using http_testing::sample_request;
 
 class HttpFramingTest : public http_testing::HttpServerFixture {};
 
+// rudder_http_requests_total{code, route} in a metrics exposition; 0 where it has none.
+double requests_counted(const std::string& metrics, const std::string& route, int code) {
+  std::istringstream lines(metrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("rudder_http_requests_total{", 0) == 0 &&
+        line.find("route=\"" + route + "\"") != std::string::npos &&
+        line.find("code=\"" + std::to_string(code) + "\"") != std::string::npos)
+      return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return 0.0;
+}
+
 TEST_F(HttpFramingTest, OversizedBodyIs413) {
   HttpServerOptions o;
   o.max_body_bytes = 1024;
   start(o);
   HttpClient c = client();
+  const std::string before = c.request("GET", "/metrics").body;
   const HttpResponse r = c.request("POST", "/v1/echo", std::string(4096, 'x'));
   EXPECT_EQ(r.status, 413);
   EXPECT_NE(r.body.find("\"code\":413"), std::string::npos) << r.body;
@@ -33,6 +47,15 @@ TEST_F(HttpFramingTest, OversizedBodyIs413) {
   EXPECT_TRUE(answers_with(
       exchange("POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"),
       "HTTP/1.1 413"));
+  // A chunked body cut at the limit.
+  EXPECT_TRUE(answers_with(exchange("POST /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                    "chunked\r\n\r\n800\r\n" +
+                                    std::string(2048, 'x') + "\r\n0\r\n\r\n"),
+                           "HTTP/1.1 413"));
+  // Each counts under the route it was sent to.
+  const std::string after = client().request("GET", "/metrics").body;
+  EXPECT_EQ(requests_counted(after, "/v1/echo", 413) - requests_counted(before, "/v1/echo", 413), 3)
+      << after;
 }
 
 // A client that sends its whole body before reading (no Expect: 100-continue) still reads the
@@ -179,6 +202,7 @@ TEST_F(HttpFramingTest, MissingCredentialsAre401BeforeTheBodyIsRead) {
   HttpServerOptions o;
   o.token = "s3cret-token";
   start(o);
+  const std::string before = client("s3cret-token").request("GET", "/metrics").body;
   const std::string answer =
       exchange("POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
   EXPECT_TRUE(answers_with(answer, "HTTP/1.1 401"));
@@ -192,6 +216,22 @@ TEST_F(HttpFramingTest, MissingCredentialsAre401BeforeTheBodyIsRead) {
   EXPECT_EQ(anonymous.request("GET", "/healthz").status, 200);
   EXPECT_EQ(anonymous.request("POST", "/healthz", "{}").status, 405);
   EXPECT_EQ(client("s3cret-token").request("POST", "/v1/echo", "{}").status, 200);
+  // The metrics count each refusal under the route it was sent to (a path no route has:
+  // "unmatched"), the framing errors under "framing". (The metrics are the process's: counted
+  // here as what this test added.)
+  EXPECT_EQ(anonymous.request("GET", "/nowhere").status, 401);
+  EXPECT_TRUE(answers_with(exchange("POST /v1/echo HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 411"));
+  const std::string after = client("s3cret-token").request("GET", "/metrics").body;
+  const auto added = [&](const std::string& route, int code) {
+    return requests_counted(after, route, code) - requests_counted(before, route, code);
+  };
+  EXPECT_EQ(added("/v1/echo", 401), 1) << after;
+  EXPECT_EQ(added("/metrics", 401), 1) << after;
+  EXPECT_EQ(added("/metrics", 405), 1) << after;
+  EXPECT_EQ(added("/healthz", 405), 1) << after;
+  EXPECT_EQ(added("unmatched", 401), 1) << after;
+  EXPECT_EQ(added("framing", 411), 1) << after;
+  EXPECT_EQ(added("framing", 401), 0) << after;
 }
 
 // /healthz, /readyz and /metrics answer GET and HEAD; other methods get 405 naming those two.
