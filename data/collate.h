@@ -26,7 +26,7 @@ struct TokenizedPair {
   std::vector<int64_t> response;
   /// Empty, or one flag per prompt token: 1 where that token is learned though in the prompt
   /// (an earlier assistant turn of a conversation).
-  std::vector<uint8_t> prompt_learned;
+  std::vector<uint8_t> prompt_learned = {};
 };
 
 /// Tokenizes `prompt` and `response`: BOS before the prompt and EOS after the response when the
