@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/http_server.h"
 #include "core/log.h"
+#include "data/dataset.h"
 #include "data/tokenizer.h"
 #include "models/factory.h"
 #include "rewards/factory.h"
@@ -145,19 +146,25 @@ int run_score(const Args& args) {
   const ExperimentConfig config = core::load_experiment_config(args[0], overrides);
   const auto model = rewards::make_reward_model(config);
   rewards::ScoreJsonlOptions o;
+  o.chat_template = config.tokenizer().chat_template();
+  o.fields = data::field_names(config.data().fields());
+  o.skip_bad = config.data().on_bad_line() == "skip";
   const auto start = std::chrono::steady_clock::now();
   auto last = start;
   o.progress = [&](int64_t done, int64_t total) {
     const auto now = std::chrono::steady_clock::now();
-    if (now - last < std::chrono::seconds(2) && done < total) return;
+    if (now - last < std::chrono::seconds(2) && (total < 0 || done < total)) return;
     last = now;
     const double s = std::chrono::duration<double>(now - start).count();
-    std::cerr << "scored " << done << "/" << total << " lines (" << static_cast<int>(done / s)
-              << " lines/s)\n";
+    std::cerr << "scored " << done;
+    if (total >= 0) std::cerr << "/" << total;
+    std::cerr << " records (" << static_cast<int>(done / s) << " records/s)\n";
   };
   const auto result = rewards::score_jsonl(*model, in, out, o);
-  std::cout << "scored " << result.lines << " lines (" << result.pairs << " pairs) with "
-            << model->version() << " into " << out << "\n";
+  std::cout << "scored " << result.lines << " records (" << result.pairs << " pairs) with "
+            << model->version() << " into " << out;
+  if (result.skipped > 0) std::cout << "; skipped " << result.skipped << " bad records";
+  std::cout << "\n";
   return 0;
 }
 

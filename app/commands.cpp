@@ -26,7 +26,7 @@ commands:
   serve rollout CONFIG [--set KEY=VALUE]...
                                        the rollout server (/v1/generate, /v1/weights), until SIGTERM
   score CONFIG --in IN.jsonl --out OUT.jsonl
-                                       score prompt/response lines or preference pairs
+                                       score responses or preference pairs (SFT/preference data)
   generate CONFIG --prompts IN.jsonl [--out OUT.jsonl] [--n N] [--max-batch B]
                                        complete prompts (model.path or rollout.endpoints)
   demo [--output DIR]                  SFT -> reward model -> DPO on the embedded default

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "data/chat.h"
 #include "data/chat_json.h"
+#include "data/detail/records.h"
 
 namespace rudder::data {
 namespace {
@@ -40,22 +41,37 @@ std::string completion_of(const json& value, const char* key, const ChatTemplate
   return messages.front().content + t.assistant_suffix() + format_chat(rest, t, false);
 }
 
-// Whether `line` is in Alpaca's layout (LLaMA-Factory's): "instruction", optional "input" and
-// "system"; "output" the response.
+// Whether `line` is in Alpaca's layout (LLaMA-Factory's): "instruction", optional "input",
+// "system" and "history"; "output" the response, or "chosen" and "rejected".
 bool is_alpaca(const json& line) {
   return line.contains("instruction") && !line.contains("prompt") && !conversation_key(line);
 }
 
-// An Alpaca line's prompt: its instruction, then its input (where not empty) on a new line, as
-// one user turn after its system prompt (where given), with the generation prompt.
-std::string alpaca_prompt(const json& line, const ChatTemplate& t) {
+// An Alpaca line's prompt: its system prompt (where given), the turns of its history
+// ([[instruction, response], ...]), then its instruction and its input (where not empty) on a
+// new line as one user turn, with the generation prompt. With `assistant_turns`, the ranges of
+// the history's responses go there.
+std::string alpaca_prompt(const json& line, const ChatTemplate& t,
+                          std::vector<TextSpan>* assistant_turns = nullptr) {
   std::string user = string_field(line, "instruction");
   const std::string input = line.contains("input") ? string_field(line, "input") : "";
   if (!input.empty()) user += "\n" + input;
   std::vector<ChatMessage> messages;
   if (line.contains("system")) messages.push_back({"system", string_field(line, "system")});
+  if (line.contains("history") && !line.at("history").is_null()) {
+    const json& history = line.at("history");
+    RUDDER_CHECK(history.is_array(), "'history' must be a list of [instruction, response] pairs");
+    for (size_t i = 0; i < history.size(); ++i) {
+      const json& turn = history[i];
+      RUDDER_CHECK(
+          turn.is_array() && turn.size() == 2 && turn[0].is_string() && turn[1].is_string(),
+          "'history' turn ", i, " must be an [instruction, response] pair of strings");
+      messages.push_back({"user", turn[0].get<std::string>()});
+      messages.push_back({"assistant", turn[1].get<std::string>()});
+    }
+  }
   messages.push_back({"user", user});
-  return format_chat(messages, t, true);
+  return format_chat(messages, t, true, assistant_turns);
 }
 
 // A response after a conversation: one assistant message, formatted as its turn goes on, or a
@@ -77,6 +93,15 @@ bool has_prompt_messages(const json& line) {
   return line.contains("prompt") && line.at("prompt").is_array();
 }
 
+// The response `key` of a line with a "prompt": a string as it is, or the messages after prompt
+// messages (completion_of).
+std::string response_after_prompt(const json& line, const char* key, const ChatTemplate& t) {
+  if (!line.at(key).is_array()) return string_field(line, key);
+  RUDDER_CHECK(has_prompt_messages(line), "'", key,
+               "' is a list of messages, so 'prompt' must be one too");
+  return completion_of(line.at(key), key, t);
+}
+
 // Splits a conversation ending with an assistant turn into (prompt, response); with
 // `assistant_turns`, the ranges of the prompt's assistant turns go there.
 std::pair<std::string, std::string> split_conversation(
@@ -89,157 +114,113 @@ std::pair<std::string, std::string> split_conversation(
           messages.back().content + t.assistant_suffix()};
 }
 
-// `record` with each field the file names otherwise under Rudder's name (replacing a field of
-// that name, which the file means as something else).
-json renamed(json record, const FieldNames& fields) {
-  json out = record;
-  for (const auto& [ours, theirs] : fields) {
-    if (ours == theirs) continue;
-    out.erase(ours);
-    out.erase(theirs);
-  }
-  for (const auto& [ours, theirs] : fields) {
-    if (ours != theirs && record.contains(theirs)) out[ours] = record.at(theirs);
-  }
-  return out;
-}
-
-// One record after another as the loaders read them, renamed by data.fields; a bad record is
-// thrown or counted (data.on_bad_line) under a message naming where it is.
-class RecordReader {
- public:
-  using Parse = std::function<void(const json&)>;
-
-  RecordReader(FieldNames fields, bool skip_bad, LoadReport& report, Parse parse)
-      : fields_(std::move(fields)),
-        skip_bad_(skip_bad),
-        report_(report),
-        parse_(std::move(parse)),
-        field_seen_(fields_.size(), false) {
-    for (const auto& [ours, theirs] : fields_) {
-      RUDDER_CHECK(!theirs.empty(), "data.fields.", ours, " is empty: name the file's field");
-      renames_ += str(renames_.empty() ? "" : ", ", "'", theirs, "' as '", ours, "'");
-    }
-    report_ = LoadReport{};
-  }
-
-  // One record; `where` names it in errors ("path:LINE" or "path: element N").
-  void read(const std::function<json()>& record, const std::string& where) {
-    ++report_.lines;
-    try {
-      parse_(fielded(parsed(record)));
-    } catch (const core::InvalidArgument& e) {
-      const std::string message = str(where, ": ", e.what(), note(e.what()));
-      if (!skip_bad_) throw core::InvalidArgument(message);
-      ++report_.skipped;
-      if (report_.first_errors.size() < 10) report_.first_errors.push_back(message);
-    }
-  }
-
-  // After the last record of `path`: a name no record has is a misspelt name, not a field every
-  // record lacks.
-  void finish(const std::string& path) const {
-    for (size_t i = 0; i < fields_.size(); ++i) {
-      RUDDER_CHECK(report_.lines == 0 || field_seen_[i], "data.fields.", fields_[i].first,
-                   " names '", fields_[i].second, "', which no record of ", path, " has");
-    }
-    if (report_.skipped > 0) {
-      RUDDER_LOG(kWarn) << path << ": skipped " << report_.skipped << " of " << report_.lines
-                        << " records; first: " << report_.first_errors[0];
-    }
-  }
-
- private:
-  static json parsed(const std::function<json()>& record) {
-    json line;
-    try {
-      line = record();
-    } catch (const json::exception& e) {
-      throw core::InvalidArgument(str("not valid JSON: ", e.what()));
-    }
-    RUDDER_CHECK(line.is_object(), "expected a JSON object");
-    return line;
-  }
-
-  // `line` under Rudder's field names.
-  json fielded(json line) {
-    for (size_t i = 0; i < fields_.size(); ++i)
-      field_seen_[i] = field_seen_[i] || line.contains(fields_[i].second);
-    return fields_.empty() ? line : renamed(std::move(line), fields_);
-  }
-
-  // What an error message adds: how the record's fields were read, or how else they could be.
-  std::string note(const std::string& what) const {
-    if (!renames_.empty()) return " (data.fields reads " + renames_ + ")";
-    if (what.rfind("missing '", 0) == 0)
-      return " (a file that names its fields otherwise is read with data.fields)";
-    return "";
-  }
-
-  FieldNames fields_;
-  bool skip_bad_;
-  LoadReport& report_;  // the caller's, which outlives the reader
-  Parse parse_;
-  std::string renames_;           // for error messages
-  std::vector<bool> field_seen_;  // in some record of the file
-};
-
-// Calls reader.read for each record of `in` (the file `path`): each non-empty line's JSON
-// (JSONL), or each element of a file that is one JSON array (as `Dataset.to_json(lines=False)`
-// and many published data.json files write it). A UTF-8 byte order mark at the start is skipped.
-void read_records(std::istream& in, const std::string& path, RecordReader& reader) {
-  static const std::string kByteOrderMark = "\xEF\xBB\xBF";
-  std::string head(kByteOrderMark.size(), '\0');
-  in.read(head.data(), static_cast<std::streamsize>(head.size()));
-  head.resize(static_cast<size_t>(in.gcount()));
-  const auto start = static_cast<std::streamoff>(head == kByteOrderMark ? head.size() : 0);
-  in.clear();
-  in.seekg(start);
-  in >> std::ws;
-  if (in.peek() == '[') {
-    json records;
-    try {
-      records = json::parse(in);
-    } catch (const json::exception& e) {
-      throw core::InvalidArgument(
-          str(path, ": not a valid JSON array (a file that begins with '[' ",
-              "is read as one array; JSONL lines are objects): ", e.what()));
-    }
-    for (size_t i = 0; i < records.size(); ++i)
-      reader.read([&] { return records[i]; }, str(path, ": element ", i + 1));
-    return;
-  }
-  in.clear();  // `ws` may have met the end of an empty file
-  in.seekg(start);
-  std::string text;
-  size_t line_number = 0;
-  while (std::getline(in, text)) {
-    ++line_number;
-    if (!text.empty() && text.back() == '\r') text.pop_back();
-    if (text.find_first_not_of(" \t") == std::string::npos) continue;
-    reader.read([&] { return json::parse(text); }, str(path, ":", line_number));
-  }
-}
-
-// Calls `parse` on each record of `path` (read_records), as RecordReader reads it.
+// Calls `parse` on each record of `path` under Rudder's field names (detail::for_each_record).
 void for_each_line(const std::string& path, bool skip_bad, LoadReport* report,
-                   const FieldNames& fields, const RecordReader::Parse& parse) {
-  LoadReport local;
-  RecordReader reader(fields, skip_bad, report != nullptr ? *report : local, parse);
-  std::ifstream in(path, std::ios::binary);
-  RUDDER_CHECK_T(core::NotFound, in.good(), path, ": cannot open");
-  read_records(in, path, reader);
-  reader.finish(path);
+                   const FieldNames& fields, const std::function<void(const json&)>& parse) {
+  detail::RecordOptions options;
+  options.fields = fields;
+  options.skip_bad = skip_bad;
+  detail::for_each_record(path, options, report,
+                          [&](const json& line, const json& /*as_in_file*/) { parse(line); });
 }
 
-// HH-RLHF: the prompt is the shared prefix of both dialogues, up to the last "Assistant:".
+// HH-RLHF: the prompt is the shared prefix of both dialogues, up to the last "Assistant:". Two
+// responses without that turn in common are no dialogues: a record without its prompt.
 std::string shared_prompt(const std::string& a, const std::string& b) {
   size_t n = 0;
   while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
   const std::string common = a.substr(0, n);
   const size_t marker = common.rfind("Assistant:");
-  if (marker == std::string::npos) return common;
+  RUDDER_CHECK(marker != std::string::npos,
+               "missing 'prompt' ('chosen' and 'rejected' are strings without the shared "
+               "\"Assistant:\" turn of HH-RLHF's dialogues)");
   return common.substr(0, marker + std::string("Assistant:").size());
+}
+
+// One SFT record (see the layouts in dataset.h).
+SftExample sft_example(const json& line, const ChatTemplate& t) {
+  SftExample ex;
+  ex.category = category_of(line);
+  if (const char* key = conversation_key(line)) {
+    std::tie(ex.prompt, ex.completion) =
+        split_conversation(messages_of(line.at(key), key), key, t, &ex.assistant_turns);
+  } else if (line.contains("completion")) {
+    ex.prompt = prompt_of(line, t);
+    ex.completion = response_after_prompt(line, "completion", t);
+  } else if (is_alpaca(line)) {
+    ex.prompt = alpaca_prompt(line, t, &ex.assistant_turns);
+    ex.completion = string_field(line, "output") + t.assistant_suffix();
+  } else {
+    RUDDER_CHECK(line.contains("text") && !line.contains("prompt"),
+                 "missing 'completion' (or 'messages', or 'text' alone)");
+    ex.completion = string_field(line, "text");  // plain language modelling: no prompt
+  }
+  RUDDER_CHECK(!ex.completion.empty(), "empty completion");
+  return ex;
+}
+
+// One preference record (see the layouts in dataset.h).
+PreferencePair preference_pair(const json& line, const ChatTemplate& t) {
+  PreferencePair p;
+  p.category = category_of(line);
+  for (const char* key : {"chosen", "rejected"})
+    RUDDER_CHECK(line.contains(key), "missing '", key, "'");
+  const json& chosen = line.at("chosen");
+  const json& rejected = line.at("rejected");
+  if (line.contains("conversations") && !line.contains("prompt")) {
+    // ShareGPT's preference layout (LLaMA-Factory's): the conversation so far, then each
+    // response as one assistant message or as a string.
+    p.prompt = format_chat(messages_of(line.at("conversations"), "conversations"), t, true);
+    p.chosen = reply_of(chosen, "chosen", t);
+    p.rejected = reply_of(rejected, "rejected", t);
+  } else if (is_alpaca(line) && chosen.is_string() && rejected.is_string()) {
+    // Alpaca's preference layout (LLaMA-Factory's): each response a string, as "output" is.
+    p.prompt = alpaca_prompt(line, t);
+    p.chosen = string_field(line, "chosen") + t.assistant_suffix();
+    p.rejected = string_field(line, "rejected") + t.assistant_suffix();
+  } else if (is_completion_messages(chosen) || is_completion_messages(rejected)) {
+    RUDDER_CHECK(has_prompt_messages(line),
+                 "'chosen' or 'rejected' opens with the assistant's turn, so the line needs "
+                 "its 'prompt' as messages");
+    // TRL's conversational layout with the prompt apart: the responses are the messages that
+    // follow it (both of them messages).
+    p.prompt = prompt_of(line, t);
+    p.chosen = completion_of(chosen, "chosen", t);
+    p.rejected = completion_of(rejected, "rejected", t);
+  } else if (chosen.is_array() || rejected.is_array()) {
+    const auto c = split_conversation(messages_of(chosen, "chosen"), "chosen", t);
+    const auto r = split_conversation(messages_of(rejected, "rejected"), "rejected", t);
+    RUDDER_CHECK(c.first == r.first,
+                 "'chosen' and 'rejected' have different conversation contexts");
+    p.prompt = c.first;
+    p.chosen = c.second;
+    p.rejected = r.second;
+    if (line.contains("prompt") && line.at("prompt").is_array()) p.prompt = prompt_of(line, t);
+  } else if (line.contains("prompt")) {
+    p.prompt = prompt_of(line, t);
+    p.chosen = string_field(line, "chosen");
+    p.rejected = string_field(line, "rejected");
+  } else {
+    const std::string a = string_field(line, "chosen");
+    const std::string b = string_field(line, "rejected");
+    p.prompt = shared_prompt(a, b);
+    p.chosen = a.substr(p.prompt.size());
+    p.rejected = b.substr(p.prompt.size());
+  }
+  RUDDER_CHECK(!p.chosen.empty() && !p.rejected.empty(), "empty chosen or rejected response");
+  if (line.contains("margin")) {
+    RUDDER_CHECK(line.at("margin").is_number(), "'margin' must be a number");
+    p.margin = line.at("margin").get<double>();
+  }
+  return p;
+}
+
+// A prompt record's prompt: its conversation, Alpaca's instruction, or "prompt".
+std::string prompt_text(const json& line, const ChatTemplate& t) {
+  if (const char* key = conversation_key(line))
+    return format_chat(messages_of(line.at(key), key), t, true);
+  if (is_alpaca(line)) return alpaca_prompt(line, t);
+  return prompt_of(line, t);
 }
 
 }  // namespace
@@ -248,32 +229,8 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, const ChatTempla
                                        bool skip_bad, LoadReport* report,
                                        const FieldNames& fields) {
   std::vector<SftExample> out;
-  for_each_line(path, skip_bad, report, fields, [&](const json& line) {
-    SftExample ex;
-    ex.category = category_of(line);
-    if (const char* key = conversation_key(line)) {
-      std::tie(ex.prompt, ex.completion) =
-          split_conversation(messages_of(line.at(key), key), key, t, &ex.assistant_turns);
-    } else if (line.contains("completion")) {
-      ex.prompt = prompt_of(line, t);
-      if (line.at("completion").is_array()) {
-        RUDDER_CHECK(has_prompt_messages(line),
-                     "'completion' is a list of messages, so 'prompt' must be one too");
-        ex.completion = completion_of(line.at("completion"), "completion", t);
-      } else {
-        ex.completion = string_field(line, "completion");
-      }
-    } else if (is_alpaca(line)) {
-      ex.prompt = alpaca_prompt(line, t);
-      ex.completion = string_field(line, "output") + t.assistant_suffix();
-    } else {
-      RUDDER_CHECK(line.contains("text") && !line.contains("prompt"),
-                   "missing 'completion' (or 'messages', or 'text' alone)");
-      ex.completion = string_field(line, "text");  // plain language modelling: no prompt
-    }
-    RUDDER_CHECK(!ex.completion.empty(), "empty completion");
-    out.push_back(std::move(ex));
-  });
+  for_each_line(path, skip_bad, report, fields,
+                [&](const json& line) { out.push_back(sft_example(line, t)); });
   return out;
 }
 
@@ -281,56 +238,42 @@ std::vector<PreferencePair> load_preference_jsonl(const std::string& path, const
                                                   bool skip_bad, LoadReport* report,
                                                   const FieldNames& fields) {
   std::vector<PreferencePair> out;
-  for_each_line(path, skip_bad, report, fields, [&](const json& line) {
-    PreferencePair p;
-    p.category = category_of(line);
-    RUDDER_CHECK(line.contains("chosen") && line.contains("rejected"),
-                 "missing 'chosen' or 'rejected'");
-    const json& chosen = line.at("chosen");
-    const json& rejected = line.at("rejected");
-    if (line.contains("conversations") && !line.contains("prompt")) {
-      // ShareGPT's preference layout (LLaMA-Factory's): the conversation so far, then each
-      // response as one assistant message or as a string.
-      p.prompt = format_chat(messages_of(line.at("conversations"), "conversations"), t, true);
-      p.chosen = reply_of(chosen, "chosen", t);
-      p.rejected = reply_of(rejected, "rejected", t);
-    } else if (is_completion_messages(chosen) || is_completion_messages(rejected)) {
-      RUDDER_CHECK(has_prompt_messages(line),
-                   "'chosen' or 'rejected' opens with the assistant's turn, so the line needs "
-                   "its 'prompt' as messages");
-      // TRL's conversational layout with the prompt apart: the responses are the messages that
-      // follow it (both of them messages).
-      p.prompt = prompt_of(line, t);
-      p.chosen = completion_of(chosen, "chosen", t);
-      p.rejected = completion_of(rejected, "rejected", t);
-    } else if (chosen.is_array() || rejected.is_array()) {
-      const auto c = split_conversation(messages_of(chosen, "chosen"), "chosen", t);
-      const auto r = split_conversation(messages_of(rejected, "rejected"), "rejected", t);
-      RUDDER_CHECK(c.first == r.first,
-                   "'chosen' and 'rejected' have different conversation contexts");
-      p.prompt = c.first;
-      p.chosen = c.second;
-      p.rejected = r.second;
-      if (line.contains("prompt") && line.at("prompt").is_array()) p.prompt = prompt_of(line, t);
-    } else if (line.contains("prompt")) {
-      p.prompt = prompt_of(line, t);
-      p.chosen = string_field(line, "chosen");
-      p.rejected = string_field(line, "rejected");
-    } else {
-      const std::string a = string_field(line, "chosen");
-      const std::string b = string_field(line, "rejected");
-      p.prompt = shared_prompt(a, b);
-      p.chosen = a.substr(p.prompt.size());
-      p.rejected = b.substr(p.prompt.size());
-    }
-    RUDDER_CHECK(!p.chosen.empty() && !p.rejected.empty(), "empty chosen or rejected response");
-    if (line.contains("margin")) {
-      RUDDER_CHECK(line.at("margin").is_number(), "'margin' must be a number");
-      p.margin = line.at("margin").get<double>();
-    }
-    out.push_back(std::move(p));
-  });
+  for_each_line(path, skip_bad, report, fields,
+                [&](const json& line) { out.push_back(preference_pair(line, t)); });
   return out;
+}
+
+void for_each_scoring_record(const std::string& path, const ChatTemplate& t, bool skip_bad,
+                             LoadReport* report, const FieldNames& fields,
+                             const std::function<void(const json&, ScoringRecord)>& each) {
+  detail::RecordOptions options;
+  options.fields = fields;
+  options.skip_bad = skip_bad;
+  options.fields_required = false;  // the fields a training config names for its own file
+  detail::for_each_record(path, options, report, [&](const json& line, const json& as_in_file) {
+    ScoringRecord r;
+    if (line.contains("chosen") || line.contains("rejected")) {
+      RUDDER_CHECK(!line.contains("response"),
+                   "has both 'response' and 'chosen'/'rejected'; keep one form");
+      PreferencePair p = preference_pair(line, t);
+      r.preference = true;
+      r.prompt = std::move(p.prompt);
+      r.response = std::move(p.chosen);
+      r.rejected = std::move(p.rejected);
+    } else if (line.contains("response")) {
+      r.prompt = prompt_of(line, t);
+      r.response = response_after_prompt(line, "response", t);
+    } else {
+      RUDDER_CHECK(line.contains("completion") || line.contains("text") || is_alpaca(line) ||
+                       conversation_key(line) != nullptr,
+                   "missing 'response' (or 'chosen' and 'rejected', or a supervised layout: "
+                   "'completion', 'messages', 'instruction' and 'output', or 'text')");
+      SftExample ex = sft_example(line, t);
+      r.prompt = std::move(ex.prompt);
+      r.response = std::move(ex.completion);
+    }
+    each(as_in_file, std::move(r));
+  });
 }
 
 std::vector<RankedList> load_ranked_jsonl(const std::string& path, const ChatTemplate& t,
@@ -403,14 +346,42 @@ std::vector<PromptExample> load_prompts_jsonl(const std::string& path, const Cha
   for_each_line(path, skip_bad, report, fields, [&](const json& line) {
     PromptExample p;
     p.category = category_of(line);
-    if (const char* key = conversation_key(line))
-      p.prompt = format_chat(messages_of(line.at(key), key), t, true);
-    else if (is_alpaca(line))
-      p.prompt = alpaca_prompt(line, t);
-    else
-      p.prompt = prompt_of(line, t);
+    p.prompt = prompt_text(line, t);
     if (line.contains("reference")) p.reference = string_field(line, "reference");
     out.push_back(std::move(p));
+  });
+  return out;
+}
+
+std::vector<PromptSamples> load_prompt_samples_jsonl(const std::string& path, const ChatTemplate& t,
+                                                     bool skip_bad, LoadReport* report) {
+  std::vector<PromptSamples> out;
+  detail::RecordOptions options;
+  options.skip_bad = skip_bad;
+  options.fields_apply = false;
+  detail::for_each_record(path, options, report, [&](const json& line, const json&) {
+    PromptSamples s;
+    s.prompt = prompt_text(line, t);
+    if (line.contains("responses")) {
+      const json& responses = line.at("responses");
+      RUDDER_CHECK(responses.is_array(), "'responses' must be a list of strings");
+      for (const json& r : responses) {
+        RUDDER_CHECK(r.is_string(), "'responses' must be a list of strings");
+        s.responses.push_back(r.get<std::string>());
+      }
+    } else {
+      RUDDER_CHECK(line.contains("samples"),
+                   "missing 'responses' (or 'samples', as `rudder generate` writes them)");
+      const json& samples = line.at("samples");
+      RUDDER_CHECK(samples.is_array(), "'samples' must be a list of {\"text\": ...} objects");
+      for (const json& sample : samples) {
+        RUDDER_CHECK(sample.is_object() && sample.contains("text") && sample.at("text").is_string(),
+                     "'samples' must be a list of {\"text\": ...} objects");
+        s.responses.push_back(sample.at("text").get<std::string>());
+      }
+    }
+    RUDDER_CHECK(!s.responses.empty(), "no responses");
+    out.push_back(std::move(s));
   });
   return out;
 }

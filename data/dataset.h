@@ -8,13 +8,15 @@
 //               the completion; the earlier assistant turns are marked in the prompt)
 //               | {"text": str} (plain language modelling: no prompt)
 //               | {"instruction": str, "input": str, "output": str} (Alpaca's: instruction and
-//               input, where not empty, on two lines as one user turn; optional "system")
+//               input, where not empty, on two lines as one user turn; optional "system", and
+//               "history": [[instruction, response], ...], the turns before it)
 //   preference  {"prompt": str|messages, "chosen": str|messages, "rejected": str|messages}
 //               (UltraFeedback-binarized: chosen/rejected are whole conversations ending with the
 //               assistant turn; TRL's conversational layout, with prompt messages: they are the
 //               messages after the prompt, opening with the assistant's, both of them messages)
 //               | {"chosen": str, "rejected": str}
-//               (HH-RLHF: the shared prefix up to the last "Assistant:" is the prompt);
+//               (HH-RLHF: the shared prefix up to the last "Assistant:" is the prompt)
+//               | {"instruction", "input", "chosen": str, "rejected": str} (Alpaca's, as above);
 //               optional "margin": number
 //   ranked      {"prompt": str|messages, "responses": [str, ...], "ranks": [int, ...]} (one rank
 //               per response, smaller is better; equal ranks are ties)
@@ -29,8 +31,12 @@
 // and a message may be {"from", "value"} ("human" and "gpt" are user and assistant).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "data/chat.h"
 #include "proto/rudder.pb.h"
@@ -42,8 +48,8 @@ struct SftExample {
   std::string prompt;
   std::string completion;
   std::string category;
-  /// The earlier assistant turns of a "messages" line: their ranges in `prompt` (content and
-  /// suffix), learned too when sft.all_assistant_turns is on.
+  /// The earlier assistant turns of a "messages" line (or of an Alpaca line's "history"): their
+  /// ranges in `prompt` (content and suffix), learned too when sft.all_assistant_turns is on.
   std::vector<TextSpan> assistant_turns;
 };
 
@@ -92,6 +98,14 @@ struct LoadReport {
 /// its own name. A file's name that no record of a non-empty file has is refused.
 using FieldNames = std::vector<std::pair<std::string, std::string>>;
 
+/// The fields `fields` (data.fields) names otherwise, for the loaders.
+FieldNames field_names(const DataFields& fields);
+
+/// The records of `path` as the loaders read them: its non-empty lines, or -1 for a file that
+/// is one JSON array (counting its elements would parse it). Throws NotFound when it cannot be
+/// opened.
+int64_t count_records(const std::string& path);
+
 /// Loads SFT examples. With `skip_bad`, malformed lines are counted in `report` and skipped;
 /// otherwise the first one throws InvalidArgument "path:LINE: what" ("path: element N: what"
 /// in a JSON array file). Every loader reads a record's fields by `fields`.
@@ -119,10 +133,44 @@ std::vector<LabelledText> load_labelled_jsonl(const std::string& path, bool skip
 /// Every pair of `list` with different ranks (chosen: the better rank), in list order.
 std::vector<PreferencePair> pairs_of(const RankedList& list);
 
+/// A record to score (`rudder score`) as the reward model reads it: a preference pair where the
+/// record has "chosen" or "rejected" (any preference layout above), else one prompt and
+/// response: {"prompt": str|messages, "response": str|messages} (response messages open with the
+/// assistant's turn and need prompt messages) or any SFT layout above, its completion the
+/// response.
+struct ScoringRecord {
+  bool preference = false;
+  std::string prompt;
+  std::string response;  // the chosen one of a pair
+  std::string rejected;  // a pair's only
+};
+
+/// Calls `each` with every record of `path` as the file has it (before data.fields renames its
+/// fields) and as read, in file order; bad records as the loaders treat them. A data.fields name
+/// that no record has is logged, not refused (the config's fields are its training file's). A
+/// core::InvalidArgument thrown by `each` is taken for a fault of the record just read: throw
+/// another type for a failure of the caller's own.
+void for_each_scoring_record(const std::string& path, const ChatTemplate& chat_template,
+                             bool skip_bad, LoadReport* report, const FieldNames& fields,
+                             const std::function<void(const nlohmann::json&, ScoringRecord)>& each);
+
 /// Loads prompts.
 std::vector<PromptExample> load_prompts_jsonl(const std::string& path,
                                               const ChatTemplate& chat_template, bool skip_bad,
                                               LoadReport* report = nullptr,
                                               const FieldNames& fields = {});
+
+/// A prompt and responses sampled for it.
+struct PromptSamples {
+  std::string prompt;
+  std::vector<std::string> responses;
+};
+
+/// Loads prompts with their samples: any prompt layout above with "responses": [str, ...], or
+/// `rudder generate`'s output lines, whose "samples" are [{"text": str, ...}, ...]. At least one
+/// response each.
+std::vector<PromptSamples> load_prompt_samples_jsonl(const std::string& path,
+                                                     const ChatTemplate& chat_template,
+                                                     bool skip_bad, LoadReport* report = nullptr);
 
 }  // namespace rudder::data

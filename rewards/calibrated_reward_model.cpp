@@ -1,34 +1,34 @@
 #include "rewards/calibrated_reward_model.h"
 
-#include <fstream>
+#include <iterator>
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/dataset.h"
 #include "rewards/calibration.h"
 #include "rewards/detail/text_batch.h"
 
 namespace rudder::rewards {
 
-ReferenceSamples load_reference_samples(const std::string& path) {
-  std::ifstream in(path);
-  RUDDER_CHECK_T(core::NotFound, in.good(), "reference samples '", path, "': cannot open");
-  ReferenceSamples out;
-  std::string line;
-  for (size_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      const auto j = nlohmann::json::parse(line);
-      auto responses = j.at("responses").get<std::vector<std::string>>();
-      RUDDER_CHECK(!responses.empty(), "no responses");
-      auto& slot = out[j.at("prompt").get<std::string>()];
-      slot.insert(slot.end(), responses.begin(), responses.end());
-    } catch (const std::exception& e) {
-      throw core::InvalidArgument(core::str(path, ":", number, ": ", e.what(),
-                                            " (expected {\"prompt\": ..., \"responses\": [...]})"));
-    }
+ReferenceSamples load_reference_samples(const std::string& path,
+                                        const ChatTemplate& chat_template) {
+  std::vector<data::PromptSamples> samples;
+  try {
+    samples = data::load_prompt_samples_jsonl(path, chat_template, false);
+  } catch (const core::NotFound& e) {
+    throw core::NotFound(core::str("reference samples: ", e.what()));
+  } catch (const core::InvalidArgument& e) {
+    throw core::InvalidArgument(core::str("reference samples: ", e.what()));
   }
+  ReferenceSamples out;
+  for (auto& s : samples) {
+    auto& slot = out[s.prompt];
+    slot.insert(slot.end(), std::make_move_iterator(s.responses.begin()),
+                std::make_move_iterator(s.responses.end()));
+  }
+  RUDDER_CHECK(!out.empty(), "reference samples '", path, "': no prompts");
   return out;
 }
 

@@ -12,15 +12,21 @@
 
 #include "rewards/reward_model.h"
 
+namespace rudder {
+class ChatTemplate;
+}
+
 namespace rudder::rewards {
 
 /// Reference-policy samples by prompt.
 using ReferenceSamples = std::unordered_map<std::string, std::vector<std::string>>;
 
-/// Reads JSONL lines {"prompt": ..., "responses": [...]} (at least one response each; a prompt
-/// seen again adds its responses). Throws NotFound for a missing file and InvalidArgument
-/// naming the line for a malformed one.
-ReferenceSamples load_reference_samples(const std::string& path);
+/// Reads records {"prompt": ..., "responses": [...]} or `rudder generate`'s output (its samples'
+/// texts are the responses), JSONL or one JSON array (data::load_prompt_samples_jsonl; prompts
+/// given as messages are formatted with `chat_template`); a prompt seen again adds its
+/// responses. Throws NotFound for a missing file and InvalidArgument naming the line for a
+/// malformed one, or for a file with no records.
+ReferenceSamples load_reference_samples(const std::string& path, const ChatTemplate& chat_template);
 
 /// Calibrates `inner`'s rewards against reference samples; rewards in [0, 1].
 /// Thread-safety: one caller at a time (the cache is not guarded).

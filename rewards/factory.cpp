@@ -166,8 +166,8 @@ std::shared_ptr<RewardModel> make_reward_model(const ExperimentConfig& config) {
   auto model = uncalibrated(config);
   const std::string& references = config.reward().calibration().reference_path();
   if (references.empty()) return model;
-  return std::make_shared<CalibratedRewardModel>(std::move(model),
-                                                 load_reference_samples(references));
+  return std::make_shared<CalibratedRewardModel>(
+      std::move(model), load_reference_samples(references, config.tokenizer().chat_template()));
 }
 
 }  // namespace rudder::rewards

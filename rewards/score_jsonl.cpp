@@ -1,6 +1,7 @@
 #include "rewards/score_jsonl.h"
 
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -15,59 +16,27 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// One parsed input line.
+// One record: as the file has it, and the pairs the model scores.
 struct Line {
   json object;
-  bool preference = false;  // chosen/rejected rather than response
+  data::ScoringRecord record;
 };
 
-std::string text_field(const json& object, const char* key, const std::string& where) {
-  const auto it = object.find(key);
-  RUDDER_CHECK(it != object.end(), where, ": missing \"", key, "\"");
-  RUDDER_CHECK(it->is_string(), where, ": \"", key, "\" must be a string, got ", it->type_name());
-  return it->get<std::string>();
-}
-
-Line parse_line(const std::string& text, const std::string& where) {
-  Line line;
-  try {
-    line.object = json::parse(text);
-  } catch (const json::exception& e) {
-    throw core::InvalidArgument(core::str(where, ": malformed JSON: ", e.what()));
-  }
-  RUDDER_CHECK(line.object.is_object(), where, ": expected a JSON object");
-  text_field(line.object, "prompt", where);
-  line.preference = line.object.contains("chosen") || line.object.contains("rejected");
-  if (line.preference) {
-    RUDDER_CHECK(!line.object.contains("response"), where,
-                 ": has both \"response\" and \"chosen\"/\"rejected\"; keep one form");
-    text_field(line.object, "chosen", where);
-    text_field(line.object, "rejected", where);
-  } else {
-    text_field(line.object, "response", where);
-  }
-  return line;
-}
-
-int64_t count_lines(const std::string& path) {
-  std::ifstream in(path);
-  int64_t n = 0;
-  std::string text;
-  while (std::getline(in, text)) {
-    if (text.find_first_not_of(" \t\r") != std::string::npos) ++n;
-  }
-  return n;
-}
+// A failure of the model while records are read: carried past the reader, which would take an
+// InvalidArgument for the bad record that was read last.
+struct ScoringFailed {
+  std::exception_ptr error;
+};
 
 // Scores `lines` in one call to the model and writes them to `out`.
 void score_chunk(RewardModel& model, std::vector<Line>* lines, std::ostream& out) {
   std::vector<std::string> prompts, responses;
   for (const auto& l : *lines) {
-    const std::string prompt = l.object["prompt"].get<std::string>();
-    for (const char* key : l.preference ? std::vector<const char*>{"chosen", "rejected"}
-                                        : std::vector<const char*>{"response"}) {
-      prompts.push_back(prompt);
-      responses.push_back(l.object[key].get<std::string>());
+    prompts.push_back(l.record.prompt);
+    responses.push_back(l.record.response);
+    if (l.record.preference) {
+      prompts.push_back(l.record.prompt);
+      responses.push_back(l.record.rejected);
     }
   }
   const std::vector<double> rewards = model.score(prompts, responses);
@@ -75,7 +44,7 @@ void score_chunk(RewardModel& model, std::vector<Line>* lines, std::ostream& out
                 " rewards for ", prompts.size(), " pairs");
   size_t k = 0;
   for (auto& l : *lines) {
-    if (l.preference) {
+    if (l.record.preference) {
       l.object["chosen_reward"] = rewards[k];
       l.object["rejected_reward"] = rewards[k + 1];
       l.object["margin"] = rewards[k] - rewards[k + 1];
@@ -93,9 +62,8 @@ void score_chunk(RewardModel& model, std::vector<Line>* lines, std::ostream& out
 ScoreJsonlResult score_jsonl(RewardModel& model, const std::string& in_path,
                              const std::string& out_path, const ScoreJsonlOptions& options) {
   RUDDER_CHECK(options.batch_size >= 1, "batch_size must be >= 1");
-  std::ifstream in(in_path);
-  RUDDER_CHECK_T(core::NotFound, in.good(), "cannot read '", in_path, "'");
-  const int64_t total = count_lines(in_path);
+  RUDDER_CHECK_T(core::NotFound, std::ifstream(in_path).good(), "cannot read '", in_path, "'");
+  const int64_t total = data::count_records(in_path);
   const std::string tmp = out_path + ".tmp";
   std::ofstream out(tmp, std::ios::trunc);
   RUDDER_CHECK(out.good(), "cannot write '", tmp, "'");
@@ -103,22 +71,33 @@ ScoreJsonlResult score_jsonl(RewardModel& model, const std::string& in_path,
   try {
     std::vector<Line> chunk;
     size_t chunk_pairs = 0;
-    std::string text;
-    for (int64_t number = 1; std::getline(in, text); ++number) {
-      if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-      chunk.push_back(parse_line(text, core::str(in_path, ":", number)));
-      chunk_pairs += chunk.back().preference ? 2 : 1;
-      ++result.lines;
-      if (chunk_pairs >= options.batch_size) {
+    auto flush = [&] {
+      try {
         result.pairs += static_cast<int64_t>(chunk_pairs);
-        score_chunk(model, &chunk, out);
+        if (!chunk.empty()) score_chunk(model, &chunk, out);
         chunk_pairs = 0;
-        if (options.progress) options.progress(result.lines, total);
+        // Progress counts every record read, the skipped too, against the file's count.
+        if (options.progress) options.progress(result.lines + result.skipped, total);
+      } catch (...) {
+        throw ScoringFailed{std::current_exception()};
       }
+    };
+    data::LoadReport report;
+    try {
+      data::for_each_scoring_record(in_path, options.chat_template, options.skip_bad, &report,
+                                    options.fields,
+                                    [&](const json& object, data::ScoringRecord record) {
+                                      result.skipped = static_cast<int64_t>(report.skipped);
+                                      chunk_pairs += record.preference ? 2 : 1;
+                                      chunk.push_back({object, std::move(record)});
+                                      ++result.lines;
+                                      if (chunk_pairs >= options.batch_size) flush();
+                                    });
+      result.skipped = static_cast<int64_t>(report.skipped);
+      flush();
+    } catch (const ScoringFailed& failed) {
+      std::rethrow_exception(failed.error);
     }
-    result.pairs += static_cast<int64_t>(chunk_pairs);
-    if (!chunk.empty()) score_chunk(model, &chunk, out);
-    if (options.progress) options.progress(result.lines, total);
     out.close();
     RUDDER_CHECK(!out.fail(), "writing '", tmp, "' failed");
     fs::rename(tmp, out_path);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "proto/rudder.pb.h"
 #include "rewards/rule_rewards.h"
 #include "tests/support/test_support.h"
 
@@ -47,16 +48,52 @@ TEST(CalibratedRewardModel, LoadsReferenceSamplesFromJsonl) {
       "refs.jsonl",
       "{\"prompt\": \"p\", \"responses\": [\"a\", \"b\"]}\n\n{\"prompt\": \"p\", \"responses\": "
       "[\"c\"]}\n");
-  const auto refs = load_reference_samples(path);
+  const auto refs = load_reference_samples(path, ChatTemplate());
   EXPECT_EQ(refs.at("p"), (std::vector<std::string>{"a", "b", "c"}));
   const std::string bad = dir.write("bad.jsonl", "{\"prompt\": \"p\", \"responses\": []}\n");
   try {
-    load_reference_samples(bad);
+    load_reference_samples(bad, ChatTemplate());
     FAIL() << "an empty list of responses loaded";
   } catch (const core::InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:1"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(load_reference_samples(dir.path() + "/missing.jsonl"), core::NotFound);
+  EXPECT_THROW(load_reference_samples(dir.path() + "/missing.jsonl", ChatTemplate()),
+               core::NotFound);
+}
+
+// `rudder generate`'s output is a reference file as it stands: its samples' texts are the
+// responses, a prompt given as messages is the formatted prompt the scorer sees; a JSON array
+// of records reads too.
+TEST(CalibratedRewardModel, LoadsWhatRudderGenerateWrites) {
+  testing::TempDir dir;
+  ChatTemplate t;
+  t.set_user_prefix("User: ");
+  t.set_user_suffix("\n");
+  t.set_assistant_prefix("Assistant: ");
+  const std::string generated = dir.write(
+      "generated.jsonl",
+      R"({"prompt": "2+2=", "id": 1, "samples": [{"text": "4", "token_ids": [7], "finish_reason": "stop"}, {"text": "5", "token_ids": [8], "finish_reason": "stop"}], "policy_version": 0})"
+      "\n"
+      R"({"messages": [{"role": "user", "content": "Hi"}], "samples": [{"text": "Hello"}]})"
+      "\n");
+  const auto refs = load_reference_samples(generated, t);
+  EXPECT_EQ(refs.at("2+2="), (std::vector<std::string>{"4", "5"}));
+  EXPECT_EQ(refs.at("User: Hi\nAssistant: "), (std::vector<std::string>{"Hello"}));
+  const auto array = load_reference_samples(
+      dir.write("refs.json",
+                R"([{"prompt": "p", "responses": ["a"]}, {"prompt": "q", "responses": ["b"]}])"),
+      t);
+  EXPECT_EQ(array.size(), 2u);
+  for (const std::string bad : {R"({"prompt": "p", "samples": [{"tokens": [1]}]})",
+                                R"({"prompt": "p", "responses": [1]})", R"({"prompt": "p"})"}) {
+    try {
+      load_reference_samples(dir.write("bad.jsonl", bad + "\n"), t);
+      FAIL() << bad;
+    } catch (const core::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("bad.jsonl:1: "), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(load_reference_samples(dir.write("empty.jsonl", "\n"), t), core::InvalidArgument);
 }
 
 }  // namespace

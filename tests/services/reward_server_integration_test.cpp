@@ -158,7 +158,7 @@ TEST_F(RewardServerProcesses, ScoreCommandWritesEveryLineAtomically) {
   const auto run = rudder::testing::run_process(
       {rudder::testing::rudder_binary(), "score", config_, "--in", in, "--out", out});
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_NE(run.out.find("scored 6 lines (9 pairs)"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("scored 6 records (9 pairs)"), std::string::npos) << run.out;
   EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
   std::ifstream file(out);
   std::string text;

@@ -13,10 +13,21 @@
 #include <thread>
 
 #include "core/files.h"
+#include "proto/rudder.pb.h"
 
 namespace rudder::testing {
 
 namespace fs = std::filesystem;
+
+ChatTemplate chat_template() {
+  ChatTemplate t;
+  t.set_user_prefix("User: ");
+  t.set_user_suffix("\n");
+  t.set_assistant_prefix("Assistant: ");
+  t.set_assistant_suffix("\n");
+  t.set_system_suffix("\n");
+  return t;
+}
 
 std::string golden_dir() {
   if (const char* dir = std::getenv("RUDDER_GOLDEN_DIR"); dir != nullptr && *dir != '\0')

@@ -6,7 +6,15 @@
 
 #include <gtest/gtest.h>
 
+namespace rudder {
+class ChatTemplate;
+}
+
 namespace rudder::testing {
+
+/// Plain role prefixes ("User: ", "Assistant: ") with a newline after each turn: chats the data
+/// tests can spell out.
+ChatTemplate chat_template();
 
 /// `$RUDDER_GOLDEN_DIR` when set, else `../shared/golden` beside the source tree.
 std::string golden_dir();

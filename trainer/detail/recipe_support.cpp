@@ -126,16 +126,7 @@ void refuse_unread_data_settings(const ExperimentConfig& c) {
 }
 
 data::FieldNames data_fields(const ExperimentConfig& c) {
-  // Each field of DataFields is named as Rudder's field it renames.
-  const DataFields& f = c.data().fields();
-  const auto* descriptor = f.GetDescriptor();
-  data::FieldNames out;
-  for (int i = 0; i < descriptor->field_count(); ++i) {
-    const auto* field = descriptor->field(i);
-    const std::string theirs = f.GetReflection()->GetString(f, field);
-    if (theirs != field->name()) out.emplace_back(field->name(), theirs);
-  }
-  return out;
+  return data::field_names(c.data().fields());
 }
 
 algorithms::SftData load_sft_data(const ExperimentConfig& c, const data::Tokenizer& tokenizer) {
