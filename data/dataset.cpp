@@ -220,6 +220,9 @@ std::string prompt_text(const json& line, const ChatTemplate& t) {
   if (const char* key = conversation_key(line))
     return format_chat(messages_of(line.at(key), key), t, true);
   if (is_alpaca(line)) return alpaca_prompt(line, t);
+  RUDDER_CHECK(line.contains("prompt"),
+               "missing 'prompt' (or 'messages', ShareGPT's 'conversations', or Alpaca's "
+               "'instruction')");
   return prompt_of(line, t);
 }
 
@@ -351,6 +354,14 @@ std::vector<PromptExample> load_prompts_jsonl(const std::string& path, const Cha
     out.push_back(std::move(p));
   });
   return out;
+}
+
+void for_each_prompt_record(const std::string& path, const ChatTemplate& t,
+                            const std::function<void(const json&, std::string)>& each) {
+  detail::RecordOptions options;
+  options.fields_apply = false;
+  detail::for_each_record(path, options, nullptr,
+                          [&](const json& line, const json&) { each(line, prompt_text(line, t)); });
 }
 
 std::vector<PromptSamples> load_prompt_samples_jsonl(const std::string& path, const ChatTemplate& t,

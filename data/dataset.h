@@ -160,6 +160,12 @@ std::vector<PromptExample> load_prompts_jsonl(const std::string& path,
                                               LoadReport* report = nullptr,
                                               const FieldNames& fields = {});
 
+/// Calls `each` with every record of `path` as the file has it and its prompt as
+/// load_prompts_jsonl reads it, in file order, the first bad record thrown (`rudder generate`,
+/// which echoes each record). The file's fields are read under their own names.
+void for_each_prompt_record(const std::string& path, const ChatTemplate& chat_template,
+                            const std::function<void(const nlohmann::json&, std::string)>& each);
+
 /// A prompt and responses sampled for it.
 struct PromptSamples {
   std::string prompt;

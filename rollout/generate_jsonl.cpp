@@ -6,8 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "data/chat.h"
-#include "data/chat_json.h"
+#include "data/dataset.h"
 #include "data/tokenizer.h"
 
 namespace rudder::rollout {
@@ -21,40 +20,21 @@ struct PromptLine {
   std::vector<int64_t> prompt;  // its token ids
 };
 
-std::string prompt_text(const json& line, const GenerateJsonlOptions& options) {
-  if (line.contains("prompt")) return data::prompt_of(line, options.chat_template);
-  const char* key = data::conversation_key(line);
-  RUDDER_CHECK(key != nullptr,
-               "each line needs \"prompt\" (a string or messages) or "
-               "\"messages\" (a list; ShareGPT's \"conversations\" too)");
-  return data::format_chat(data::messages_of(line.at(key), key), options.chat_template,
-                           /*add_generation_prompt=*/true);
-}
-
+// Every prompt of `path`, read and tokenized before any is generated from.
 std::vector<PromptLine> read_prompts(const std::string& path, const data::Tokenizer& tokenizer,
                                      const GenerateJsonlOptions& options) {
-  std::ifstream in(path);
-  if (!in) throw core::NotFound(core::str("cannot read prompts file '", path, "'"));
   std::vector<PromptLine> out;
-  std::string text;
-  for (int64_t number = 1; std::getline(in, text); ++number) {
-    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      PromptLine line;
-      line.object = json::parse(text);
-      RUDDER_CHECK(line.object.is_object(), "a line must be a JSON object");
-      RUDDER_CHECK(!line.object.contains("samples"), "\"samples\" is the output's key");
-      if (options.add_bos && tokenizer.bos_id()) line.prompt.push_back(*tokenizer.bos_id());
-      const auto ids = tokenizer.encode(prompt_text(line.object, options));
-      line.prompt.insert(line.prompt.end(), ids.begin(), ids.end());
-      RUDDER_CHECK(!line.prompt.empty(), "the prompt is empty");
-      out.push_back(std::move(line));
-    } catch (const json::exception& e) {
-      throw core::InvalidArgument(core::str(path, ":", number, ": not JSON: ", e.what()));
-    } catch (const core::InvalidArgument& e) {
-      throw core::InvalidArgument(core::str(path, ":", number, ": ", e.what()));
-    }
-  }
+  data::for_each_prompt_record(
+      path, options.chat_template, [&](const json& object, const std::string& prompt) {
+        RUDDER_CHECK(!object.contains("samples"), "\"samples\" is the output's key");
+        PromptLine line;
+        line.object = object;
+        if (options.add_bos && tokenizer.bos_id()) line.prompt.push_back(*tokenizer.bos_id());
+        const auto ids = tokenizer.encode(prompt);
+        line.prompt.insert(line.prompt.end(), ids.begin(), ids.end());
+        RUDDER_CHECK(!line.prompt.empty(), "the prompt is empty");
+        out.push_back(std::move(line));
+      });
   return out;
 }
 

@@ -1,11 +1,13 @@
 // Generating completions for a JSONL file of prompts with any RolloutEngine (`rudder generate`).
 //
-// Each input line is an object with "prompt" (text, used as written) or "messages" (a chat,
-// formatted with the config's chat template and its generation prompt); other keys ("id", ...)
-// are copied to the output. Each output line is that object with "samples" added: for each
+// The input is JSONL or one JSON array of prompt records, read as training reads its prompts
+// (data::for_each_prompt_record): "messages" (ShareGPT's "conversations" too) or "prompt" as
+// messages, formatted with the config's chat template and its generation prompt; "prompt" as
+// text, used as written; Alpaca's "instruction" and "input". Other keys ("id", ...) are copied
+// to the output. Each output line is that object with "samples" added: for each
 // sample its "text", "token_ids", "logprobs", "policy_logprobs" and "finish_reason"; and
 // "policy_version" (text that is not UTF-8 is written with U+FFFD, token_ids stay exact).
-// Lines keep their order; blank lines are skipped. Every line is read and
+// Records keep their order; blank lines are skipped. Every record is read and
 // checked before generation starts; the output is written to a temporary name beside
 // `out_path` and renamed when complete, so a failed run leaves no partial file.
 #pragma once

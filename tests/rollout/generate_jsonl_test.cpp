@@ -121,6 +121,44 @@ TEST_F(GenerateJsonlTest, PromptMessagesReadAsInTheTrainingData) {
   }
 }
 
+// Prompt files in the other layouts training reads: a JSON array, Alpaca's instruction and
+// input, ShareGPT's conversations; each record echoed as it was.
+TEST_F(GenerateJsonlTest, ArraysAlpacaAndShareGptPromptsReadAsTrainingReadsThem) {
+  const std::string in = dir.write("in.json",
+                                   R"([{"instruction": "hi", "id": 1},
+          {"conversations": [{"from": "human", "value": "hi"}]},
+          {"messages": [{"role": "user", "content": "hi"}]}])");
+  const std::string out = dir.path() + "/out.jsonl";
+  ASSERT_EQ(generate_jsonl(*engine, *tokenizer, in, out, options), 3);
+  const auto lines = read_lines(out);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].at("instruction"), "hi");
+  EXPECT_EQ(lines[0].at("id"), 1);
+  EXPECT_TRUE(lines[1].contains("conversations"));
+  // The same chat each way: greedy decoding gives the same tokens.
+  EXPECT_EQ(lines[0].at("samples")[0].at("token_ids"), lines[2].at("samples")[0].at("token_ids"));
+  EXPECT_EQ(lines[1].at("samples")[0].at("token_ids"), lines[2].at("samples")[0].at("token_ids"));
+  // A record with no prompt in any layout is named with the layouts it could have.
+  try {
+    generate_jsonl(*engine, *tokenizer, dir.write("none.jsonl", "{\"id\": 1}\n"), out + "2",
+                   options);
+    FAIL() << "a record without a prompt was read";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("none.jsonl:1: missing 'prompt' (or 'messages'"),
+              std::string::npos)
+        << e.what();
+  }
+  // Generate's own output is refused as input: its "samples" would be overwritten.
+  try {
+    generate_jsonl(*engine, *tokenizer, out, out + "2", options);
+    FAIL() << "an output file was read as prompts";
+  } catch (const core::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("out.jsonl:1: \"samples\" is the output's key"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(GenerateJsonlTest, AMalformedLineIsNamedAndNothingIsWritten) {
   const std::string out = dir.path() + "/out.jsonl";
   const std::string bad = dir.write("bad.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": 3}\n");
