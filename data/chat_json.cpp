@@ -36,11 +36,12 @@ bool is_sharegpt(const json& m) { return !m.contains("role") && m.contains("from
 
 std::string role_of(const json& m) {
   if (!m.is_object()) return "";
-  const json* role = is_sharegpt(m) ? &m.at("from") : m.contains("role") ? &m.at("role") : nullptr;
+  const bool sharegpt = is_sharegpt(m);
+  const json* role = sharegpt ? &m.at("from") : m.contains("role") ? &m.at("role") : nullptr;
   if (role == nullptr || !role->is_string()) return "";
   const std::string name = role->get<std::string>();
-  if (is_sharegpt(m) && name == "human") return "user";
-  if (is_sharegpt(m) && name == "gpt") return "assistant";
+  if (sharegpt && name == "human") return "user";
+  if (sharegpt && name == "gpt") return "assistant";
   return name;
 }
 

@@ -62,8 +62,7 @@ void score_chunk(RewardModel& model, std::vector<Line>* lines, std::ostream& out
 ScoreJsonlResult score_jsonl(RewardModel& model, const std::string& in_path,
                              const std::string& out_path, const ScoreJsonlOptions& options) {
   RUDDER_CHECK(options.batch_size >= 1, "batch_size must be >= 1");
-  RUDDER_CHECK_T(core::NotFound, std::ifstream(in_path).good(), "cannot read '", in_path, "'");
-  const int64_t total = data::count_records(in_path);
+  const int64_t total = data::count_records(in_path);  // throws NotFound for a missing file
   const std::string tmp = out_path + ".tmp";
   std::ofstream out(tmp, std::ios::trunc);
   RUDDER_CHECK(out.good(), "cannot write '", tmp, "'");

@@ -216,15 +216,12 @@ TEST(Dataset, AlpacaHistoryAndPreferencePairs) {
   EXPECT_EQ(pairs[0].rejected, "Lyon\n");
   for (const std::string bad :
        {R"("history": [["q"]])", R"("history": "q")", R"("history": [["q", 2]])"}) {
-    try {
+    const std::string what = testing::error_message<core::InvalidArgument>([&] {
       load_sft_jsonl(
           dir.write("bad.jsonl", R"({"instruction": "x", "output": "y", )" + bad + "}\n"),
           testing::chat_template(), false);
-      FAIL() << bad;
-    } catch (const core::InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find("bad.jsonl:1: 'history'"), std::string::npos)
-          << e.what();
-    }
+    });
+    EXPECT_NE(what.find("bad.jsonl:1: 'history'"), std::string::npos) << bad << ": " << what;
   }
 }
 
@@ -274,16 +271,13 @@ TEST(Dataset, PromptSamplesFromResponsesOrGeneratedSamples) {
   EXPECT_EQ(samples[0].responses, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(samples[1].prompt, "User: Hi\nAssistant: ");
   EXPECT_EQ(samples[1].responses, (std::vector<std::string>{"c"}));
-  try {
+  const std::string what = testing::error_message<core::InvalidArgument>([&] {
     load_prompt_samples_jsonl(dir.write("bad.jsonl", R"({"prompt": "p"})"
                                                      "\n"),
                               testing::chat_template(), false);
-    FAIL() << "a record without responses loaded";
-  } catch (const core::InvalidArgument& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("bad.jsonl:1: missing 'responses'"), std::string::npos) << what;
-    EXPECT_EQ(what.find("data.fields"), std::string::npos) << what;  // it reads no data.fields
-  }
+  });
+  EXPECT_NE(what.find("bad.jsonl:1: missing 'responses'"), std::string::npos) << what;
+  EXPECT_EQ(what.find("data.fields"), std::string::npos) << what;  // it reads no data.fields
 }
 
 // Records as the loaders count them: non-empty lines, a byte order mark on a line of its own
@@ -302,17 +296,14 @@ TEST(Dataset, CountsRecordsOfJsonlNotOfArrays) {
 // else the record misses its prompt (a shared prefix of two answers is no prompt).
 TEST(Dataset, PreferenceStringsWithoutADialogueNeedTheirPrompt) {
   testing::TempDir dir;
-  try {
+  const std::string what = testing::error_message<core::InvalidArgument>([&] {
     load_preference_jsonl(
         dir.write("orca.jsonl",
                   R"({"question": "Sky?", "chosen": "The sky is blue", "rejected": "The sea"})"
                   "\n"),
         testing::chat_template(), false);
-    FAIL() << "a prompt was made of a shared prefix";
-  } catch (const core::InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("orca.jsonl:1: missing 'prompt'"), std::string::npos)
-        << e.what();
-  }
+  });
+  EXPECT_NE(what.find("orca.jsonl:1: missing 'prompt'"), std::string::npos) << what;
   // An Alpaca record whose responses are whole conversations reads as those conversations.
   const auto pairs = load_preference_jsonl(
       dir.write(

@@ -86,12 +86,9 @@ TEST(CalibratedRewardModel, LoadsWhatRudderGenerateWrites) {
   EXPECT_EQ(array.size(), 2u);
   for (const std::string bad : {R"({"prompt": "p", "samples": [{"tokens": [1]}]})",
                                 R"({"prompt": "p", "responses": [1]})", R"({"prompt": "p"})"}) {
-    try {
-      load_reference_samples(dir.write("bad.jsonl", bad + "\n"), t);
-      FAIL() << bad;
-    } catch (const core::InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find("bad.jsonl:1: "), std::string::npos) << e.what();
-    }
+    const std::string what = testing::error_message<core::InvalidArgument>(
+        [&] { load_reference_samples(dir.write("bad.jsonl", bad + "\n"), t); });
+    EXPECT_NE(what.find("bad.jsonl:1: "), std::string::npos) << bad << ": " << what;
   }
   EXPECT_THROW(load_reference_samples(dir.write("empty.jsonl", "\n"), t), core::InvalidArgument);
 }

@@ -139,24 +139,15 @@ TEST_F(GenerateJsonlTest, ArraysAlpacaAndShareGptPromptsReadAsTrainingReadsThem)
   EXPECT_EQ(lines[0].at("samples")[0].at("token_ids"), lines[2].at("samples")[0].at("token_ids"));
   EXPECT_EQ(lines[1].at("samples")[0].at("token_ids"), lines[2].at("samples")[0].at("token_ids"));
   // A record with no prompt in any layout is named with the layouts it could have.
-  try {
+  const std::string none = testing::error_message<core::InvalidArgument>([&] {
     generate_jsonl(*engine, *tokenizer, dir.write("none.jsonl", "{\"id\": 1}\n"), out + "2",
                    options);
-    FAIL() << "a record without a prompt was read";
-  } catch (const core::InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("none.jsonl:1: missing 'prompt' (or 'messages'"),
-              std::string::npos)
-        << e.what();
-  }
+  });
+  EXPECT_NE(none.find("none.jsonl:1: missing 'prompt' (or 'messages'"), std::string::npos) << none;
   // Generate's own output is refused as input: its "samples" would be overwritten.
-  try {
-    generate_jsonl(*engine, *tokenizer, out, out + "2", options);
-    FAIL() << "an output file was read as prompts";
-  } catch (const core::InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("out.jsonl:1: \"samples\" is the output's key"),
-              std::string::npos)
-        << e.what();
-  }
+  const std::string own = testing::error_message<core::InvalidArgument>(
+      [&] { generate_jsonl(*engine, *tokenizer, out, out + "2", options); });
+  EXPECT_NE(own.find("out.jsonl:1: \"samples\" is the output's key"), std::string::npos) << own;
 }
 
 TEST_F(GenerateJsonlTest, AMalformedLineIsNamedAndNothingIsWritten) {

@@ -1,6 +1,7 @@
 // Helpers shared by every test binary.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,18 @@ class ChatTemplate;
 }
 
 namespace rudder::testing {
+
+/// The message of the E that `f` throws; a test failure, and "", where it throws none.
+template <typename E>
+std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception, none was thrown";
+  return "";
+}
 
 /// Plain role prefixes ("User: ", "Assistant: ") with a newline after each turn: chats the data
 /// tests can spell out.
